@@ -1,0 +1,5 @@
+"""Custom Kedro datasets."""
+
+from product_descgen.datasets.jsonlines import JSONLinesDataset
+
+__all__ = ["JSONLinesDataset"]

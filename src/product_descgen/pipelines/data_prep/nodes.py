@@ -1,0 +1,157 @@
+"""data_prep nodes: thin adapters over :mod:`product_descgen.prep` (no node mutates its inputs)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pandas as pd
+
+from product_descgen.models import ModelsParams, load_tokenizer
+from product_descgen.prep.clean import clean_product, content_key
+from product_descgen.prep.config import DataPrepParams
+from product_descgen.prep.ingest import ingest
+from product_descgen.prep.inputs import audience_for, build_input_text
+from product_descgen.prep.quarantine import QUARANTINE_COLUMNS, quarantine_frame, quarantine_row
+from product_descgen.prep.split import SPLITS, coverage_report, stratified_split
+from product_descgen.prep.tables import frame_to_products, products_to_frame
+
+logger = logging.getLogger(__name__)
+
+
+def ingest_catalogue(
+    raw_products: pd.DataFrame, params: DataPrepParams
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Map raw columns onto the canonical schema; unusable rows go to quarantine."""
+    kept, quarantined = ingest(raw_products, params.columns, params.attributes, params.limits)
+    logger.info(
+        "Ingested %d rows: %d kept, %d quarantined", len(raw_products), len(kept), len(quarantined)
+    )
+    return products_to_frame(kept), quarantine_frame(quarantined)
+
+
+def clean_catalogue(
+    products: pd.DataFrame, params: DataPrepParams
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Clean text and attributes; exact duplicates (after cleaning) go to quarantine."""
+    kept, quarantined = [], []
+    first_seen: dict[tuple[str, str, str], str] = {}
+    for product in frame_to_products(products):
+        cleaned = clean_product(product, params.cleaning)
+        key = content_key(cleaned)
+        if key in first_seen:
+            quarantined.append(
+                quarantine_row(
+                    cleaned,
+                    "clean",
+                    "duplicate_content",
+                    f"same title, attributes and description as {first_seen[key]}",
+                    cleaned["product_id"],
+                )
+            )
+            continue
+        first_seen[key] = cleaned["product_id"]
+        kept.append(cleaned)
+    logger.info("Cleaned %d products, %d exact duplicates quarantined", len(kept), len(quarantined))
+    return products_to_frame(kept), quarantine_frame(quarantined)
+
+
+def build_model_inputs(products: pd.DataFrame, params: DataPrepParams) -> pd.DataFrame:
+    """Add the target audience and the model input text to each product."""
+    audiences = [audience_for(c, params.audience) for c in products["category"]]
+    texts = [
+        build_input_text(p, a) for p, a in zip(frame_to_products(products), audiences, strict=True)
+    ]
+    return products.assign(audience=audiences, input_text=texts)
+
+
+def load_student_tokenizer(models: ModelsParams) -> Any:
+    """The student's tokenizer (converts the student model on first use, then cached)."""
+    return load_tokenizer(models.student, models.cache_dir)
+
+
+def filter_by_length(
+    examples: pd.DataFrame, tokenizer: Any, params: DataPrepParams
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Keep examples whose input tokens plus the output budget fit ``max_tokens``."""
+    bound = params.length_filter
+    counts = (
+        [
+            len(ids)
+            for ids in tokenizer(examples["input_text"].tolist(), add_special_tokens=False)[
+                "input_ids"
+            ]
+        ]
+        if len(examples)
+        else []
+    )
+    counted = examples.assign(input_tokens=pd.Series(counts, index=examples.index, dtype="int64"))
+    fits = counted["input_tokens"] + bound.output_token_budget <= bound.max_tokens
+    rows = [
+        quarantine_row(
+            record,
+            "length_filter",
+            "too_many_tokens",
+            f"{record['input_tokens']} input tokens + {bound.output_token_budget} output budget "
+            f"> max_tokens {bound.max_tokens}",
+            record["product_id"],
+        )
+        for record in counted.loc[~fits].to_dict(orient="records")
+    ]
+    logger.info(
+        "Length filter: %d kept, %d over %d tokens", int(fits.sum()), len(rows), bound.max_tokens
+    )
+    return counted.loc[fits].reset_index(drop=True), quarantine_frame(rows)
+
+
+def split_examples(
+    examples: pd.DataFrame, params: DataPrepParams
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Stratified, seeded train/validation/test split."""
+    shares = {name: getattr(params.split, name) for name in SPLITS}
+    labelled = stratified_split(examples, shares, params.split.seed)
+    parts = tuple(
+        labelled.loc[labelled["split"] == name].drop(columns="split").reset_index(drop=True)
+        for name in SPLITS
+    )
+    logger.info("Split: %s", {name: len(part) for name, part in zip(SPLITS, parts, strict=True)})
+    return parts
+
+
+def collect_quarantine(*parts: pd.DataFrame) -> pd.DataFrame:
+    """All quarantined rows of every stage in one table."""
+    non_empty = [p for p in parts if len(p)]
+    if not non_empty:
+        return quarantine_frame([])
+    return pd.concat(non_empty, ignore_index=True)[QUARANTINE_COLUMNS]
+
+
+def summarise_data_prep(
+    raw_products: pd.DataFrame,
+    quarantine: pd.DataFrame,
+    train: pd.DataFrame,
+    validation: pd.DataFrame,
+    test: pd.DataFrame,
+) -> dict[str, Any]:
+    """Counts of kept and quarantined rows by reason; fails if any row is unaccounted for."""
+    splits = dict(zip(SPLITS, (train, validation, test), strict=True))
+    kept = sum(len(p) for p in splits.values())
+    if kept + len(quarantine) != len(raw_products):
+        raise RuntimeError(
+            f"rows lost in data_prep: {len(raw_products)} raw != {kept} kept + "
+            f"{len(quarantine)} quarantined"
+        )
+    labelled = pd.concat([p.assign(split=n) for n, p in splits.items()], ignore_index=True)
+    return {
+        "raw_rows": len(raw_products),
+        "kept": kept,
+        "quarantined": len(quarantine),
+        "quarantined_by_reason": quarantine["reason"].value_counts().sort_index().to_dict(),
+        "quarantined_by_stage": quarantine["stage"].value_counts().sort_index().to_dict(),
+        "splits": {n: len(p) for n, p in splits.items()},
+        "split_shares": {n: round(len(p) / kept, 4) if kept else 0.0 for n, p in splits.items()},
+        "categories": {
+            n: p["category"].value_counts().sort_index().to_dict() for n, p in splits.items()
+        },
+        "category_coverage": coverage_report(labelled) if kept else {},
+    }

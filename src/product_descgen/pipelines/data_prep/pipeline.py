@@ -1,0 +1,67 @@
+"""data_prep wiring (see README.md beside this file)."""
+
+from kedro.pipeline import Node, Pipeline
+
+from product_descgen.pipelines.data_prep import nodes
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            Node(
+                nodes.ingest_catalogue,
+                ["raw_products", "params:data_prep"],
+                ["ingested_products", "ingest_quarantine"],
+                name="ingest_catalogue_node",
+            ),
+            Node(
+                nodes.clean_catalogue,
+                ["ingested_products", "params:data_prep"],
+                ["cleaned_products", "clean_quarantine"],
+                name="clean_catalogue_node",
+            ),
+            Node(
+                nodes.build_model_inputs,
+                ["cleaned_products", "params:data_prep"],
+                "model_inputs",
+                name="build_model_inputs_node",
+            ),
+            Node(
+                nodes.load_student_tokenizer,
+                "params:models",
+                "student_tokenizer",
+                name="load_student_tokenizer_node",
+            ),
+            Node(
+                nodes.filter_by_length,
+                ["model_inputs", "student_tokenizer", "params:data_prep"],
+                ["length_filtered_examples", "length_quarantine"],
+                name="filter_by_length_node",
+            ),
+            Node(
+                nodes.split_examples,
+                ["length_filtered_examples", "params:data_prep"],
+                ["train_examples", "validation_examples", "test_examples"],
+                name="split_examples_node",
+            ),
+            Node(
+                nodes.collect_quarantine,
+                ["ingest_quarantine", "clean_quarantine", "length_quarantine"],
+                "quarantine",
+                name="collect_quarantine_node",
+            ),
+            Node(
+                nodes.summarise_data_prep,
+                [
+                    "raw_products",
+                    "quarantine",
+                    "train_examples",
+                    "validation_examples",
+                    "test_examples",
+                ],
+                "data_prep_summary",
+                name="summarise_data_prep_node",
+            ),
+        ],
+        tags="data_prep",
+    )

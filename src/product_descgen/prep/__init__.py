@@ -1,0 +1,1 @@
+"""Catalogue preparation: ingest, validate, clean, build model inputs, filter, split (no Kedro)."""

@@ -1,0 +1,112 @@
+"""Text cleaning for raw catalogue text: markup, entities, whitespace, boilerplate, repeats."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from w3lib.html import remove_tags, replace_entities
+
+from product_descgen.prep.config import CleaningParams
+
+# Sentence or line boundaries: repeated blocks in raw catalogues are split by either.
+_SEGMENT_SPLIT = re.compile(r"(?<=[.!?])\s+|\s*\n\s*")
+_WS = re.compile(r"\s+")
+_KEY_EDGE = re.compile(r"^[\s:;,.\-]+|[\s:;,.\-]+$")
+
+
+def strip_markup(text: str) -> str:
+    """Remove HTML tags (block tags become line breaks) and decode entities."""
+    text = re.sub(r"(?i)<\s*(br|/p|/div|/li)\s*/?\s*>", "\n", text)
+    return replace_entities(remove_tags(text)).replace("\xa0", " ")
+
+
+def remove_boilerplate(text: str, patterns: list[str], title: str) -> str:
+    """Drop every match of the (case-insensitive) patterns; ``{title}`` means the title."""
+    for pattern in patterns:
+        regex = pattern.replace("{title}", re.escape(title))
+        text = re.sub(regex, "\n", text, flags=re.IGNORECASE)
+    return text
+
+
+def _segment_key(segment: str) -> str:
+    return _WS.sub(" ", segment).strip(" .!?").casefold()
+
+
+def dedupe_segments(text: str) -> str:
+    """Keep the first occurrence of each sentence or line (compared case-insensitively)."""
+    seen: set[str] = set()
+    kept = []
+    for segment in _SEGMENT_SPLIT.split(text):
+        key = _segment_key(segment)
+        if key and key not in seen:
+            seen.add(key)
+            kept.append(segment.strip())
+    return "\n".join(kept)
+
+
+def strip_title_prefix(text: str, title: str) -> str:
+    """Drop the title when the text merely opens by repeating it."""
+    stripped = text.lstrip()
+    if title and stripped.casefold().startswith(title.casefold()):
+        rest = stripped[len(title) :]
+        if not rest or not rest[0].isalnum():  # a whole-word repeat, not "Cup" in "Cupboard"
+            return rest.lstrip(" \t:-,.|\n")
+    return text
+
+
+def collapse_whitespace(text: str) -> str:
+    """Tabs, newlines and runs of spaces become single spaces."""
+    return _WS.sub(" ", text).strip()
+
+
+def clean_description(text: str, title: str, params: CleaningParams) -> str:
+    """The full cleaning chain for an original description."""
+    text = strip_markup(text)
+    text = remove_boilerplate(text, params.boilerplate_patterns, title)
+    if params.strip_title_prefix:
+        text = strip_title_prefix(text, title)
+    if params.dedupe_sentences:
+        text = dedupe_segments(text)
+    return collapse_whitespace(text)
+
+
+def normalise_key(key: str) -> str:
+    """``'  color: '`` -> ``'Color'``: single spaces, no edge punctuation, capital first letter."""
+    key = _KEY_EDGE.sub("", _WS.sub(" ", strip_markup(key)))
+    return key[:1].upper() + key[1:]
+
+
+def clean_attributes(attributes: dict[str, str]) -> dict[str, str]:
+    """Clean values, normalise keys and merge keys that differ only in case or spacing."""
+    out: dict[str, str] = {}
+    by_fold: dict[str, str] = {}
+    for raw_key, raw_value in attributes.items():
+        key = normalise_key(raw_key)
+        value = collapse_whitespace(strip_markup(raw_value))
+        if not key or not value:
+            continue
+        key = by_fold.setdefault(key.casefold(), key)
+        if key in out and value.casefold() not in out[key].casefold():
+            out[key] = f"{out[key]}; {value}"
+        else:
+            out.setdefault(key, value)
+    return out
+
+
+def clean_product(product: dict[str, Any], params: CleaningParams) -> dict[str, Any]:
+    """A cleaned copy of one canonical product (the input is not modified)."""
+    title = collapse_whitespace(strip_markup(product["title"]))
+    return {
+        **product,
+        "title": title,
+        "category": collapse_whitespace(product["category"]),
+        "attributes": clean_attributes(product["attributes"]),
+        "description": clean_description(product["description"], title, params),
+    }
+
+
+def content_key(product: dict[str, Any]) -> tuple[str, str, str]:
+    """What makes two products exact duplicates: same title, attributes and description."""
+    attrs = "\n".join(f"{k}={v}" for k, v in sorted(product["attributes"].items()))
+    return (product["title"].casefold(), attrs.casefold(), product["description"].casefold())

@@ -1,0 +1,199 @@
+"""Map a raw catalogue onto the canonical schema and validate every row.
+
+Canonical schema: ``product_id, title, category, attributes (key -> value), description``.
+Each raw row ends either in the returned products or in the quarantine, with a reason.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from product_descgen.prep.config import AttributeFormat, ColumnMapping, Limits
+from product_descgen.prep.quarantine import RowRejected, quarantine_row
+
+LOAD_ERROR_COLUMN = "_load_error"  # set by JSONLinesDataset for lines that are not JSON objects
+SOURCE_ROW_COLUMN = "_line"  # 1-based line number, when the dataset knows it
+REQUIRED_FIELDS = ("product_id", "title", "attributes")
+
+
+class Product(BaseModel):
+    """One usable catalogue row in canonical form."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    product_id: str
+    title: str
+    category: str
+    attributes: dict[str, str]
+    description: str
+
+    @field_validator("product_id", "title")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("is empty")
+        return value
+
+
+def check_columns(raw: pd.DataFrame, columns: ColumnMapping) -> None:
+    """Fail with a clear message when the catalogue is empty or a mapped column is missing."""
+    usable = raw.drop(columns=[LOAD_ERROR_COLUMN, SOURCE_ROW_COLUMN], errors="ignore")
+    if raw.empty:
+        raise ValueError("the raw catalogue has no rows: is the file empty?")
+    if usable.dropna(how="all").empty and LOAD_ERROR_COLUMN not in raw:
+        raise ValueError("the raw catalogue has no rows with any value")
+    present = set(usable.columns)
+    missing = [
+        f"{field} (mapped to column {column!r})"
+        for field, column in columns.model_dump().items()
+        if column is not None and column not in present
+    ]
+    if missing and len(present) > 0:
+        raise ValueError(
+            "the raw catalogue lacks required column(s): "
+            + ", ".join(missing)
+            + f". Columns present: {sorted(present)}. "
+            "Fix the column mapping in parameters_data_prep.yml (data_prep.columns)."
+        )
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def parse_attributes(value: Any, fmt: AttributeFormat) -> dict[str, str]:
+    """Attributes as an ordered ``{key: value}`` dict of non-empty strings.
+
+    Accepts a mapping, a list of ``{key_field, value_field}`` objects, or a JSON string of either
+    (CSV catalogues). Null or empty keys are gathered under ``fmt.unnamed_key``.
+    """
+    if _is_missing(value):
+        return {}
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return {}
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise RowRejected(
+                "unparseable_attributes", f"not JSON ({err.msg} at char {err.pos}): {text[:80]!r}"
+            ) from None
+    if hasattr(value, "tolist") and not isinstance(value, dict):  # numpy array from Parquet
+        value = value.tolist()
+    if isinstance(value, dict):
+        pairs = list(value.items())
+    elif isinstance(value, list):
+        pairs = []
+        for item in value:
+            if not isinstance(item, dict) or fmt.value_field not in item:
+                raise RowRejected(
+                    "unparseable_attributes",
+                    f"list item is not an object with a {fmt.value_field!r} field: {item!r:.80}",
+                )
+            pairs.append((item.get(fmt.key_field), item[fmt.value_field]))
+    else:
+        raise RowRejected(
+            "unparseable_attributes", f"expected an object or a list, got {type(value).__name__}"
+        )
+    out: dict[str, str] = {}
+    for key, val in pairs:
+        if _is_missing(val) or not str(val).strip():
+            continue
+        key = fmt.unnamed_key if _is_missing(key) or not str(key).strip() else str(key)
+        val = str(val).strip()
+        out[key] = f"{out[key]}; {val}" if key in out and out[key] != val else val
+    return out
+
+
+def _field(record: dict[str, Any], column: str | None) -> Any:
+    return None if column is None else record.get(column)
+
+
+def to_product(
+    record: dict[str, Any], columns: ColumnMapping, fmt: AttributeFormat, limits: Limits
+) -> dict[str, Any]:
+    """One raw record in canonical form, or :class:`RowRejected` with the reason."""
+    if not _is_missing(record.get(LOAD_ERROR_COLUMN)):
+        raise RowRejected("malformed_json", str(record[LOAD_ERROR_COLUMN]))
+    product_id = _field(record, columns.product_id)
+    title = _field(record, columns.title)
+    if _is_missing(product_id) or not str(product_id).strip():
+        raise RowRejected("missing_product_id", f"column {columns.product_id!r} is empty")
+    if _is_missing(title) or not str(title).strip():
+        raise RowRejected("missing_title", f"column {columns.title!r} is empty")
+    attributes = parse_attributes(_field(record, columns.attributes), fmt)
+    if len(attributes) < limits.min_attributes:
+        raise RowRejected(
+            "no_usable_attributes",
+            f"{len(attributes)} attribute(s) with a value, need {limits.min_attributes}",
+        )
+    description = _field(record, columns.description)
+    description = "" if _is_missing(description) else str(description)
+    if len(description) > limits.max_description_chars:
+        raise RowRejected(
+            "text_too_long",
+            f"description has {len(description)} chars > {limits.max_description_chars}",
+        )
+    if len(str(title)) > limits.max_title_chars:
+        raise RowRejected(
+            "text_too_long", f"title has {len(str(title))} chars > {limits.max_title_chars}"
+        )
+    category = _field(record, columns.category)
+    if _is_missing(category) or not str(category).strip():
+        category = limits.default_category
+    try:
+        product = Product(
+            product_id=str(product_id),
+            title=str(title),
+            category=str(category).strip(),
+            attributes=attributes,
+            description=description,
+        )
+    except ValidationError as err:  # defensive: the checks above should have caught it
+        raise RowRejected("invalid_row", str(err).replace("\n", " ")) from None
+    return product.model_dump()
+
+
+def ingest(
+    raw: pd.DataFrame, columns: ColumnMapping, fmt: AttributeFormat, limits: Limits
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Split raw rows into canonical products and quarantine rows (reason per row)."""
+    check_columns(raw, columns)
+    kept: list[dict[str, Any]] = []
+    quarantined: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
+    for position, record in enumerate(raw.to_dict(orient="records")):
+        source_row = record.get(SOURCE_ROW_COLUMN)
+        source_row = position + 1 if _is_missing(source_row) else int(source_row)
+        record = {k: v for k, v in record.items() if k != SOURCE_ROW_COLUMN}
+        record["source_row"] = source_row
+        product_id = _field(record, columns.product_id)
+        try:
+            product = to_product(record, columns, fmt, limits)
+        except RowRejected as rejected:
+            pid = None if _is_missing(product_id) else product_id
+            quarantined.append(
+                quarantine_row(record, "ingest", rejected.reason, rejected.detail, pid)
+            )
+            continue
+        if product["product_id"] in seen:
+            quarantined.append(
+                quarantine_row(
+                    record,
+                    "ingest",
+                    "duplicate_product_id",
+                    f"id already used by source row {seen[product['product_id']]}",
+                    product["product_id"],
+                )
+            )
+            continue
+        seen[product["product_id"]] = source_row
+        kept.append({**product, "source_row": source_row})
+    return kept, quarantined

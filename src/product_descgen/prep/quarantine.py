@@ -1,0 +1,44 @@
+"""Quarantine records: every row that cannot be used is kept here with a reason."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+
+QUARANTINE_COLUMNS = ["product_id", "source_row", "stage", "reason", "detail", "record"]
+
+
+class RowRejected(ValueError):
+    """A row cannot be used; ``reason`` is a short machine-readable code."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def to_json(record: dict[str, Any]) -> str:
+    """A row as JSON, whatever its values (NaN, numpy scalars), so nothing is lost."""
+    return json.dumps(record, ensure_ascii=False, default=str)
+
+
+def quarantine_row(
+    record: dict[str, Any], stage: str, reason: str, detail: str, product_id: Any = None
+) -> dict[str, Any]:
+    """One quarantine-table row."""
+    return {
+        "product_id": None if product_id is None else str(product_id),
+        "source_row": int(record.get("source_row", -1)),
+        "stage": stage,
+        "reason": reason,
+        "detail": detail,
+        "record": to_json(record),
+    }
+
+
+def quarantine_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Quarantine rows as a table with a fixed schema (also when empty)."""
+    frame = pd.DataFrame(rows, columns=QUARANTINE_COLUMNS)
+    return frame.astype({"source_row": "int64"})

@@ -1,0 +1,18 @@
+"""Read the project's merged parameters (base + env) outside a Kedro run, e.g. from scripts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from kedro.config import OmegaConfigLoader
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def load_project_params(env: str | None = None, root: Path = PROJECT_ROOT) -> dict[str, Any]:
+    """Parameters as ``kedro run --env ENV`` would see them."""
+    loader = OmegaConfigLoader(
+        conf_source=str(root / "conf"), base_env="base", default_run_env="local", env=env
+    )
+    return dict(loader["parameters"])

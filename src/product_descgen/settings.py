@@ -1,0 +1,8 @@
+"""Project settings (Kedro defaults unless stated)."""
+
+from kedro.config import OmegaConfigLoader  # noqa: F401  (the default loader, named for clarity)
+
+CONFIG_LOADER_ARGS = {
+    "base_env": "base",
+    "default_run_env": "local",
+}

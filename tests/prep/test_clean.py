@@ -1,0 +1,97 @@
+from product_descgen.prep.clean import (
+    clean_attributes,
+    clean_description,
+    clean_product,
+    content_key,
+    dedupe_segments,
+    normalise_key,
+    remove_boilerplate,
+    strip_markup,
+    strip_title_prefix,
+)
+from product_descgen.prep.config import CleaningParams
+
+PATTERNS = [
+    r"Price:\s*(?:Rs\.?|INR|₹|\$|€|£)\s*[\d,]+(?:\.\d+)?(?:\s*/-)?",
+    r"(?:Key Features|Specifications) of {title}",
+]
+PARAMS = CleaningParams(boilerplate_patterns=PATTERNS)
+
+
+def test_strip_markup_removes_tags_and_decodes_entities():
+    assert strip_markup("<b>Soft</b> cotton &amp; linen&nbsp;blend") == "Soft cotton & linen blend"
+    assert strip_markup("one<br/>two</p>three") == "one\ntwo\nthree"
+
+
+def test_remove_boilerplate_price_and_title_headings():
+    text = "Nice mug Price: Rs. 1,299 Key Features of Blue Mug (350 ml) Holds tea."
+    out = remove_boilerplate(text, PATTERNS, "Blue Mug (350 ml)")
+    assert "Price" not in out and "Rs." not in out and "Key Features" not in out
+    assert "Holds tea." in out and "Nice mug" in out
+
+
+def test_title_placeholder_is_escaped_not_a_regex():
+    # A title with regex metacharacters must match literally, and only itself.
+    assert remove_boilerplate("Specifications of A+B (x)", PATTERNS, "A+B (x)").strip() == ""
+    assert remove_boilerplate("Specifications of AAB x", PATTERNS, "A+B (x)").strip() != ""
+
+
+def test_dedupe_segments_drops_repeated_sentences_and_lines():
+    text = "Great kadhai. Mirror finish\nGreat kadhai. Mirror finish\nEasy to clean!"
+    assert dedupe_segments(text) == "Great kadhai.\nMirror finish\nEasy to clean!"
+    assert dedupe_segments("Soft. soft") == "Soft."  # case and final punctuation ignored
+
+
+def test_strip_title_prefix_whole_word_only():
+    assert strip_title_prefix("Blue Mug: holds tea", "Blue Mug") == "holds tea"
+    assert strip_title_prefix("Cupboard in oak", "Cup") == "Cupboard in oak"
+    assert strip_title_prefix("A mug", "Blue Mug") == "A mug"
+
+
+def test_clean_description_full_chain():
+    raw = (
+        "Oleva Bra\n   Price: Rs. 349\n\t\t\n\tTrendy   innerwear &amp; more.\n"
+        "Trendy innerwear &amp; more.\nShop with confidence!"
+    )
+    out = clean_description(raw, "Oleva Bra", PARAMS)
+    assert out == "Trendy innerwear & more. Shop with confidence!"
+    assert "\t" not in out and "  " not in out
+
+
+def test_clean_description_respects_switches():
+    params = CleaningParams(strip_title_prefix=False, dedupe_sentences=False)
+    assert clean_description("Mug. Mug.", "Mug", params) == "Mug. Mug."
+
+
+def test_normalise_key():
+    assert normalise_key("  color: ") == "Color"
+    assert normalise_key("Model\tNumber") == "Model Number"
+    assert normalise_key("- Weight -") == "Weight"
+
+
+def test_clean_attributes_merges_case_variants_and_drops_empty():
+    attrs = {"color": "Red", "Color ": "red", "COLOR": "Blue", "Size": "  ", " Weight:": "2 kg"}
+    assert clean_attributes(attrs) == {"Color": "Red; Blue", "Weight": "2 kg"}
+
+
+def test_clean_product_does_not_mutate_input():
+    product = {
+        "product_id": "1",
+        "title": " Mug ",
+        "category": "Kitchen",
+        "attributes": {"color:": "red"},
+        "description": "Mug. A <b>mug</b>.",
+    }
+    before = {**product, "attributes": dict(product["attributes"])}
+    cleaned = clean_product(product, PARAMS)
+    assert product == before
+    assert cleaned["title"] == "Mug"
+    assert cleaned["attributes"] == {"Color": "red"}
+    assert cleaned["description"] == "A mug."
+
+
+def test_content_key_ignores_case_and_attribute_order():
+    a = {"title": "Mug", "attributes": {"A": "1", "B": "2"}, "description": "x"}
+    b = {"title": "MUG", "attributes": {"B": "2", "A": "1"}, "description": "X"}
+    c = {"title": "Mug", "attributes": {"A": "1"}, "description": "x"}
+    assert content_key(a) == content_key(b) != content_key(c)

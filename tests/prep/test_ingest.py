@@ -1,0 +1,140 @@
+import math
+
+import pandas as pd
+import pytest
+
+from product_descgen.prep.config import AttributeFormat, ColumnMapping, Limits
+from product_descgen.prep.ingest import ingest, parse_attributes
+from product_descgen.prep.quarantine import RowRejected
+
+FMT = AttributeFormat()
+COLUMNS = ColumnMapping()
+LIMITS = Limits(max_description_chars=100)
+
+
+def good(pid: str, **overrides) -> dict:
+    row = {
+        "product_id": pid,
+        "title": f"Product {pid}",
+        "category": "Kitchen",
+        "attributes": {"Color": "Red"},
+        "description": "A thing.",
+    }
+    return {**row, **overrides}
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ({"Color": "Red", "Size": " M "}, {"Color": "Red", "Size": "M"}),
+        ([{"key": "Color", "value": "Red"}], {"Color": "Red"}),
+        ('{"Color": "Red"}', {"Color": "Red"}),
+        ('[{"key": "Color", "value": "Red"}]', {"Color": "Red"}),
+        ([{"key": None, "value": "Wash cold"}], {"Other details": "Wash cold"}),
+        ([{"key": None, "value": "a"}, {"key": "", "value": "b"}], {"Other details": "a; b"}),
+        ({"Color": "", "Size": None}, {}),
+        (None, {}),
+        (math.nan, {}),
+        ("", {}),
+    ],
+)
+def test_parse_attributes_accepts_supported_shapes(value, expected):
+    assert parse_attributes(value, FMT) == expected
+
+
+@pytest.mark.parametrize("value", ["colour=red; size=M", 42, [["Color", "Red"]], '"just text"'])
+def test_parse_attributes_rejects_unparseable(value):
+    with pytest.raises(RowRejected) as err:
+        parse_attributes(value, FMT)
+    assert err.value.reason == "unparseable_attributes"
+
+
+def test_custom_key_value_fields():
+    fmt = AttributeFormat(key_field="name", value_field="val")
+    assert parse_attributes([{"name": "Fit", "val": "Slim"}], fmt) == {"Fit": "Slim"}
+
+
+def test_ingest_keeps_good_rows_and_quarantines_each_bad_row_with_reason():
+    raw = pd.DataFrame(
+        [
+            good("1"),
+            good("2", title="   "),
+            good("3", attributes={}),
+            good("1", title="Other"),  # duplicate id
+            good("4", attributes="colour=red"),
+            good("5", description="x" * 101),
+            good("6", category=None),
+            good(None),
+            {"_load_error": "line 9: Expecting value (col 1)", "_line": 9},
+        ]
+    )
+    kept, quarantined = ingest(raw, COLUMNS, FMT, LIMITS)
+    assert [p["product_id"] for p in kept] == ["1", "6"]
+    assert kept[1]["category"] == "Uncategorised"
+    reasons = {(q["product_id"], q["reason"]) for q in quarantined}
+    assert reasons == {
+        ("2", "missing_title"),
+        ("3", "no_usable_attributes"),
+        ("1", "duplicate_product_id"),
+        ("4", "unparseable_attributes"),
+        ("5", "text_too_long"),
+        (None, "missing_product_id"),
+        (None, "malformed_json"),
+    }
+    assert len(kept) + len(quarantined) == len(raw)
+    assert all(q["detail"] for q in quarantined)
+    assert next(q for q in quarantined if q["reason"] == "malformed_json")["source_row"] == 9
+
+
+def test_ingest_maps_columns_and_types():
+    raw = pd.DataFrame(
+        [
+            {
+                "sku": 17,
+                "name": "Kettle",
+                "cat": "Kitchen",
+                "specs": [{"k": "Capacity", "v": "1.7 L"}],
+                "text": None,
+            }
+        ]
+    )
+    columns = ColumnMapping(
+        product_id="sku", title="name", category="cat", attributes="specs", description="text"
+    )
+    kept, quarantined = ingest(
+        raw, columns, AttributeFormat(key_field="k", value_field="v"), LIMITS
+    )
+    assert quarantined == []
+    assert kept == [
+        {
+            "product_id": "17",
+            "title": "Kettle",
+            "category": "Kitchen",
+            "attributes": {"Capacity": "1.7 L"},
+            "description": "",
+            "source_row": 1,
+        }
+    ]
+
+
+def test_ingest_without_description_column_when_mapped_to_null():
+    raw = pd.DataFrame(
+        [{"product_id": "1", "title": "T", "category": "C", "attributes": {"a": "b"}}]
+    )
+    kept, _ = ingest(raw, ColumnMapping(description=None), FMT, LIMITS)
+    assert kept[0]["description"] == ""
+
+
+def test_empty_catalogue_is_a_clear_error():
+    with pytest.raises(ValueError, match="no rows"):
+        ingest(pd.DataFrame(), COLUMNS, FMT, LIMITS)
+
+
+def test_missing_column_error_names_the_column_and_the_setting():
+    raw = pd.DataFrame([{"product_id": "1", "name": "T", "attributes": {}}])
+    with pytest.raises(ValueError) as err:
+        ingest(raw, COLUMNS, FMT, LIMITS)
+    message = str(err.value)
+    assert "title (mapped to column 'title')" in message
+    assert "category" in message and "description" in message
+    assert "data_prep.columns" in message and "'name'" in message

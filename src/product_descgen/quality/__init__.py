@@ -1,0 +1,1 @@
+"""Quality checks on generated descriptions (no Kedro import): the teacher gate, describe."""

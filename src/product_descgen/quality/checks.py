@@ -1,0 +1,182 @@
+"""Rule-based checks on a generated description. Each returns ``(code, detail)`` problems.
+
+Used as the quality gate on teacher outputs and on the student's descriptions alike.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+
+Problem = tuple[str, str]
+
+_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’\-]*")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+_NUMBER = re.compile(r"(?<![\w.])(\d+(?:[.,]\d+)*)(?:\s*([A-Za-z%\"”]{1,4})\b)?")
+_MARKUP = {
+    "html tag": re.compile(r"</?[A-Za-z][^>]{0,80}>"),
+    "bold/italic markdown": re.compile(r"\*\*|__|(?<!\w)\*\w[^*\n]*\*(?!\w)"),
+    "markdown heading": re.compile(r"(?m)^\s{0,3}#{1,6}\s"),
+    "list bullet": re.compile(r"(?m)^\s*(?:[-*•]|\d+[.)])\s+"),
+    "code or link markup": re.compile(r"`|\[[^\]]+\]\([^)]+\)"),
+}
+_PRICE = re.compile(r"(?i)(?:rs\.?|inr|₹|\$|€|£|usd|eur)\s*\d|\d\s*(?:rupees|dollars|euros)\b")
+_FIRST_PERSON = re.compile(r"\b(?:I|I'm|I've|I'll|I'd)\b|(?i:\b(?:we|we're|we've|our|ours|my|mine)\b)")
+_TERMINAL = tuple('.!?)"”’')
+
+
+class GateParams(BaseModel):
+    """Thresholds of the quality checks."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_words: PositiveInt = 40
+    max_words: PositiveInt = 200
+    max_paragraphs: PositiveInt = 3
+    ngram_size: PositiveInt = 4
+    max_ngram_repeats: PositiveInt = 3  # an n-gram seen this often (or more) is a loop
+    echo_markers: list[str] = Field(
+        default_factory=lambda: [
+            "product_data", "<draft", "###", "Original description:", "Attributes:",
+            "Audience:", "Rules:", "Return only", "Product description:",
+        ]
+    )  # fmt: skip
+    refusal_patterns: list[str] = Field(
+        default_factory=lambda: [
+            r"\bas an ai\b", r"\blanguage model\b", r"\bi(?:'m| am) (?:sorry|unable)\b",
+            r"\bi can(?:not|'t) (?:help|assist|write|provide)\b",
+        ]
+    )  # fmt: skip
+    check_first_person: bool = True
+
+    @model_validator(mode="after")
+    def _range(self) -> GateParams:
+        if self.min_words > self.max_words:
+            raise ValueError(f"min_words ({self.min_words}) > max_words ({self.max_words})")
+        return self
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text)
+
+
+def check_empty(text: str) -> list[Problem]:
+    return [] if words(text) else [("empty", "no words")]
+
+
+def check_truncated(text: str, finish_reason: str | None) -> list[Problem]:
+    if finish_reason == "length":
+        return [("truncated", "hit the token limit")]
+    stripped = text.rstrip()
+    if stripped and not stripped.endswith(_TERMINAL):
+        return [("truncated", f"ends mid-sentence: ...{stripped[-30:]!r}")]
+    return []
+
+
+def check_length(text: str, params: GateParams) -> list[Problem]:
+    n = len(words(text))
+    problems = []
+    if n < params.min_words:
+        problems.append(("too_short", f"{n} words < {params.min_words}"))
+    if n > params.max_words:
+        problems.append(("too_long", f"{n} words > {params.max_words}"))
+    paragraphs = [p for p in re.split(r"\n\s*\n", text) if p.strip()]
+    if len(paragraphs) > params.max_paragraphs:
+        problems.append(("too_many_paragraphs", f"{len(paragraphs)} > {params.max_paragraphs}"))
+    return problems
+
+
+def check_repetition(text: str, params: GateParams) -> list[Problem]:
+    problems = []
+    sentences = [s.strip().casefold() for s in _SENTENCE.split(text) if len(words(s)) >= 3]
+    repeated = [s for s, n in Counter(sentences).items() if n > 1]
+    if repeated:
+        problems.append(("repeated_sentence", repeated[0][:80]))
+    tokens = [w.casefold() for w in words(text)]
+    size = params.ngram_size
+    grams = Counter(tuple(tokens[i : i + size]) for i in range(len(tokens) - size + 1))
+    looping = [g for g, n in grams.items() if n >= params.max_ngram_repeats]
+    if looping:
+        problems.append(("ngram_loop", f"{' '.join(looping[0])!r} x{grams[looping[0]]}"))
+    return problems
+
+
+def check_echo(text: str, params: GateParams) -> list[Problem]:
+    lowered = text.casefold()
+    found = [m for m in params.echo_markers if m.casefold() in lowered]
+    return [("echoed_prompt", f"contains {found[0]!r}")] if found else []
+
+
+def _number_keys(text: str) -> tuple[set[str], set[str]]:
+    numbers, with_units = set(), set()
+    for number, unit in _NUMBER.findall(text):
+        value = number.replace(",", "")
+        numbers.add(value)
+        if unit:
+            with_units.add(f"{value}{unit.casefold()}")
+    return numbers, with_units
+
+
+def check_unsupported_numbers(text: str, source: str) -> list[Problem]:
+    """Numbers, and number+unit pairs (``350 ml``), in ``text`` that ``source`` lacks."""
+    src_numbers, src_units = _number_keys(source)
+    out_numbers, out_units = _number_keys(text)
+    invented = sorted(out_numbers - src_numbers)
+    if invented:
+        return [("unsupported_number", ", ".join(invented[:5]))]
+    wrong = sorted(u for u in out_units - src_units if re.sub(r"^[\d.]+", "", u) in _UNITS)
+    if wrong:
+        return [("unsupported_unit", ", ".join(wrong[:5]))]
+    return []
+
+
+_UNITS = {
+    "mm", "cm", "m", "km", "in", "inch", "ft", "g", "gm", "kg", "mg", "lb", "lbs", "oz", "ml",
+    "l", "ltr", "w", "kw", "v", "mah", "gb", "tb", "mb", "hz", "mhz", "ghz", "%",
+}  # fmt: skip
+
+
+def check_markup(text: str) -> list[Problem]:
+    found = [name for name, pattern in _MARKUP.items() if pattern.search(text)]
+    return [("markup", found[0])] if found else []
+
+
+def check_price(text: str) -> list[Problem]:
+    match = _PRICE.search(text)
+    return [("price", match.group(0))] if match else []
+
+
+def check_refusal(text: str, params: GateParams) -> list[Problem]:
+    for pattern in params.refusal_patterns:
+        match = re.search(pattern, text, flags=re.IGNORECASE)
+        if match:
+            return [("refusal", match.group(0))]
+    return []
+
+
+def check_first_person(text: str) -> list[Problem]:
+    match = _FIRST_PERSON.search(text)
+    return [("first_person", match.group(0))] if match else []
+
+
+def check_description(
+    text: str | None, source: str, params: GateParams, finish_reason: str | None = None
+) -> list[Problem]:
+    """Every problem of a generated description, given the product input it was written from."""
+    if text is None or not words(text):
+        return [("empty", "no words")]
+    problems = [
+        *check_truncated(text, finish_reason),
+        *check_length(text, params),
+        *check_repetition(text, params),
+        *check_echo(text, params),
+        *check_unsupported_numbers(text, source),
+        *check_markup(text),
+        *check_price(text),
+        *check_refusal(text, params),
+    ]
+    if params.check_first_person:
+        problems += check_first_person(text)
+    return problems

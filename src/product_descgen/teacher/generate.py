@@ -1,0 +1,74 @@
+"""Run one teacher step over many items: skip cached results, persist batch by batch."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from product_descgen.llm.backends import Backend
+from product_descgen.llm.prompts import PromptSet, render
+from product_descgen.llm.store import CallStore, cache_key
+from product_descgen.llm.types import GenerationSettings, Request
+
+logger = logging.getLogger(__name__)
+
+
+def step_requests(
+    items: Sequence[dict[str, Any]],
+    prompts: PromptSet,
+    step: str,
+    model_id: str,
+    settings: GenerationSettings,
+    variables: Callable[[dict[str, Any]], dict[str, Any]],
+) -> list[Request]:
+    """One request per item; the key hashes the rendered prompt, the prompt file's text for
+    this step, the model and the settings, so any change to those regenerates the item."""
+    template = prompts.template_text(step)
+    requests = []
+    for item in items:
+        draft_request = render(prompts, step, "", variables(item), {"item_id": item["product_id"]})
+        key = cache_key(
+            step=step,
+            prompt=draft_request.prompt or draft_request.messages,
+            template=template,
+            model=model_id,
+            settings=settings.model_dump(),
+        )
+        requests.append(
+            Request(key=key, messages=draft_request.messages, prompt=draft_request.prompt,
+                    meta=draft_request.meta)
+        )  # fmt: skip
+    return requests
+
+
+def run_step(
+    requests: Sequence[Request],
+    make_backend: Callable[[], Backend],
+    store: CallStore,
+    step: str,
+    progress: bool = True,
+) -> dict[str, dict[str, Any]]:
+    """Generate what is not cached yet; return the successful call for every done key.
+
+    The backend is only built (model loaded, connection opened) when there is work to do.
+    """
+    done = store.done(r.key for r in requests)
+    todo = list({r.key: r for r in requests if r.key not in done}.values())
+    logger.info("%s: %d requests, %d cached, %d to generate", step, len(requests), len(done), len(todo))
+    if todo:
+        backend = make_backend()
+        started, tokens = time.perf_counter(), 0
+        with tqdm(total=len(todo), desc=f"teacher {step}", unit="item", disable=not progress) as bar:
+            for results in backend.generate(todo):
+                store.record(results, step, backend.name, backend.model_id)
+                tokens += sum(r.completion_tokens for r in results)
+                failed = sum(not r.ok for r in results)
+                bar.update(len(results))
+                rate = tokens / max(time.perf_counter() - started, 1e-9)
+                bar.set_postfix(tok_s=f"{rate:.1f}", failed=failed)
+                logger.info("%s: batch of %d done (%d failed), %.1f tok/s", step, len(results), failed, rate)
+    return store.done(r.key for r in requests)

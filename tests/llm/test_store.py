@@ -1,0 +1,27 @@
+from product_descgen.llm.store import CallStore, cache_key
+from product_descgen.llm.types import Result
+
+
+def test_cache_key_is_stable_and_order_independent():
+    assert cache_key(a=1, b={"x": 2, "y": 3}) == cache_key(b={"y": 3, "x": 2}, a=1)
+    assert cache_key(a=1) != cache_key(a=2)
+
+
+def test_done_returns_latest_success_and_errors_are_kept(tmp_path):
+    store = CallStore(tmp_path / "calls.sqlite")
+    store.record(
+        [
+            Result(key="a", text=None, error="RateLimitError: 429", attempts=5),
+            Result(key="b", text="B", prompt_tokens=3, completion_tokens=1, meta={"item_id": "p2"}),
+        ],
+        "draft",
+        "openai",
+        "m",
+    )
+    store.record([Result(key="a", text="A")], "draft", "openai", "m")
+    assert set(store.done(["a", "b", "c"])) == {"a", "b"}
+    assert store.done(["b"])["b"]["item_id"] == "p2"
+    assert store.last_errors(["a", "b"]) == {"a": "RateLimitError: 429"}
+    calls = store.calls()
+    assert len(calls) == 3 and calls["attempts"].tolist() == [5, 1, 1]
+    assert CallStore(tmp_path / "calls.sqlite").done(["a"])["a"]["text"] == "A"  # persisted

@@ -1,0 +1,111 @@
+import pytest
+
+from product_descgen.quality.checks import (
+    GateParams,
+    check_description,
+    check_echo,
+    check_empty,
+    check_first_person,
+    check_length,
+    check_markup,
+    check_price,
+    check_refusal,
+    check_repetition,
+    check_truncated,
+    check_unsupported_numbers,
+)
+
+P = GateParams(min_words=5, max_words=40, max_paragraphs=2)
+SOURCE = "Product: Kettle\n- Capacity: 1.7 L\n- Power: 1500 W\n- Color: Steel"
+GOOD = (
+    "This steel kettle holds 1.7 L and boils water quickly with its 1500 W element. "
+    "It suits busy kitchens that need hot water fast."
+)
+
+
+def codes(problems):
+    return [code for code, _ in problems]
+
+
+def test_good_description_passes_every_check():
+    assert check_description(GOOD, SOURCE, P, "stop") == []
+
+
+def test_empty():
+    assert codes(check_empty("  ... ")) == ["empty"]
+    assert check_empty("A kettle.") == []
+    assert codes(check_description(None, SOURCE, P)) == ["empty"]
+
+
+@pytest.mark.parametrize(
+    ("text", "finish", "bad"),
+    [
+        ("A kettle that boils", "stop", True),
+        ("A kettle that boils.", "length", True),
+        ("A kettle that boils.", "stop", False),
+        ('It is "the best."', None, False),
+    ],
+)
+def test_truncated(text, finish, bad):
+    assert bool(check_truncated(text, finish)) is bad
+
+
+def test_length_and_paragraphs():
+    assert codes(check_length("Too few words.", P)) == ["too_short"]
+    assert codes(check_length("word " * 41, P)) == ["too_long"]
+    assert codes(check_length("a b c d e.\n\nf g h i j.\n\nk l m n o.", P)) == ["too_many_paragraphs"]
+    assert check_length("a b c d e.\n\nf g h i j.", P) == []
+
+
+def test_repetition():
+    assert codes(check_repetition("It is a kettle. It is a kettle. Nice.", P)) == [
+        "repeated_sentence"
+    ]
+    assert codes(check_repetition("keep it warm now " * 3 + "forever", P)) == ["ngram_loop"]
+    assert check_repetition("keep it warm now " * 2 + "forever", P) == []
+    assert check_repetition(GOOD, P) == []
+
+
+def test_echoed_prompt():
+    assert codes(check_echo("Attributes: steel. A kettle.", P)) == ["echoed_prompt"]
+    assert codes(check_echo("</product_data> A kettle.", P)) == ["echoed_prompt"]
+    assert check_echo(GOOD, P) == []
+
+
+def test_unsupported_numbers_and_units():
+    assert codes(check_unsupported_numbers("Holds 2 L of water.", SOURCE)) == ["unsupported_number"]
+    assert codes(check_unsupported_numbers("A 1.7 kg kettle.", SOURCE)) == ["unsupported_unit"]
+    assert check_unsupported_numbers("Holds 1.7 L, rated 1,500 W.", SOURCE) == []
+    assert check_unsupported_numbers("Holds 1.7L.", SOURCE) == []
+
+
+def test_markup():
+    for text in ["**Bold** kettle.", "# Kettle", "- boils fast", "<p>Kettle</p>", "See [x](y)."]:
+        assert codes(check_markup(text)) == ["markup"], text
+    assert check_markup("A kettle - it boils fast. 5 stars are not markup.") == []
+
+
+def test_price():
+    for text in ["Only Rs. 499.", "Now $19.99!", "Costs ₹ 1,299", "at 500 rupees"]:
+        assert codes(check_price(text)) == ["price"], text
+    assert check_price("Priced to suit every kitchen.") == []
+
+
+def test_refusal():
+    assert codes(check_refusal("As an AI, I cannot write this.", P)) == ["refusal"]
+    assert codes(check_refusal("I'm sorry, but no.", P)) == ["refusal"]
+    assert check_refusal(GOOD, P) == []
+
+
+def test_first_person():
+    assert codes(check_first_person("We love this kettle.")) == ["first_person"]
+    assert codes(check_first_person("I think it is great.")) == ["first_person"]
+    assert check_first_person("It fits in a US kitchen and lets you boil fast.") == []
+    assert "first_person" not in codes(
+        check_description("We love it. " + GOOD, SOURCE, P.model_copy(update={"check_first_person": False}))
+    )
+
+
+def test_gate_params_validation():
+    with pytest.raises(ValueError, match="min_words"):
+        GateParams(min_words=50, max_words=10)

@@ -56,7 +56,13 @@ def test_refine_renders_the_draft_and_the_rules():
 
 def test_missing_variable_is_an_error():
     with pytest.raises(Exception, match="draft"):
-        render(load("teacher_chat.yml"), "refine", "k", {"product": "p", "audience": "a", "rules": RULES}, {})
+        render(
+            load("teacher_chat.yml"),
+            "refine",
+            "k",
+            {"product": "p", "audience": "a", "rules": RULES},
+            {},
+        )
 
 
 def test_style_and_template_validation():

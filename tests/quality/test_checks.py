@@ -53,7 +53,9 @@ def test_truncated(text, finish, bad):
 def test_length_and_paragraphs():
     assert codes(check_length("Too few words.", P)) == ["too_short"]
     assert codes(check_length("word " * 41, P)) == ["too_long"]
-    assert codes(check_length("a b c d e.\n\nf g h i j.\n\nk l m n o.", P)) == ["too_many_paragraphs"]
+    assert codes(check_length("a b c d e.\n\nf g h i j.\n\nk l m n o.", P)) == [
+        "too_many_paragraphs"
+    ]
     assert check_length("a b c d e.\n\nf g h i j.", P) == []
 
 
@@ -102,7 +104,9 @@ def test_first_person():
     assert codes(check_first_person("I think it is great.")) == ["first_person"]
     assert check_first_person("It fits in a US kitchen and lets you boil fast.") == []
     assert "first_person" not in codes(
-        check_description("We love it. " + GOOD, SOURCE, P.model_copy(update={"check_first_person": False}))
+        check_description(
+            "We love it. " + GOOD, SOURCE, P.model_copy(update={"check_first_person": False})
+        )
     )
 
 

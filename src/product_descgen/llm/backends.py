@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import Literal, Protocol
-
 from collections.abc import Iterator, Sequence
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, PositiveFloat, PositiveInt
 

@@ -107,7 +107,9 @@ class TransformersBackend:
                 if token in eos_ids or token == self.tokenizer.pad_token_id:
                     break
                 kept.append(token)
-            text, stopped = cut_at_stop(self.tokenizer.decode(kept, skip_special_tokens=True), s.stop)
+            text, stopped = cut_at_stop(
+                self.tokenizer.decode(kept, skip_special_tokens=True), s.stop
+            )
             finished = stopped or len(kept) < s.max_new_tokens
             results.append(
                 Result(

@@ -53,7 +53,9 @@ class PromptSet(BaseModel):
             if (self.style == "chat") != isinstance(template, ChatTemplate):
                 want = "{system, user}" if self.style == "chat" else "one template string"
                 raise ValueError(f"{step}: a {self.style} prompt set needs {want}")
-            for text in [template] if isinstance(template, str) else [template.system, template.user]:
+            for text in (
+                [template] if isinstance(template, str) else [template.system, template.user]
+            ):
                 try:
                     _ENV.parse(text)
                 except jinja2.TemplateSyntaxError as err:
@@ -69,7 +71,7 @@ class PromptSet(BaseModel):
 
 
 def neutralise(text: str, markers: list[str]) -> str:
-    """Break up any delimiter inside untrusted text (``</product_data>`` -> ``</ product_data>``)."""
+    """Break up delimiters inside untrusted text: ``</product_data>`` -> ``</ product_data>``."""
     for marker in markers:
         if len(marker) < 2:
             continue
@@ -95,6 +97,8 @@ def render(
         return Request(key=key, prompt=_ENV.from_string(template).render(**safe), meta=meta)
     messages = []
     if template.system.strip():
-        messages.append({"role": "system", "content": _ENV.from_string(template.system).render(**safe)})
+        messages.append(
+            {"role": "system", "content": _ENV.from_string(template.system).render(**safe)}
+        )
     messages.append({"role": "user", "content": _ENV.from_string(template.user).render(**safe)})
     return Request(key=key, messages=tuple(messages), meta=meta)

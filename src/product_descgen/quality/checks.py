@@ -23,7 +23,9 @@ _MARKUP = {
     "code or link markup": re.compile(r"`|\[[^\]]+\]\([^)]+\)"),
 }
 _PRICE = re.compile(r"(?i)(?:rs\.?|inr|₹|\$|€|£|usd|eur)\s*\d|\d\s*(?:rupees|dollars|euros)\b")
-_FIRST_PERSON = re.compile(r"\b(?:I|I'm|I've|I'll|I'd)\b|(?i:\b(?:we|we're|we've|our|ours|my|mine)\b)")
+_FIRST_PERSON = re.compile(
+    r"\b(?:I|I'm|I've|I'll|I'd)\b|(?i:\b(?:we|we're|we've|our|ours|my|mine)\b)"
+)
 _TERMINAL = tuple('.!?)"”’')
 
 

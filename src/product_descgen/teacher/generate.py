@@ -58,11 +58,15 @@ def run_step(
     """
     done = store.done(r.key for r in requests)
     todo = list({r.key: r for r in requests if r.key not in done}.values())
-    logger.info("%s: %d requests, %d cached, %d to generate", step, len(requests), len(done), len(todo))
+    logger.info(
+        "%s: %d requests, %d cached, %d to generate", step, len(requests), len(done), len(todo)
+    )
     if todo:
         backend = make_backend()
         started, tokens = time.perf_counter(), 0
-        with tqdm(total=len(todo), desc=f"teacher {step}", unit="item", disable=not progress) as bar:
+        with tqdm(
+            total=len(todo), desc=f"teacher {step}", unit="item", disable=not progress
+        ) as bar:
             for results in backend.generate(todo):
                 store.record(results, step, backend.name, backend.model_id)
                 tokens += sum(r.completion_tokens for r in results)
@@ -70,5 +74,7 @@ def run_step(
                 bar.update(len(results))
                 rate = tokens / max(time.perf_counter() - started, 1e-9)
                 bar.set_postfix(tok_s=f"{rate:.1f}", failed=failed)
-                logger.info("%s: batch of %d done (%d failed), %.1f tok/s", step, len(results), failed, rate)
+                logger.info(
+                    "%s: batch of %d done (%d failed), %.1f tok/s", step, len(results), failed, rate
+                )
     return store.done(r.key for r in requests)

@@ -7,24 +7,17 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from kedro.framework.session import KedroSession
-from kedro.framework.startup import bootstrap_project
 
 from product_descgen.project_config import load_project_params
 from tests.conftest import SHARED_DATA
+from tests.pipelines.helpers import run_pipeline
 
 DEMO_ROWS = 128  # lines in data/01_raw/products.jsonl: 120 good, 8 deliberately broken
 
 
 def run_data_prep(project: Path, tiny_model_dir: Path, env: str | None = None, **params):
     """Run data_prep in ``project`` with the tiny student (real SmolLM2 tokenizer)."""
-    bootstrap_project(project)
-    # Runtime parameters are validated as a whole block and deep-merged: restate the block.
-    models = load_project_params(env, root=project)["models"]
-    student = {"gguf_package": None, "path": str(tiny_model_dir)}
-    extra = {"models": {**models, "student": student}, **params}
-    with KedroSession.create(project_path=project, env=env, runtime_params=extra) as session:
-        session.run(pipeline_names=["data_prep"])
+    run_pipeline(project, tiny_model_dir, "data_prep", env, **params)
 
 
 def load_outputs(project: Path) -> dict:

@@ -12,8 +12,12 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 nodes.select_teacher_inputs,
-                ["train_examples", "validation_examples", "test_examples",
-                 "params:teacher_generation"],
+                [
+                    "train_examples",
+                    "validation_examples",
+                    "test_examples",
+                    "params:teacher_generation",
+                ],
                 "teacher_inputs",
                 name="select_teacher_inputs_node",
             ),  # fmt: skip

@@ -1,0 +1,77 @@
+"""The openai backend against real loopback servers: ``transformers serve`` and a faulty fake."""
+
+import pytest
+
+from product_descgen.llm.openai_backend import OpenAIBackend
+from product_descgen.llm.store import CallStore
+from product_descgen.llm.types import GenerationSettings, Request
+from product_descgen.teacher.generate import run_step
+from tests.servers import FaultyServer, transformers_serve
+
+
+@pytest.fixture(scope="module")
+def served_tiny(tiny_model_dir, tmp_path_factory):
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    with transformers_serve(tiny_model_dir, log) as base_url:
+        yield base_url, str(tiny_model_dir)
+
+
+@pytest.mark.slow
+def test_chat_and_completion_against_transformers_serve(served_tiny):
+    base_url, model = served_tiny
+    backend = OpenAIBackend(base_url, model, GenerationSettings(max_new_tokens=5), concurrency=2)
+    requests = [
+        Request(key="chat", messages=({"role": "user", "content": "Describe a mug."},)),
+        Request(key="completion", prompt="A red mug that"),
+    ]
+    results = {r.key: r for batch in backend.generate(requests) for r in batch}
+    for key in ("chat", "completion"):
+        result = results[key]
+        assert result.ok, result.error
+        assert result.completion_tokens == 5 and result.prompt_tokens > 0
+        assert result.attempts == 1 and result.latency_s > 0
+
+
+@pytest.mark.slow
+def test_unreachable_server_is_recorded_not_raised():
+    backend = OpenAIBackend(
+        "http://127.0.0.1:9/v1", "m", GenerationSettings(), max_attempts=2, backoff_s=0.01
+    )
+    [[result]] = list(backend.generate([Request(key="k", prompt="x")]))
+    assert not result.ok and result.attempts == 2 and "Connection" in result.error
+
+
+def test_faults_end_done_or_recorded_and_rerun_completes(tmp_path):
+    store = CallStore(tmp_path / "calls.sqlite")
+    requests = [
+        Request(key=f"k{i}", messages=({"role": "user", "content": f"item {i}"},),
+                meta={"item_id": str(i)})
+        if i % 2 else Request(key=f"k{i}", prompt=f"item {i}", meta={"item_id": str(i)})
+        for i in range(40)
+    ]  # fmt: skip
+    with FaultyServer(fail_share=0.5, seed=1, slow_s=1.0) as server:
+        backend = OpenAIBackend(
+            server.base_url, "m", GenerationSettings(), concurrency=8, timeout_s=0.3,
+            max_attempts=3, backoff_s=0.01, backoff_max_s=0.05,
+        )  # fmt: skip
+        done = run_step(requests, lambda: backend, store, "draft", progress=False)
+        assert set(server.seen) == {"ok", *FaultyServer.MODES}  # every fault was exercised
+        calls = store.calls()
+        assert len(calls) == 40 and calls["key"].is_unique  # one record per item, no duplicates
+        failed = calls.loc[calls["ok"] == 0]
+        assert len(done) + len(failed) == 40 and len(failed) > 0
+        assert failed["error"].str.len().gt(0).all()
+        # transient faults are retried until attempts run out; a malformed body is not retried
+        transient = failed["error"].str.contains("Connection|Timeout|RateLimit|InternalServer")
+        assert (failed.loc[transient, "attempts"] == 3).all()
+        assert failed.loc[~transient, "error"].str.startswith("JSONDecodeError").all()
+        assert (failed["attempts"] < 3).any()  # some item stopped at a malformed body
+        assert calls["attempts"].max() > 1
+
+        server.fail_share = 0.0
+        again = run_step(requests, lambda: backend, store, "draft", progress=False)
+        calls = store.calls()
+        assert len(again) == 40
+        assert len(calls) == 40 + len(failed)  # the re-run called only the failed items
+        assert set(calls.iloc[40:]["key"]) == set(failed["key"])
+        assert calls.loc[calls["ok"] == 1, "key"].is_unique  # never paid twice

@@ -47,3 +47,21 @@ def test_chat_requests_use_the_chat_template(tiny_model_dir):
     assert "<|im_start|>user\nHi" in backend.render(request)
     [[result]] = list(backend.generate([request]))
     assert result.ok
+
+
+def test_prefix_cache_gives_the_same_greedy_output(tiny_model_dir):
+    shared = "Instructions shared by every prompt, long enough to be cached. " * 4
+    requests = [
+        Request(key=str(i), prompt=shared + "Product number " + "x " * i) for i in range(5)
+    ]
+    settings = GenerationSettings(max_new_tokens=8)
+    cached = TransformersBackend(str(tiny_model_dir), settings, batch_size=3, threads=1)
+    plain = TransformersBackend(
+        str(tiny_model_dir), settings, batch_size=1, threads=1, prefix_cache=False
+    )
+    ids = cached._tokenise(requests)
+    assert cached.shared_prefix(ids) >= 32
+    assert plain.shared_prefix(ids) == 0
+    with_cache = {r.key: r.text for b in cached.generate(requests) for r in b}
+    alone = {r.key: r.text for b in plain.generate(requests) for r in b}
+    assert with_cache == alone

@@ -1,11 +1,17 @@
-"""In-process generation with transformers: batched, left-padded, length-sorted.
+"""In-process generation with transformers: batched, length-sorted, prefix-cached.
 
 Prompts are sorted by token length so each batch pads little; each batch runs under
 ``torch.inference_mode``; greedy decoding, or sampling seeded per batch for reproducibility.
+
+Prefix cache: prompts rendered from one template share a long prefix (instructions and worked
+examples are most of a base-model prompt). Its keys/values are computed once per call and
+reused by every batch; each row is then ``[prefix | padding | own suffix]`` with the padding
+masked out, which gives the same greedy output as generating each prompt alone (tested).
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -36,6 +42,8 @@ class TransformersBackend:
         batch_size: int = 16,
         dtype: str = "float32",
         threads: int | None = None,
+        prefix_cache: bool = True,
+        min_prefix_tokens: int = 32,
     ) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -44,6 +52,8 @@ class TransformersBackend:
         self.model_id = model_dir
         self.settings = settings
         self.batch_size = batch_size
+        self.prefix_cache = prefix_cache
+        self.min_prefix_tokens = min_prefix_tokens
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir, padding_side="left")
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -64,21 +74,73 @@ class TransformersBackend:
             list(request.messages or ()), tokenize=False, add_generation_prompt=True
         )
 
-    def _batches(self, requests: Sequence[Request]) -> Iterator[list[tuple[Request, list[int]]]]:
+    def _tokenise(self, requests: Sequence[Request]) -> list[list[int]]:
         texts = [self.render(r) for r in requests]
         ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
         bos = self.tokenizer.bos_token_id
         if bos is not None and getattr(self.tokenizer, "add_bos_token", True):
             ids = [i if i[:1] == [bos] else [bos, *i] for i in ids]
+        return ids
+
+    def _batches(
+        self, requests: Sequence[Request], ids: list[list[int]]
+    ) -> Iterator[list[tuple[Request, list[int]]]]:
         order = sorted(range(len(requests)), key=lambda i: -len(ids[i]))
         for start in range(0, len(order), self.batch_size):
             yield [(requests[i], ids[i]) for i in order[start : start + self.batch_size]]
 
-    def _generate_batch(self, batch: list[tuple[Request, list[int]]]) -> list[Result]:
+    def shared_prefix(self, ids: list[list[int]]) -> int:
+        """Length of the token prefix all prompts share (0 when too short to be worth it).
+        One token is always left to every suffix, so each row has a last real token."""
+        if not self.prefix_cache or len(ids) < 2:
+            return 0
+        shortest = min(len(i) for i in ids)
+        n = 0
+        while n < shortest - 1 and all(i[n] == ids[0][n] for i in ids):
+            n += 1
+        return n if n >= self.min_prefix_tokens else 0
+
+    def _prefix_state(self, prefix: list[int]) -> Any:
+        import torch
+
+        if not prefix:
+            return None
+        with torch.inference_mode():
+            out = self.model(torch.tensor([prefix]), use_cache=True)
+            return getattr(out, "cache", None) or out.past_key_values
+
+    def _inputs(
+        self, batch: list[tuple[Request, list[int]]], prefix_len: int, prefix_state: Any
+    ) -> dict[str, Any]:
+        """Left-padded rows, or ``[prefix | padding | suffix]`` rows over a copied prefix cache."""
+        import torch
+
+        pad = self.tokenizer.pad_token_id
+        suffixes = [ids[prefix_len:] for _, ids in batch]
+        width = max(len(s) for s in suffixes)
+        prefix = batch[0][1][:prefix_len]
+        rows = [prefix + [pad] * (width - len(s)) + s for s in suffixes]
+        mask = [[1] * prefix_len + [0] * (width - len(s)) + [1] * len(s) for s in suffixes]
+        inputs: dict[str, Any] = {
+            "input_ids": torch.tensor(rows),
+            "attention_mask": torch.tensor(mask),
+        }
+        if prefix_state is not None:
+            cache = copy.deepcopy(prefix_state)
+            cache.batch_repeat_interleave(len(batch))
+            inputs["cache"] = cache
+        return inputs
+
+    def _generate_batch(
+        self,
+        batch: list[tuple[Request, list[int]]],
+        prefix_len: int = 0,
+        prefix_state: Any = None,
+    ) -> list[Result]:
         import torch
 
         s = self.settings
-        padded = self.tokenizer.pad({"input_ids": [ids for _, ids in batch]}, return_tensors="pt")
+        inputs = self._inputs(batch, prefix_len, prefix_state)
         kwargs: dict[str, Any] = {
             "max_new_tokens": s.max_new_tokens,
             "do_sample": s.temperature > 0,
@@ -95,9 +157,9 @@ class TransformersBackend:
             kwargs.update(stop_strings=s.stop, tokenizer=self.tokenizer)
         started = time.perf_counter()
         with torch.inference_mode():
-            out = self.model.generate(**padded, **kwargs)
+            out = self.model.generate(**inputs, **kwargs)
         elapsed = time.perf_counter() - started
-        new_tokens = out[:, padded["input_ids"].shape[1] :]
+        new_tokens = out[:, inputs["input_ids"].shape[1] :]
         eos_ids = self.model.generation_config.eos_token_id
         eos_ids = set(eos_ids if isinstance(eos_ids, list) else [eos_ids])
         results = []
@@ -126,9 +188,14 @@ class TransformersBackend:
 
     def generate(self, requests: Sequence[Request]) -> Iterator[list[Result]]:
         """Results batch by batch (longest prompts first), so callers can persist as they go."""
-        for batch in self._batches(requests):
+        ids = self._tokenise(requests)
+        prefix_len = self.shared_prefix(ids)
+        prefix_state = self._prefix_state(ids[0][:prefix_len]) if prefix_len else None
+        if prefix_len:
+            logger.info("Prefix cache: %d tokens shared by %d prompts", prefix_len, len(ids))
+        for batch in self._batches(requests, ids):
             try:
-                yield self._generate_batch(batch)
+                yield self._generate_batch(batch, prefix_len, prefix_state)
             except Exception as err:  # noqa: BLE001 - recorded per item, the run goes on
                 logger.exception("generation failed for a batch of %d", len(batch))
                 yield [

@@ -1,0 +1,52 @@
+import pytest
+from kedro.io import DataCatalog, DatasetError
+from pydantic import ValidationError
+
+from product_descgen.datasets import CallStoreDataset, LLMConnectionDataset
+from product_descgen.llm.backends import make_backend
+from product_descgen.llm.openai_backend import OpenAIBackend
+from product_descgen.llm.store import CallStore
+from product_descgen.llm.types import GenerationSettings
+
+
+def test_connection_merges_credentials_from_the_catalog_and_hides_the_key():
+    catalog = DataCatalog.from_config(
+        {
+            "teacher_llm": {
+                "type": "product_descgen.datasets.LLMConnectionDataset",
+                "connection": {"backend": "openai", "model": "llama", "concurrency": 4},
+                "credentials": "teacher",
+            }
+        },
+        credentials={"teacher": {"base_url": "http://127.0.0.1:1/v1", "api_key": "sk-secret"}},
+    )
+    connection = catalog.load("teacher_llm")
+    assert connection.base_url == "http://127.0.0.1:1/v1" and connection.api_key == "sk-secret"
+    assert "sk-secret" not in repr(catalog["teacher_llm"])
+    backend = make_backend(connection, "unused", GenerationSettings())
+    assert isinstance(backend, OpenAIBackend) and backend.concurrency == 4
+
+
+def test_bad_connection_setting_fails_when_the_catalog_is_built():
+    with pytest.raises(ValidationError, match="backend"):
+        LLMConnectionDataset(connection={"backend": "vllm"})
+
+
+def test_openai_backend_without_base_url_is_a_clear_error(monkeypatch):
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    connection = LLMConnectionDataset(connection={"backend": "openai"}).load()
+    with pytest.raises(ValueError, match="base_url"):
+        make_backend(connection, "m", GenerationSettings())
+
+
+def test_base_url_falls_back_to_the_environment(monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:2/v1")
+    connection = LLMConnectionDataset(connection={"backend": "openai"}).load()
+    assert make_backend(connection, "m", GenerationSettings()).base_url == "http://127.0.0.1:2/v1"
+
+
+def test_call_store_dataset_loads_a_store_and_refuses_saves(tmp_path):
+    dataset = CallStoreDataset(filepath=str(tmp_path / "sub" / "calls.sqlite"))
+    assert isinstance(dataset.load(), CallStore)
+    with pytest.raises(DatasetError):
+        dataset.save(None)

@@ -51,12 +51,12 @@ viz-build: $(STAMP)  ## static Kedro-Viz site in build/
 	$(BIN)/kedro viz build --include-previews
 
 lint: $(STAMP)  ## ruff lint and format check
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 
 format: $(STAMP)  ## apply ruff fixes and formatting
-	$(BIN)/ruff check --fix src tests
-	$(BIN)/ruff format src tests
+	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks
 
 clean:  ## remove generated data (keeps the venv, raw data and converted models)
 	find data/0[2-5]* data/07* data/08* -type f ! -name .gitkeep -delete

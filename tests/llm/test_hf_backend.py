@@ -51,9 +51,7 @@ def test_chat_requests_use_the_chat_template(tiny_model_dir):
 
 def test_prefix_cache_gives_the_same_greedy_output(tiny_model_dir):
     shared = "Instructions shared by every prompt, long enough to be cached. " * 4
-    requests = [
-        Request(key=str(i), prompt=shared + "Product number " + "x " * i) for i in range(5)
-    ]
+    requests = [Request(key=str(i), prompt=shared + "Product number " + "x " * i) for i in range(5)]
     settings = GenerationSettings(max_new_tokens=8)
     cached = TransformersBackend(str(tiny_model_dir), settings, batch_size=3, threads=1)
     plain = TransformersBackend(

@@ -1,0 +1,1 @@
+"""Student fine-tuning with Ludwig (QLoRA): config building, compatibility fixes (no Kedro)."""

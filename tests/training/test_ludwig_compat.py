@@ -1,0 +1,121 @@
+"""Each Ludwig 0.17.10 fix, exercised for real on a tiny model (fails without the fix)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from product_descgen.training import ludwig_compat
+
+pytestmark = pytest.mark.skipif(not ludwig_compat.affected(), reason="fixes target Ludwig 0.17.10")
+
+
+def tiny_config(base_model: str, quantized: bool, max_new_tokens: int = 16) -> dict:
+    config = {
+        "model_type": "llm",
+        "base_model": base_model,
+        "prompt": {"template": "### Product\n{input_text}\n### Description\n"},
+        "input_features": [{"name": "input_text", "type": "text"}],
+        "output_features": [{"name": "target", "type": "text"}],
+        "adapter": {"type": "lora", "r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]},
+        "trainer": {"type": "finetune", "epochs": 1, "batch_size": 4, "learning_rate": 1e-3},
+        "generation": {"max_new_tokens": max_new_tokens},
+        "backend": {"type": "local"},
+    }
+    if quantized:
+        config["quantization"] = {
+            "bits": 4,
+            "bnb_4bit_quant_type": "nf4",
+            "bnb_4bit_use_double_quant": True,
+            "bnb_4bit_compute_dtype": "float32",
+        }
+    return config
+
+
+def tiny_data(n: int = 8) -> pd.DataFrame:
+    return pd.DataFrame(
+        [{"input_text": f"Product: Mug {i}", "target": f"A red mug, number {i}."} for i in range(n)]
+    )
+
+
+@pytest.fixture(scope="module")
+def trained_qlora(tiny_model_dir, tmp_path_factory):
+    """Fix 1: 4-bit QLoRA training reaches the end (reloading the best checkpoint)."""
+    from ludwig.api import LudwigModel
+
+    ludwig_compat.apply()
+    out = tmp_path_factory.mktemp("ludwig")
+    model = LudwigModel(
+        tiny_config(str(tiny_model_dir), quantized=True), logging_level=logging.ERROR
+    )
+    data = tiny_data()
+    _, _, run_dir = model.train(
+        training_set=data, validation_set=data.head(4), output_directory=str(out),
+        skip_save_processed_input=True,
+    )  # fmt: skip
+    return model, f"{run_dir}/model"
+
+
+def test_frozen_state_keys_include_quant_state():
+    keys = [
+        "a.weight",
+        "a.weight.absmax",
+        "a.weight.quant_state.bitsandbytes__nf4",
+        "b.lora_A.weight",
+    ]
+    assert ludwig_compat.frozen_state_keys(keys, {"a.weight"}) == keys[:3]
+
+
+@pytest.mark.slow
+def test_qlora_training_completes(trained_qlora):
+    _, model_dir = trained_qlora
+    saved = json.loads(open(f"{model_dir}/model_hyperparameters.json").read())
+    assert saved["quantization"]["bits"] == 4
+    assert "adapters" not in saved  # fix 2: no null block written
+
+
+@pytest.mark.slow
+def test_saved_model_loads_and_predicts_in_a_fresh_process(trained_qlora):
+    """Fix 2 (and 4: inference through predict, on the CPU)."""
+    _, model_dir = trained_qlora
+    script = (
+        "import logging, sys, pandas as pd\n"
+        "from product_descgen.training import ludwig_compat\n"
+        "ludwig_compat.apply()\n"
+        "from ludwig.api import LudwigModel\n"
+        "m = LudwigModel.load(sys.argv[1], logging_level=logging.ERROR)\n"
+        "p, _ = m.predict(pd.DataFrame([{'input_text': 'Product: Mug 1'}]))\n"
+        "print('COLUMNS', sorted(p.columns))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, model_dir], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "target_response" in done.stdout
+
+
+def test_max_new_tokens_equal_to_the_default_is_kept(tiny_model_dir):
+    """Fix 3: 32 (Ludwig's default value) set explicitly stays 32."""
+    from ludwig.api import LudwigModel
+
+    ludwig_compat.apply()
+    config = tiny_config(str(tiny_model_dir), quantized=False, max_new_tokens=32)
+    assert (
+        LudwigModel(config, logging_level=logging.ERROR).config_obj.generation.max_new_tokens == 32
+    )
+    del config["generation"]  # unset: Ludwig's own default behaviour is untouched
+    unset = LudwigModel(config, logging_level=logging.ERROR).config_obj.generation.max_new_tokens
+    assert unset != 32
+
+
+def test_base_model_path_mismatch_is_a_clear_error(tmp_path):
+    """Fix 5: the saved model names its base model by absolute path."""
+    (tmp_path / "model_hyperparameters.json").write_text(json.dumps({"base_model": "/models/a"}))
+    ludwig_compat.check_base_model_path(tmp_path, "/models/a")
+    with pytest.raises(ValueError, match="same models.student"):
+        ludwig_compat.check_base_model_path(tmp_path, "/models/b")

@@ -1,0 +1,90 @@
+"""Typed finetune parameters and the Ludwig LLM config built from them.
+
+The Ludwig config is a parameters block (``finetune.ludwig``); the project fills in what it
+owns (base model, prompt template, feature names) and validates the result with Ludwig's own
+schema, so a bad setting fails with a clear message before any training starts.
+"""
+
+from __future__ import annotations
+
+import copy
+import string
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+
+from product_descgen.training.vices import ViceThresholds
+
+
+class ProbeParams(BaseModel):
+    """The fixed validation products the model describes after every epoch."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    size: PositiveInt = 8
+    max_new_tokens: PositiveInt = 160
+    seed: int = 0
+
+
+class FinetuneParams(BaseModel):
+    """All finetune settings; ``ludwig`` is passed to Ludwig after the project fills it in."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    input_column: str = "input_text"
+    target_column: str = "target"
+    prompt_template: str = "### Product\n{input_text}\n### Description\n"
+    quantization: bool = True  # QLoRA (4-bit base); false = plain LoRA on the full-precision base
+    probe: ProbeParams = ProbeParams()
+    vices: ViceThresholds = ViceThresholds()
+    ludwig: dict[str, Any] = Field(default_factory=dict)
+    threads: PositiveInt | None = None
+
+
+def template_fields(template: str) -> set[str]:
+    """Names the prompt template reads (``{input_text}`` -> ``input_text``)."""
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
+def build_ludwig_config(
+    params: FinetuneParams, base_model: str, columns: list[str] | None = None
+) -> dict[str, Any]:
+    """The full Ludwig config, checked against the data's columns when given.
+
+    Raises ``ValueError`` naming the problem: a template field that is not a column, a base
+    model path that does not exist, a Ludwig setting that Ludwig's schema rejects.
+    """
+    missing = template_fields(params.prompt_template) - set(
+        columns or template_fields(params.prompt_template)
+    )
+    if missing:
+        raise ValueError(
+            f"finetune.prompt_template names column(s) {sorted(missing)} that the training data "
+            f"lacks (columns: {sorted(columns or [])})"
+        )
+    if base_model.startswith(("/", ".")) and not (Path(base_model) / "config.json").is_file():
+        raise ValueError(f"the student base model {base_model} does not exist (no config.json)")
+    config = copy.deepcopy(params.ludwig)
+    config.update(
+        model_type="llm",
+        base_model=base_model,
+        prompt={"template": params.prompt_template},
+        input_features=[{"name": params.input_column, "type": "text"}],
+        output_features=[{"name": params.target_column, "type": "text"}],
+    )
+    if not params.quantization:
+        config.pop("quantization", None)
+    validate_ludwig_config(config)
+    return config
+
+
+def validate_ludwig_config(config: dict[str, Any]) -> None:
+    """Ludwig's own schema check, as a ``ValueError`` that says where the setting lives."""
+    from ludwig.error import ConfigValidationError
+    from ludwig.schema.model_types.base import ModelConfig
+
+    try:
+        ModelConfig.from_dict(copy.deepcopy(config))
+    except (ConfigValidationError, ValueError, TypeError) as err:
+        raise ValueError(f"invalid Ludwig config in finetune.ludwig: {err}") from None

@@ -2,5 +2,12 @@
 
 from product_descgen.datasets.jsonlines import JSONLinesDataset
 from product_descgen.datasets.llm import CallStoreDataset, LLMConnectionDataset
+from product_descgen.datasets.models import LudwigModelDataset, PeftAdapterDataset
 
-__all__ = ["CallStoreDataset", "JSONLinesDataset", "LLMConnectionDataset"]
+__all__ = [
+    "CallStoreDataset",
+    "JSONLinesDataset",
+    "LLMConnectionDataset",
+    "LudwigModelDataset",
+    "PeftAdapterDataset",
+]

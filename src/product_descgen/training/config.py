@@ -40,6 +40,7 @@ class FinetuneParams(BaseModel):
     vices: ViceThresholds = ViceThresholds()
     ludwig: dict[str, Any] = Field(default_factory=dict)
     threads: PositiveInt | None = None
+    work_dir: Path = Path("data/06_models/student_training")  # checkpoints, for resuming
 
 
 def template_fields(template: str) -> set[str]:

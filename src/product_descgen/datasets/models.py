@@ -1,0 +1,102 @@
+"""Datasets for trained models: Ludwig's model directory (versioned) and a peft adapter."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from kedro.io.core import AbstractVersionedDataset, DatasetError, Version
+
+
+class LudwigModelDataset(AbstractVersionedDataset[Any, Any]):
+    """Saves a ``LudwigModel`` with ``model.save(dir)``; loads it with ``LudwigModel.load``.
+
+    With ``versioned: true`` every save is kept under ``<filepath>/<timestamp>/``.
+    """
+
+    def __init__(
+        self,
+        filepath: str,
+        version: Version | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(
+            filepath=PurePosixPath(filepath), version=version, exists_function=self._dir_exists
+        )
+        self.metadata = metadata
+
+    @staticmethod
+    def _dir_exists(path: str) -> bool:
+        return Path(path).is_dir()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath), "version": self._version}
+
+    def load(self) -> Any:
+        from ludwig.api import LudwigModel
+
+        from product_descgen.training import ludwig_compat
+
+        ludwig_compat.apply()
+        path = Path(self._get_load_path())
+        if not (path / "model_hyperparameters.json").is_file():
+            raise DatasetError(f"no trained Ludwig model at {path}: run the finetune pipeline")
+        return LudwigModel.load(str(path))
+
+    def save(self, data: Any) -> None:
+        path = Path(self._get_save_path())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data.save(str(path))
+
+    def _exists(self) -> bool:
+        try:
+            return Path(self._get_load_path()).is_dir()
+        except DatasetError:
+            return False
+
+
+class PeftAdapterDataset(AbstractVersionedDataset[Any, str]):
+    """The LoRA adapter alone, in peft format (``adapter_config.json`` + safetensors).
+
+    Saves the peft model inside a ``LudwigModel`` (or a ``PeftModel``); loads the adapter's
+    directory path, for ``PeftModel.from_pretrained(base, path)`` or vLLM's ``--lora-modules``.
+    """
+
+    def __init__(
+        self,
+        filepath: str,
+        version: Version | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(
+            filepath=PurePosixPath(filepath),
+            version=version,
+            exists_function=lambda p: Path(p).is_dir(),
+        )
+        self.metadata = metadata
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath), "version": self._version}
+
+    def load(self) -> str:
+        path = Path(self._get_load_path())
+        if not (path / "adapter_config.json").is_file():
+            raise DatasetError(f"no peft adapter at {path}: run the finetune pipeline")
+        return str(path)
+
+    def save(self, data: Any) -> None:
+        peft_model = getattr(
+            getattr(data, "model", None), "model", data
+        )  # LudwigModel -> PeftModel
+        if not hasattr(peft_model, "peft_config"):
+            raise DatasetError("PeftAdapterDataset saves a peft model (train with an adapter)")
+        path = Path(self._get_save_path())
+        shutil.rmtree(path, ignore_errors=True)
+        peft_model.save_pretrained(str(path))
+
+    def _exists(self) -> bool:
+        try:
+            return Path(self._get_load_path()).is_dir()
+        except DatasetError:
+            return False

@@ -1,0 +1,49 @@
+"""finetune nodes: thin adapters over :mod:`product_descgen.training`."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import pandas as pd
+
+from product_descgen.models import ModelsParams, resolve_model_dir
+from product_descgen.training.config import FinetuneParams, build_ludwig_config
+from product_descgen.training.train import train_student
+
+logger = logging.getLogger(__name__)
+
+
+def build_finetune_config(
+    distill_train: pd.DataFrame, models: ModelsParams, params: FinetuneParams
+) -> dict[str, Any]:
+    """The validated Ludwig config; every input problem fails here, before training."""
+    if distill_train.empty:
+        raise ValueError("the training set is empty: teacher_generation accepted no examples")
+    base_model = resolve_model_dir(models.student, models.cache_dir)
+    return build_ludwig_config(params, base_model, list(distill_train.columns))
+
+
+def train_student_model(
+    ludwig_config: dict[str, Any],
+    distill_train: pd.DataFrame,
+    distill_validation: pd.DataFrame,
+    params: FinetuneParams,
+) -> tuple[Any, Any, pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """Train; return the model (twice: Ludwig model dir and peft adapter), the per-epoch
+    history, the probe outputs and the vice report."""
+    result = train_student(
+        ludwig_config, distill_train, distill_validation, params, params.work_dir
+    )
+    history = result.history
+    flagged = history.loc[history["flagged"], ["epoch", "flags"]] if len(history) else history
+    report = {
+        "epochs": len(history),
+        "flagged_epochs": [
+            {"epoch": int(e), "flags": f.split(",")} for e, f in flagged.itertuples(index=False)
+        ],
+        "thresholds": params.vices.model_dump(),
+        "last_epoch": json.loads(history.iloc[-1].to_json()) if len(history) else {},
+    }
+    return result.model, result.model, history, result.probe_outputs, report

@@ -1,0 +1,36 @@
+"""finetune wiring (see README.md beside this file)."""
+
+from kedro.pipeline import Node, Pipeline
+
+from product_descgen.pipelines.finetune import nodes
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            Node(
+                nodes.build_finetune_config,
+                ["distill_train", "params:models", "params:finetune"],
+                "finetune_ludwig_config",
+                name="build_finetune_config_node",
+            ),
+            Node(
+                nodes.train_student_model,
+                [
+                    "finetune_ludwig_config",
+                    "distill_train",
+                    "distill_validation",
+                    "params:finetune",
+                ],
+                [
+                    "student_model",
+                    "student_adapter",
+                    "training_history",
+                    "probe_outputs",
+                    "vice_report",
+                ],
+                name="train_student_model_node",
+            ),  # fmt: skip
+        ],
+        tags="finetune",
+    )

@@ -1,0 +1,164 @@
+"""Train the student with Ludwig and record what each epoch shows.
+
+Per epoch: training and validation loss, learning rate, tokens/s, time, and the vice
+detector's measures on a fixed probe set that the model describes after the epoch.
+A killed run resumes from its last checkpoint: training writes into ``work_dir`` and a
+later call with the same ``work_dir`` passes it to Ludwig as ``model_resume_path``.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from product_descgen.training import ludwig_compat
+from product_descgen.training.config import FinetuneParams
+from product_descgen.training.vices import detect_vices
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    model: Any  # ludwig.api.LudwigModel
+    history: pd.DataFrame
+    probe_outputs: pd.DataFrame
+
+
+def trainable_share(peft_model: Any) -> float:
+    """Trainable parameters / all parameters (peft counts 4-bit weights unpacked)."""
+    trainable, total = peft_model.get_nb_trainable_parameters()
+    return trainable / total
+
+
+def generate_probe(
+    peft_model: Any, tokenizer: Any, prompts: list[str], max_new_tokens: int
+) -> list[str]:
+    """Greedy descriptions of the probe prompts with the model as it is now."""
+    import torch
+
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    batch = tokenizer(prompts, return_tensors="pt", padding=True)
+    was_training = peft_model.training
+    peft_model.eval()
+    with torch.inference_mode():
+        out = peft_model.generate(
+            **batch, max_new_tokens=max_new_tokens, do_sample=False,
+            pad_token_id=tokenizer.pad_token_id, temperature=None, top_p=None, top_k=None,
+        )  # fmt: skip
+    if was_training:
+        peft_model.train()
+    new = out[:, batch["input_ids"].shape[1] :]
+    return [t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
+
+
+def _last(metrics: dict[str, Any], name: str = "loss") -> float | None:
+    values = metrics.get("combined", {}).get(name, [])
+    return float(values[-1][-1]) if values else None
+
+
+def make_recorder(
+    probe: pd.DataFrame, params: FinetuneParams, tokenizer: Any, tokens_per_epoch: int
+) -> Any:
+    """A Ludwig callback that appends one history row per epoch."""
+    from ludwig.callbacks import Callback
+
+    prompts = [params.prompt_template.format(**row) for row in probe.to_dict(orient="records")]
+
+    class EpochRecorder(Callback):
+        def __init__(self) -> None:
+            self.rows: list[dict[str, Any]] = []
+            self.outputs: list[dict[str, Any]] = []
+            self._start = time.perf_counter()
+
+        def on_epoch_start(
+            self, trainer: Any, progress_tracker: Any, save_path: str, **_: Any
+        ) -> None:
+            self._start = time.perf_counter()
+
+        def on_epoch_end(
+            self, trainer: Any, progress_tracker: Any, save_path: str, **_: Any
+        ) -> None:
+            seconds = time.perf_counter() - self._start
+            peft_model = trainer.model.model
+            texts = generate_probe(peft_model, tokenizer, prompts, params.probe.max_new_tokens)
+            vices = detect_vices(
+                texts, probe[params.input_column].tolist(),
+                probe[params.target_column].tolist(), params.vices,
+            )  # fmt: skip
+            epoch = int(progress_tracker.epoch)
+            self.rows.append(
+                {
+                    "epoch": epoch,
+                    "train_loss": _last(progress_tracker.train_metrics),
+                    "validation_loss": _last(progress_tracker.validation_metrics),
+                    "learning_rate": float(progress_tracker.learning_rate),
+                    "seconds": seconds,
+                    "tokens_per_s": tokens_per_epoch / seconds if seconds else None,
+                    "trainable_share": trainable_share(peft_model),
+                    **{k: v for k, v in vices.items() if k != "flags"},
+                    "flags": ",".join(vices["flags"]),
+                }
+            )
+            self.outputs += [
+                {"epoch": epoch, "product_id": pid, "output": text}
+                for pid, text in zip(probe["product_id"], texts, strict=True)
+            ]
+            logger.info("Epoch %d: %s", epoch, self.rows[-1])
+
+    return EpochRecorder()
+
+
+def train_student(
+    ludwig_config: dict[str, Any],
+    train: pd.DataFrame,
+    validation: pd.DataFrame,
+    params: FinetuneParams,
+    work_dir: str | Path,
+) -> TrainResult:
+    """Fine-tune the student; resumes from ``work_dir`` when a killed run left a checkpoint."""
+    from ludwig.api import LudwigModel
+    from transformers import AutoTokenizer
+
+    if train.empty:
+        raise ValueError("the training set is empty: teacher_generation accepted no examples")
+    if validation.empty:
+        raise ValueError("the validation set is empty: needed for early stopping and the probe")
+    ludwig_compat.apply()
+    if params.threads:
+        import torch
+
+        torch.set_num_threads(params.threads)
+    tokenizer = AutoTokenizer.from_pretrained(ludwig_config["base_model"])
+    columns = [params.input_column, params.target_column]
+    text = (train[params.input_column] + train[params.target_column]).tolist()
+    tokens_per_epoch = sum(len(ids) for ids in tokenizer(text)["input_ids"])
+    probe = validation.head(params.probe.size)
+    recorder = make_recorder(probe, params, tokenizer, tokens_per_epoch)
+    model = LudwigModel(ludwig_config, logging_level=logging.WARNING, callbacks=[recorder])
+    run_dir = Path(work_dir) / "run"
+    finished = (run_dir / "training_statistics.json").is_file()  # written when train() returns
+    resume = run_dir if (run_dir / "model" / "training_checkpoints").is_dir() else None
+    if finished or (run_dir.exists() and resume is None):
+        shutil.rmtree(run_dir)  # a finished run (train anew) or one killed before a checkpoint
+        resume = None
+    if resume:
+        logger.info("Resuming training from %s", resume)
+    model.train(
+        training_set=train[columns],
+        validation_set=validation[columns],
+        output_directory=str(Path(work_dir)),
+        experiment_name="run",
+        model_name="",
+        model_resume_path=str(resume) if resume else None,
+        skip_save_processed_input=True,
+    )
+    return TrainResult(model, pd.DataFrame(recorder.rows), pd.DataFrame(recorder.outputs))

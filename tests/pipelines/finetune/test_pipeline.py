@@ -1,0 +1,86 @@
+"""finetune end to end on the tiny model: QLoRA on the CPU, real datasets, adapter via peft."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from product_descgen.project_config import load_project_params
+from tests.pipelines.helpers import run_pipeline
+
+
+def write_distill_sets(project: Path, n_train: int = 12, n_val: int = 4) -> None:
+    def frame(n: int, prefix: str) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "product_id": [f"{prefix}{i}" for i in range(n)],
+                "category": "Kitchen",
+                "title": [f"Mug {i}" for i in range(n)],
+                "audience": "tea lovers",
+                "input_text": [f"Product: Mug {i}\n- Color: Red" for i in range(n)],
+                "target": [f"A red mug, number {i}, for tea lovers." for i in range(n)],
+                "target_words": 8,
+            }
+        )
+
+    model_input = project / "data" / "05_model_input"
+    frame(n_train, "t").to_parquet(model_input / "distill_train.parquet")
+    frame(n_val, "v").to_parquet(model_input / "distill_validation.parquet")
+
+
+def small_finetune(project: Path, epochs: int = 2) -> dict:
+    params = load_project_params(root=project)["finetune"]
+    trainer = {**params["ludwig"]["trainer"], "epochs": epochs, "batch_size": 4,
+               "gradient_accumulation_steps": 1}  # fmt: skip
+    ludwig = {**params["ludwig"], "trainer": trainer, "generation": {"max_new_tokens": 8}}
+    return {**params, "ludwig": ludwig, "probe": {"size": 3, "max_new_tokens": 8}, "threads": 1}
+
+
+@pytest.mark.slow
+def test_qlora_finetune_writes_model_adapter_history_and_vices(project_copy, tiny_model_dir):
+    write_distill_sets(project_copy)
+    run_pipeline(project_copy, tiny_model_dir, "finetune", finetune=small_finetune(project_copy))
+    data = project_copy / "data"
+    config = json.loads((data / "06_models" / "student_ludwig_config.json").read_text())
+    assert config["quantization"]["bits"] == 4 and config["base_model"] == str(tiny_model_dir)
+    [model_dir] = list((data / "06_models" / "student_model").iterdir())  # one version
+    assert (model_dir / "student_model" / "model_hyperparameters.json").is_file()
+    [adapter_dir] = list((data / "06_models" / "student_adapter").iterdir())
+    adapter_dir = adapter_dir / "student_adapter"
+    assert (adapter_dir / "adapter_config.json").is_file()
+
+    history = pd.read_parquet(data / "08_reporting" / "training_history.parquet")
+    assert history["epoch"].tolist() == [1, 2]
+    for column in ("train_loss", "validation_loss", "learning_rate", "tokens_per_s", "seconds"):
+        assert history[column].notna().all(), column
+    assert (history["trainable_share"] > 0).all() and (history["trainable_share"] < 0.01).all()
+    probes = pd.read_parquet(data / "07_model_output" / "probe_outputs.parquet")
+    assert len(probes) == 2 * 3
+    report = json.loads((data / "08_reporting" / "vice_report.json").read_text())
+    assert report["epochs"] == 2 and "thresholds" in report
+
+    # The exported adapter loads with plain peft on the base model and generates.
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    model = PeftModel.from_pretrained(base, str(adapter_dir))
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    ids = tokenizer("### Product\nProduct: Mug 1\n### Description\n", return_tensors="pt")
+    with torch.inference_mode():
+        out = model.generate(**ids, max_new_tokens=4, do_sample=False)
+    assert out.shape[1] == ids["input_ids"].shape[1] + 4
+
+
+@pytest.mark.slow
+def test_empty_training_set_fails_before_training(project_copy, tiny_model_dir):
+    write_distill_sets(project_copy, n_train=0)
+    with pytest.raises(ValueError, match="training set is empty"):
+        run_pipeline(
+            project_copy, tiny_model_dir, "finetune", finetune=small_finetune(project_copy)
+        )
+    assert not (project_copy / "data" / "06_models" / "student_training").exists()

@@ -84,3 +84,49 @@ def test_empty_training_set_fails_before_training(project_copy, tiny_model_dir):
             project_copy, tiny_model_dir, "finetune", finetune=small_finetune(project_copy)
         )
     assert not (project_copy / "data" / "06_models" / "student_training").exists()
+
+
+@pytest.mark.slow
+def test_killed_training_resumes_from_its_last_checkpoint(project_copy, tiny_model_dir):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    from tests.pipelines.helpers import tiny_models_block
+
+    write_distill_sets(project_copy, n_train=64)
+    params = small_finetune(project_copy, epochs=6)
+    params["ludwig"]["trainer"]["batch_size"] = 2
+    local = {"models": tiny_models_block(project_copy, tiny_model_dir), "finetune": params}
+    (project_copy / "conf" / "local" / "parameters.yml").write_text(yaml.safe_dump(local))
+    progress = project_copy / "data/06_models/student_training/run/model/training_progress.json"
+
+    def epochs_done() -> int:
+        try:
+            return json.loads(progress.read_text())["epoch"]
+        except (OSError, ValueError, KeyError):
+            return 0
+
+    kedro = Path(sys.executable).with_name("kedro")
+    proc = subprocess.Popen(
+        [str(kedro), "run", "--pipeline", "finetune"], cwd=project_copy,
+        env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if epochs_done() >= 2:  # two epochs checkpointed
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, f"training ended before the kill: {proc.stderr.read()[-2000:]}"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+    run_pipeline(project_copy, tiny_model_dir, "finetune", finetune=params)
+    history = pd.read_parquet(project_copy / "data/08_reporting/training_history.parquet")
+    assert history["epoch"].max() == 6
+    assert history["epoch"].min() > 1  # epochs done before the kill were not trained again

@@ -63,3 +63,16 @@ def test_prefix_cache_gives_the_same_greedy_output(tiny_model_dir):
     with_cache = {r.key: r.text for b in cached.generate(requests) for r in b}
     alone = {r.key: r.text for b in plain.generate(requests) for r in b}
     assert with_cache == alone
+
+
+def test_plain_prompts_get_the_tokenizers_special_tokens_chat_prompts_do_not(tiny_model_dir):
+    backend = TransformersBackend(str(tiny_model_dir), GenerationSettings(max_new_tokens=2))
+    plain, chat = backend._tokenise(
+        [
+            Request(key="p", prompt="Hi"),
+            Request(key="c", messages=({"role": "user", "content": "Hi"},)),
+        ]
+    )
+    assert plain == backend.tokenizer("Hi")["input_ids"]
+    rendered = backend.render(Request(key="c", messages=({"role": "user", "content": "Hi"},)))
+    assert chat == backend.tokenizer(rendered, add_special_tokens=False)["input_ids"]

@@ -75,11 +75,13 @@ class TransformersBackend:
         )
 
     def _tokenise(self, requests: Sequence[Request]) -> list[list[int]]:
-        texts = [self.render(r) for r in requests]
-        ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
-        bos = self.tokenizer.bos_token_id
-        if bos is not None and getattr(self.tokenizer, "add_bos_token", True):
-            ids = [i if i[:1] == [bos] else [bos, *i] for i in ids]
+        """Token ids as the model expects them: a plain prompt gets the tokenizer's special
+        tokens (Gemma degenerates without its BOS); a chat template already contains them."""
+        ids = []
+        for request in requests:
+            text = self.render(request)
+            special = request.prompt is not None
+            ids.append(self.tokenizer(text, add_special_tokens=special)["input_ids"])
         return ids
 
     def _batches(

@@ -1,0 +1,155 @@
+"""Seconds per training step: Ludwig QLoRA, Ludwig LoRA and a plain peft loop, side by side.
+
+    .venv/bin/python benchmarks/finetune_step_time.py [--steps 6] [--batch 4]
+
+Same student (``models.student``), same batches (demo-like prompt + target pairs through the
+finetune prompt template), same LoRA settings (``finetune.ludwig.adapter``), one process, one
+after the other. Ludwig's times come from ``on_batch_start``/``on_batch_end`` callbacks, so they
+cover what Ludwig does per step (forward, backward, optimizer, its bookkeeping), not its setup.
+Appends the table to docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parents[1]
+
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+from product_descgen.models import ModelsParams, resolve_model_dir  # noqa: E402
+from product_descgen.project_config import load_project_params  # noqa: E402
+from product_descgen.training import ludwig_compat  # noqa: E402
+from product_descgen.training.config import FinetuneParams, build_ludwig_config  # noqa: E402
+
+
+def batches_frame(n: int) -> pd.DataFrame:
+    rows = [
+        {
+            "input_text": f"Product: Stoneware Mug {i}\nCategory: Kitchen & Dining\n"
+            "Attributes:\n- Capacity: 350 ml\n- Material: Stoneware\n- Color: Sage green",
+            "target": "This sage green stoneware mug holds 350 ml of tea or coffee and keeps "
+            "its glaze through daily use in the dishwasher. " * 2,
+        }
+        for i in range(n)
+    ]
+    return pd.DataFrame(rows)
+
+
+def ludwig_steps(config: dict, data: pd.DataFrame, batch: int) -> list[float]:
+    from ludwig.api import LudwigModel
+    from ludwig.callbacks import Callback
+
+    class Timer(Callback):
+        def __init__(self) -> None:
+            self.times: list[float] = []
+            self._t = 0.0
+
+        def on_batch_start(self, *args, **kwargs) -> None:
+            self._t = time.perf_counter()
+
+        def on_batch_end(self, *args, **kwargs) -> None:
+            self.times.append(time.perf_counter() - self._t)
+
+    timer = Timer()
+    trainer = {**config["trainer"], "epochs": 1, "batch_size": batch,
+               "gradient_accumulation_steps": 1, "early_stop": -1}  # fmt: skip
+    model = LudwigModel(
+        {**config, "trainer": trainer}, logging_level=logging.ERROR, callbacks=[timer]
+    )
+    model.train(training_set=data, validation_set=data.head(batch),
+                output_directory="/tmp/finetune_bench", skip_save_processed_input=True)  # fmt: skip
+    return timer.times
+
+
+def peft_steps(base: str, params: FinetuneParams, data: pd.DataFrame, batch: int,
+               quantized: bool) -> list[float]:  # fmt: skip
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
+    kwargs = {}
+    if quantized:
+        q = params.ludwig["quantization"]
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type=q["bnb_4bit_quant_type"],
+            bnb_4bit_use_double_quant=q["bnb_4bit_use_double_quant"],
+            bnb_4bit_compute_dtype=getattr(torch, q["bnb_4bit_compute_dtype"]),
+        )  # fmt: skip
+    model = AutoModelForCausalLM.from_pretrained(base, **kwargs)
+    if quantized:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    a = params.ludwig["adapter"]
+    model = get_peft_model(model, LoraConfig(r=a["r"], lora_alpha=a["alpha"],
+                                             lora_dropout=a["dropout"],
+                                             target_modules=a["target_modules"],
+                                             task_type="CAUSAL_LM"))  # fmt: skip
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-4)
+    texts = [params.prompt_template.format(**r) + r["target"] for r in data.to_dict("records")]
+    times = []
+    model.train()
+    for start in range(0, len(texts), batch):
+        enc = tokenizer(texts[start : start + batch], return_tensors="pt", padding=True)
+        t = time.perf_counter()
+        loss = model(**enc, labels=enc["input_ids"]).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    ludwig_compat.apply()
+    project = load_project_params()
+    models = ModelsParams.model_validate(project["models"])
+    base = resolve_model_dir(models.student, ROOT / models.cache_dir)
+    params = FinetuneParams.model_validate(project["finetune"])
+    data = batches_frame((args.steps + 1) * args.batch)
+    qlora = build_ludwig_config(params, base, list(data.columns))
+    lora = build_ludwig_config(params.model_copy(update={"quantization": False}), base,
+                               list(data.columns))  # fmt: skip
+    runs = {
+        ("Ludwig", "QLoRA (4-bit nf4)"): ludwig_steps(qlora, data, args.batch),
+        ("Ludwig", "LoRA (fp32)"): ludwig_steps(lora, data, args.batch),
+        ("plain peft", "QLoRA (4-bit nf4)"): peft_steps(base, params, data, args.batch, True),
+        ("plain peft", "LoRA (fp32)"): peft_steps(base, params, data, args.batch, False),
+    }
+    median = {key: statistics.median(times[1:]) for key, times in runs.items()}
+    table = pd.DataFrame(
+        [
+            {"path": f"{tool} {kind}", "steps timed": len(runs[tool, kind]) - 1,
+             "s/step (median)": median[tool, kind],
+             "vs plain peft": median[tool, kind] / median["plain peft", kind]}
+            for tool, kind in runs
+        ]
+    )  # fmt: skip
+    text = table.round(3).to_markdown(index=False)
+    print(text)  # noqa: T201 - the benchmark's report
+    doc = ROOT / "docs" / "benchmarks.md"
+    doc.write_text(
+        doc.read_text().rstrip()
+        + f"\n\n## Fine-tuning step time\n\n`.venv/bin/python benchmarks/finetune_step_time.py "
+        f"--steps {args.steps} --batch {args.batch}` on {platform.machine()} ({os.cpu_count()} "
+        f"cores), {args.threads} threads, student `{Path(base).name}`, batch {args.batch}, "
+        f"first step excluded, {time.strftime('%Y-%m-%d')}.\n\n{text}\n"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -152,7 +152,7 @@ def train_student(
         resume = None
     if resume:
         logger.info("Resuming training from %s", resume)
-    model.train(
+    stats, _, _ = model.train(
         training_set=train[columns],
         validation_set=validation[columns],
         output_directory=str(Path(work_dir)),
@@ -161,4 +161,25 @@ def train_student(
         model_resume_path=str(resume) if resume else None,
         skip_save_processed_input=True,
     )
-    return TrainResult(model, pd.DataFrame(recorder.rows), pd.DataFrame(recorder.outputs))
+    history = with_epoch_losses(pd.DataFrame(recorder.rows), stats)
+    return TrainResult(model, history, pd.DataFrame(recorder.outputs))
+
+
+def epoch_losses(split_stats: dict[str, Any]) -> dict[int, float]:
+    """Last combined loss per epoch from Ludwig's training statistics."""
+    out: dict[int, float] = {}
+    for epoch, _step, value in split_stats.get("combined", {}).get("loss", []):
+        out[int(epoch)] = float(value)
+    return out
+
+
+def with_epoch_losses(history: pd.DataFrame, stats: Any) -> pd.DataFrame:
+    """Fill losses the callback could not see yet: Ludwig may evaluate after ``on_epoch_end``."""
+    if history.empty:
+        return history
+    train = epoch_losses(getattr(stats, "training", {}) or {})
+    validation = epoch_losses(getattr(stats, "validation", {}) or {})
+    return history.assign(
+        train_loss=history["train_loss"].fillna(history["epoch"].map(train)),
+        validation_loss=history["validation_loss"].fillna(history["epoch"].map(validation)),
+    )

@@ -50,3 +50,13 @@ def test_call_store_dataset_loads_a_store_and_refuses_saves(tmp_path):
     assert isinstance(dataset.load(), CallStore)
     with pytest.raises(DatasetError):
         dataset.save(None)
+
+
+def test_model_datasets_say_what_to_run_when_empty(tmp_path):
+    from product_descgen.datasets import LudwigModelDataset, PeftAdapterDataset
+
+    for cls in (LudwigModelDataset, PeftAdapterDataset):
+        dataset = cls(filepath=str(tmp_path / cls.__name__))
+        assert not dataset.exists()
+        with pytest.raises(DatasetError, match="finetune"):
+            dataset.load()

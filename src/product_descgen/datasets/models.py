@@ -9,11 +9,12 @@ from typing import Any
 from kedro.io.core import AbstractVersionedDataset, DatasetError, Version
 
 
-class LudwigModelDataset(AbstractVersionedDataset[Any, Any]):
-    """Saves a ``LudwigModel`` with ``model.save(dir)``; loads it with ``LudwigModel.load``.
+def _is_dir(path: str) -> bool:
+    return Path(path).is_dir()
 
-    With ``versioned: true`` every save is kept under ``<filepath>/<timestamp>/``.
-    """
+
+class _VersionedDirectory(AbstractVersionedDataset[Any, Any]):
+    """A (versioned) directory written by a library's own ``save``; subclasses load/save it."""
 
     def __init__(
         self,
@@ -21,17 +22,24 @@ class LudwigModelDataset(AbstractVersionedDataset[Any, Any]):
         version: Version | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__(
-            filepath=PurePosixPath(filepath), version=version, exists_function=self._dir_exists
-        )
+        super().__init__(filepath=PurePosixPath(filepath), version=version, exists_function=_is_dir)
         self.metadata = metadata
-
-    @staticmethod
-    def _dir_exists(path: str) -> bool:
-        return Path(path).is_dir()
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": str(self._filepath), "version": self._version}
+
+    def _exists(self) -> bool:
+        try:
+            return Path(self._get_load_path()).is_dir()
+        except DatasetError:
+            return False
+
+
+class LudwigModelDataset(_VersionedDirectory):
+    """Saves a ``LudwigModel`` with ``model.save(dir)``; loads it with ``LudwigModel.load``.
+
+    With ``versioned: true`` every save is kept under ``<filepath>/<timestamp>/``.
+    """
 
     def load(self) -> Any:
         from ludwig.api import LudwigModel
@@ -49,35 +57,13 @@ class LudwigModelDataset(AbstractVersionedDataset[Any, Any]):
         path.parent.mkdir(parents=True, exist_ok=True)
         data.save(str(path))
 
-    def _exists(self) -> bool:
-        try:
-            return Path(self._get_load_path()).is_dir()
-        except DatasetError:
-            return False
 
-
-class PeftAdapterDataset(AbstractVersionedDataset[Any, str]):
+class PeftAdapterDataset(_VersionedDirectory):
     """The LoRA adapter alone, in peft format (``adapter_config.json`` + safetensors).
 
     Saves the peft model inside a ``LudwigModel`` (or a ``PeftModel``); loads the adapter's
     directory path, for ``PeftModel.from_pretrained(base, path)`` or vLLM's ``--lora-modules``.
     """
-
-    def __init__(
-        self,
-        filepath: str,
-        version: Version | None = None,
-        metadata: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__(
-            filepath=PurePosixPath(filepath),
-            version=version,
-            exists_function=lambda p: Path(p).is_dir(),
-        )
-        self.metadata = metadata
-
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath), "version": self._version}
 
     def load(self) -> str:
         path = Path(self._get_load_path())
@@ -94,9 +80,3 @@ class PeftAdapterDataset(AbstractVersionedDataset[Any, str]):
         path = Path(self._get_save_path())
         shutil.rmtree(path, ignore_errors=True)
         peft_model.save_pretrained(str(path))
-
-    def _exists(self) -> bool:
-        try:
-            return Path(self._get_load_path()).is_dir()
-        except DatasetError:
-            return False

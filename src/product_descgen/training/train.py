@@ -165,20 +165,24 @@ def train_student(
     return TrainResult(model, history, pd.DataFrame(recorder.outputs))
 
 
-def epoch_losses(split_stats: dict[str, Any]) -> dict[int, float]:
-    """Last combined loss per epoch from Ludwig's training statistics."""
-    out: dict[int, float] = {}
-    for epoch, _step, value in split_stats.get("combined", {}).get("loss", []):
-        out[int(epoch)] = float(value)
-    return out
+def epoch_losses(split_stats: dict[str, Any], epochs: int) -> dict[int, float]:
+    """Last combined loss per epoch from Ludwig's training statistics: ``(epoch, step, value)``
+    entries, or plain values when Ludwig evaluated exactly once per epoch."""
+    values = split_stats.get("combined", {}).get("loss", [])
+    if values and isinstance(values[0], (tuple, list)):
+        return {int(epoch): float(value) for epoch, _step, value in values}
+    if len(values) == epochs:
+        return {i + 1: float(v) for i, v in enumerate(values)}
+    return {}
 
 
 def with_epoch_losses(history: pd.DataFrame, stats: Any) -> pd.DataFrame:
     """Fill losses the callback could not see yet: Ludwig may evaluate after ``on_epoch_end``."""
     if history.empty:
         return history
-    train = epoch_losses(getattr(stats, "training", {}) or {})
-    validation = epoch_losses(getattr(stats, "validation", {}) or {})
+    epochs = int(history["epoch"].max())
+    train = epoch_losses(getattr(stats, "training", {}) or {}, epochs)
+    validation = epoch_losses(getattr(stats, "validation", {}) or {}, epochs)
     return history.assign(
         train_loss=history["train_loss"].fillna(history["epoch"].map(train)),
         validation_loss=history["validation_loss"].fillna(history["epoch"].map(validation)),

@@ -109,7 +109,8 @@ class TransformersBackend:
             return None
         with torch.inference_mode():
             out = self.model(torch.tensor([prefix]), use_cache=True)
-            return getattr(out, "cache", None) or out.past_key_values
+            cache = getattr(out, "cache", None)  # transformers 5 name; past_key_values before
+            return cache if cache is not None else out.past_key_values
 
     def _inputs(
         self, batch: list[tuple[Request, list[int]]], prefix_len: int, prefix_state: Any

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -30,18 +31,15 @@ def step_requests(
     template = prompts.template_text(step)
     requests = []
     for item in items:
-        draft_request = render(prompts, step, "", variables(item), {"item_id": item["product_id"]})
+        unkeyed = render(prompts, step, "", variables(item), {"item_id": item["product_id"]})
         key = cache_key(
             step=step,
-            prompt=draft_request.prompt or draft_request.messages,
+            prompt=unkeyed.prompt or unkeyed.messages,
             template=template,
             model=model_id,
             settings=settings.model_dump(),
         )
-        requests.append(
-            Request(key=key, messages=draft_request.messages, prompt=draft_request.prompt,
-                    meta=draft_request.meta)
-        )  # fmt: skip
+        requests.append(dataclasses.replace(unkeyed, key=key))
     return requests
 
 

@@ -70,6 +70,11 @@ class ModelsParams(BaseModel):
     cache_dir: Path = Path("data/06_models")
     teacher: ModelSpec
     student: ModelSpec
+    judge: ModelSpec | None = None  # the LLM judge of the evaluation; None: the teacher
+
+    @property
+    def judge_spec(self) -> ModelSpec:
+        return self.judge or self.teacher
 
 
 def _package_dir(package: str) -> Path:
@@ -164,8 +169,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     models = ModelsParams.model_validate(load_project_params(args.env)["models"])
-    for role in ("student", "teacher"):
-        where = resolve_model_dir(getattr(models, role), models.cache_dir)
+    for role, spec in (("student", models.student), ("teacher", models.teacher),
+                       ("judge", models.judge_spec)):  # fmt: skip
+        where = resolve_model_dir(spec, models.cache_dir)
         logger.info("%s model ready: %s", role, where)
 
 

@@ -1,5 +1,6 @@
 """Custom Kedro datasets."""
 
+from product_descgen.datasets.folders import RatingsFolderDataset
 from product_descgen.datasets.jsonlines import JSONLinesDataset
 from product_descgen.datasets.llm import CallStoreDataset, LLMConnectionDataset
 from product_descgen.datasets.models import LudwigModelDataset, PeftAdapterDataset
@@ -10,4 +11,5 @@ __all__ = [
     "LLMConnectionDataset",
     "LudwigModelDataset",
     "PeftAdapterDataset",
+    "RatingsFolderDataset",
 ]

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from kedro.io.core import AbstractVersionedDataset, DatasetError, Version
+from kedro.io.core import AbstractVersionedDataset, DatasetError, Version, VersionNotFoundError
 
 
 def _is_dir(path: str) -> bool:
@@ -27,6 +27,14 @@ class _VersionedDirectory(AbstractVersionedDataset[Any, Any]):
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": str(self._filepath), "version": self._version}
+
+    def _get_load_path(self) -> PurePosixPath:
+        try:
+            return super()._get_load_path()
+        except VersionNotFoundError:
+            raise DatasetError(
+                f"no trained model at {self._filepath}: run `kedro run --pipeline finetune` first"
+            ) from None
 
     def _exists(self) -> bool:
         try:

@@ -26,6 +26,7 @@ class Connection(BaseModel):
     backend: Literal["transformers", "openai"] = "transformers"
     # transformers
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    quantization: Literal["none", "int8", "nf4"] = "none"  # how the weights are served
     batch_size: PositiveInt = 16
     threads: PositiveInt | None = None
     # openai
@@ -39,9 +40,16 @@ class Connection(BaseModel):
     backoff_max_s: PositiveFloat = 30.0
 
 
-def make_backend(connection: Connection, model_dir: str, settings: GenerationSettings) -> Backend:
-    """A ready backend. For ``openai``, base URL and key fall back to ``OPENAI_BASE_URL`` and
-    ``OPENAI_API_KEY``; the model name falls back to the registry's model."""
+def make_backend(
+    connection: Connection,
+    model_dir: str,
+    settings: GenerationSettings,
+    adapter: str | None = None,
+) -> Backend:
+    """A ready backend. ``adapter``: a LoRA adapter directory merged into the local model (a
+    server loads its own: name it in ``connection.model``). For ``openai``, base URL and key
+    fall back to ``OPENAI_BASE_URL`` and ``OPENAI_API_KEY``; the model name falls back to the
+    registry's model."""
     if connection.backend == "transformers":
         from product_descgen.llm.hf_backend import TransformersBackend
 
@@ -51,6 +59,8 @@ def make_backend(connection: Connection, model_dir: str, settings: GenerationSet
             batch_size=connection.batch_size,
             dtype=connection.dtype,
             threads=connection.threads,
+            quantization=connection.quantization,
+            adapter=adapter,
         )
     from product_descgen.llm.openai_backend import OpenAIBackend
 

@@ -22,6 +22,55 @@ from product_descgen.llm.types import GenerationSettings, Request, Result, cut_a
 logger = logging.getLogger(__name__)
 
 
+def load_model(
+    model_dir: str, dtype: str, quantization: str = "none", adapter: str | None = None
+) -> Any:
+    """A causal LM ready for inference: the base model, a LoRA adapter merged into it (no
+    adapter cost per token), then quantised as served.
+
+    ``int8``: torch's dynamic int8 quantisation of every ``Linear`` (weights int8, activations
+    quantised on the fly; the fast choice on CPUs). ``nf4``: bitsandbytes 4-bit (QLoRA's
+    format; the adapter stays unmerged on top).
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    if quantization == "nf4":
+        config = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_compute_dtype=getattr(torch, dtype),
+        )
+        model = AutoModelForCausalLM.from_pretrained(model_dir, quantization_config=config)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, dtype))
+    if adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, adapter)
+        if quantization != "nf4":
+            model = model.merge_and_unload()
+    if quantization == "int8":
+        model = torch.ao.quantization.quantize_dynamic(
+            model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True
+        )
+    _own_memory(model)
+    model.eval()
+    return model
+
+
+def _own_memory(model: Any) -> None:
+    """Copy weights still backed by the memory-mapped checkpoint into process memory, so the
+    mapping is released: the model then holds exactly what it serves with (and the process's
+    resident memory says so), not the pages of a checkpoint it has since quantised."""
+    import torch
+
+    with torch.no_grad():
+        for tensor in [*model.parameters(), *model.buffers()]:
+            if tensor.device.type == "cpu" and tensor.dtype.is_floating_point:
+                tensor.data = tensor.data.clone()
+
+
 def configure_threads(threads: int | None) -> None:
     """Set torch's intra-op threads (``None``: leave torch's default)."""
     import torch
@@ -44,9 +93,10 @@ class TransformersBackend:
         threads: int | None = None,
         prefix_cache: bool = True,
         min_prefix_tokens: int = 32,
+        quantization: str = "none",
+        adapter: str | None = None,
     ) -> None:
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoTokenizer
 
         configure_threads(threads)
         self.model_id = model_dir
@@ -57,8 +107,7 @@ class TransformersBackend:
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir, padding_side="left")
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, dtype))
-        self.model.eval()
+        self.model = load_model(model_dir, dtype, quantization, adapter)
         self.has_chat_template = bool(self.tokenizer.chat_template)
 
     def render(self, request: Request) -> str:

@@ -1,5 +1,7 @@
-"""Prompt sets: editable YAML files with Jinja templates for the draft and refine steps.
+"""Prompt sets: editable YAML files with Jinja templates, one per step.
 
+Steps: ``draft`` and ``refine`` (the teacher), ``describe`` (one-inference baseline) and
+``judge`` (pairwise comparison); a file holds the steps its use needs.
 Two forms: ``chat`` (system + user messages, for chat models) and ``base`` (one completion
 prompt with worked examples, for base models such as the default Gemma 3 270M teacher).
 Product text is data: it is placed between delimiters, and any delimiter inside it is
@@ -21,6 +23,10 @@ from product_descgen.llm.types import Request
 _ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
 
 
+STEPS = ("draft", "refine", "describe", "judge")
+UNTRUSTED = ("product", "draft", "description_a", "description_b")
+
+
 class ChatTemplate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     system: str = ""
@@ -40,16 +46,20 @@ class PromptSet(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     style: Literal["chat", "base"]
-    draft: ChatTemplate | str
-    refine: ChatTemplate | str
+    draft: ChatTemplate | str | None = None
+    refine: ChatTemplate | str | None = None
+    describe: ChatTemplate | str | None = None
+    judge: ChatTemplate | str | None = None
     examples: list[FewShotExample] = Field(default_factory=list)
     stop: list[str] = Field(default_factory=list)
     data_markers: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _forms_match_style(self) -> PromptSet:
-        for step in ("draft", "refine"):
+        for step in STEPS:
             template = getattr(self, step)
+            if template is None:
+                continue
             if (self.style == "chat") != isinstance(template, ChatTemplate):
                 want = "{system, user}" if self.style == "chat" else "one template string"
                 raise ValueError(f"{step}: a {self.style} prompt set needs {want}")
@@ -62,9 +72,16 @@ class PromptSet(BaseModel):
                     raise ValueError(f"{step}: template error line {err.lineno}: {err}") from None
         return self
 
+    def require(self, *steps: str) -> PromptSet:
+        """This prompt set, or a clear error naming the steps it lacks."""
+        missing = [s for s in steps if getattr(self, s) is None]
+        if missing:
+            raise ValueError(f"the prompt file has no {', '.join(missing)} template")
+        return self
+
     def template_text(self, step: str) -> str:
         """Everything that shapes ``step``'s prompt (for cache keys)."""
-        template = getattr(self, step)
+        template = getattr(self.require(step), step)
         body = template if isinstance(template, str) else f"{template.system}\n{template.user}"
         shots = "\n".join(e.model_dump_json() for e in self.examples)
         return f"{self.style}\n{body}\n{shots}\n{self.stop}\n{self.data_markers}"
@@ -85,10 +102,11 @@ def neutralise(text: str, markers: list[str]) -> str:
 def render(
     prompts: PromptSet, step: str, key: str, variables: dict[str, Any], meta: dict[str, Any]
 ) -> Request:
-    """Build the request for ``step`` ("draft" or "refine"). Untrusted variables
-    (``product``, ``draft``) are neutralised here."""
+    """Build the request for ``step``. Untrusted variables (product text, drafts, the
+    descriptions a judge compares) are neutralised here."""
+    prompts.require(step)
     safe = {
-        name: neutralise(value, prompts.data_markers) if name in ("product", "draft") else value
+        name: neutralise(value, prompts.data_markers) if name in UNTRUSTED else value
         for name, value in variables.items()
     }
     safe["examples"] = prompts.examples

@@ -18,6 +18,16 @@ from product_descgen.llm.types import GenerationSettings, Request
 logger = logging.getLogger(__name__)
 
 
+def draft_variables(item: dict[str, Any], rules: Any) -> dict[str, Any]:
+    """Template variables of the draft step for one product."""
+    return {"product": item["input_text"], "audience": item["audience"], "rules": rules}
+
+
+def refine_variables(item: dict[str, Any], rules: Any) -> dict[str, Any]:
+    """Template variables of the refine step: the product and its draft."""
+    return {**draft_variables(item, rules), "draft": item["draft"]}
+
+
 def step_requests(
     items: Sequence[dict[str, Any]],
     prompts: PromptSet,

@@ -15,7 +15,12 @@ from product_descgen.models import ModelsParams, resolve_model_dir
 from product_descgen.prep.split import SPLITS
 from product_descgen.quality.checks import check_description, words
 from product_descgen.teacher.config import TeacherParams
-from product_descgen.teacher.generate import run_step, step_requests
+from product_descgen.teacher.generate import (
+    draft_variables,
+    refine_variables,
+    run_step,
+    step_requests,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -92,11 +97,11 @@ def generate_drafts(
     params: TeacherParams,
 ) -> pd.DataFrame:
     """Step 1: the teacher drafts a description from the product facts."""
-    prompts = PromptSet.model_validate(teacher_prompts)
+    prompts = PromptSet.model_validate(teacher_prompts).require("draft", "refine")
     return _run(
         "draft",
         teacher_inputs.to_dict(orient="records"),
-        lambda it: {"product": it["input_text"], "audience": it["audience"], "rules": params.rules},
+        lambda item: draft_variables(item, params.rules),
         prompts,
         teacher_llm,
         teacher_call_store,
@@ -116,18 +121,13 @@ def generate_refinements(
     params: TeacherParams,
 ) -> pd.DataFrame:
     """Step 2: the teacher rewrites each draft to the quality and format rules."""
-    prompts = PromptSet.model_validate(teacher_prompts)
+    prompts = PromptSet.model_validate(teacher_prompts).require("draft", "refine")
     merged = teacher_inputs.merge(teacher_drafts, on="product_id", validate="one_to_one")
     has_draft = merged["draft"].notna()
     refined = _run(
         "refine",
         merged.loc[has_draft].to_dict(orient="records"),
-        lambda it: {
-            "product": it["input_text"],
-            "audience": it["audience"],
-            "draft": it["draft"],
-            "rules": params.rules,
-        },
+        lambda item: refine_variables(item, params.rules),
         prompts,
         teacher_llm,
         teacher_call_store,

@@ -1,0 +1,1 @@
+"""Evaluation of the student's descriptions against the teacher's (no Kedro import)."""

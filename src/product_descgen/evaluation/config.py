@@ -1,0 +1,82 @@
+"""Typed parameters of the evaluation and describe pipelines."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+
+from product_descgen.evaluation.metrics import MetricsParams
+from product_descgen.llm.types import GenerationSettings
+from product_descgen.quality.checks import GateParams
+
+
+class Machine(BaseModel):
+    """A machine a system is served on, with its price (for cost per description)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    price_per_hour: PositiveFloat
+    currency: str = "USD"
+
+
+class ServingOverride(BaseModel):
+    """How a system is served for the speed test, over its catalog connection's settings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    quantization: str | None = Field(None, pattern="^(none|int8|nf4)$")
+    batch_size: PositiveInt | None = None
+    threads: PositiveInt | None = None
+
+
+class SpeedParams(BaseModel):
+    """Throughput, memory and cost, teacher pipeline vs student, each in its own process."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sample_size: PositiveInt = 16
+    seed: int = 0
+    teacher: ServingOverride = ServingOverride(quantization="int8")
+    student: ServingOverride = ServingOverride()
+    teacher_machine: Machine
+    student_machine: Machine
+    timeout_s: PositiveInt = 3600  # per system
+
+
+class HumanEvalParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    n_items: PositiveInt = 50
+    seed: int = 7
+    confidence: float = Field(0.95, gt=0, lt=1)
+
+
+class JudgeParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    generation: GenerationSettings = GenerationSettings(max_new_tokens=4)
+
+
+class EvaluationParams(BaseModel):
+    """All evaluation settings (see conf/base/parameters_evaluation.yml)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    student_generation: GenerationSettings = GenerationSettings(max_new_tokens=160)
+    baseline_generation: GenerationSettings = GenerationSettings(max_new_tokens=240)
+    metrics: MetricsParams = MetricsParams()
+    human_eval: HumanEvalParams = HumanEvalParams()
+    judge: JudgeParams = JudgeParams()
+    speed: SpeedParams
+    progress: bool = True
+
+
+class DescribeParams(BaseModel):
+    """The describe pipeline: new products -> student descriptions, each checked."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    generation: GenerationSettings = GenerationSettings(max_new_tokens=160)
+    gate: GateParams = GateParams()
+    progress: bool = True

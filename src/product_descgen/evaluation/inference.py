@@ -1,0 +1,82 @@
+"""One-inference description writers: the fine-tuned student and the untuned base student.
+
+The student sees the short prompt it was trained on (``finetune.prompt_template``); the base
+student gets the teacher's instructions in one chat prompt (``describe`` step of a prompt file).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from product_descgen.llm.backends import Backend
+from product_descgen.llm.prompts import PromptSet, render
+from product_descgen.llm.types import Request, Result
+
+logger = logging.getLogger(__name__)
+
+OUTPUT_COLUMNS = [
+    "product_id", "text", "prompt_tokens", "completion_tokens", "latency_s", "finish_reason",
+    "error",
+]  # fmt: skip
+
+
+def student_requests(items: pd.DataFrame, template: str) -> list[Request]:
+    """The student's prompt per product: its training template filled from the row."""
+    return [
+        Request(key=str(row["product_id"]), prompt=template.format(**row))
+        for row in items.to_dict(orient="records")
+    ]
+
+
+def baseline_requests(
+    items: pd.DataFrame, prompts: PromptSet, rules: dict[str, Any]
+) -> list[Request]:
+    """The base student's prompt per product: the teacher's instructions, one step."""
+    prompts.require("describe")
+    return [
+        render(
+            prompts,
+            "describe",
+            str(row["product_id"]),
+            {"product": row["input_text"], "audience": row["audience"], "rules": rules},
+            {},
+        )  # fmt: skip
+        for row in items.to_dict(orient="records")
+    ]
+
+
+def generate_all(
+    backend: Backend, requests: Sequence[Request], desc: str, progress: bool = True
+) -> list[Result]:
+    """Every request's result, in request order (the backend batches and sorts)."""
+    by_key: dict[str, Result] = {}
+    with tqdm(total=len(requests), desc=desc, unit="item", disable=not progress) as bar:
+        for results in backend.generate(requests):
+            by_key.update({r.key: r for r in results})
+            bar.update(len(results))
+    missing = [r.key for r in requests if r.key not in by_key]
+    if missing:
+        raise RuntimeError(f"{desc}: the backend returned no result for {missing[:5]}")
+    return [by_key[r.key] for r in requests]
+
+
+def results_frame(results: Sequence[Result]) -> pd.DataFrame:
+    """Results as a table (one row per product; failed generations keep their error)."""
+    rows = [
+        {
+            "product_id": r.key,
+            "text": r.text if r.ok else None,
+            "prompt_tokens": r.prompt_tokens,
+            "completion_tokens": r.completion_tokens,
+            "latency_s": r.latency_s,
+            "finish_reason": r.finish_reason,
+            "error": r.error,
+        }
+        for r in results
+    ]
+    return pd.DataFrame(rows, columns=OUTPUT_COLUMNS)

@@ -1,0 +1,283 @@
+"""Blind pairwise preference: the human evaluation kit, preference statistics, LLM-judge verdicts.
+
+The rater sees a sheet (an HTML page) with two descriptions per product, "A" and "B", and never
+learns which system wrote which: that lives in the key only. Ratings come back as CSV files in
+A/B terms and are unblinded through the key. The statistics treat every judgment as independent
+(several raters on one item are not, so with many raters per item the intervals are optimistic).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import logging
+import math
+import warnings
+from functools import lru_cache
+from importlib.resources import files as resource_files
+from pathlib import PurePath
+from statistics import NormalDist
+from typing import Any
+
+import jinja2
+import numpy as np
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+SYSTEMS = ("teacher", "student")
+CHOICES = ("A", "B", "tie")
+LABELS = (*SYSTEMS, "tie")
+REFERENCE = {"tie_or_student": 0.60}  # the reference case: "a tie or the student in 60% of cases"
+
+SHEET_COLUMNS = ["item_id", "title", "product", "text_a", "text_b"]
+KEY_COLUMNS = ["item_id", "product_id", "a_system", "b_system"]
+JUDGMENT_COLUMNS = ["rater", "item_id", "product_id", "choice", "preferred", "file"]
+REJECTION_COLUMNS = ["file", "row", "item_id", "choice", "reason"]
+_TEMPLATE = "templates/human_eval.html.j2"
+
+
+def _text(value: Any) -> str | None:
+    """A stripped string, or None for a missing/blank value."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _item_id(product_id: str, text_a: str, text_b: str) -> str:
+    digest = hashlib.sha256("\x1f".join((product_id, text_a, text_b)).encode("utf-8"))
+    return "item-" + digest.hexdigest()[:10]
+
+
+def build_kit(pairs: pd.DataFrame, n_items: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Pick ``n_items`` products, blind and shuffle their two descriptions: ``(sheet, key)``."""
+    missing = [c for c in ("product_id", "title", "input_text", *SYSTEMS) if c not in pairs]
+    if missing:
+        raise ValueError(f"pairs lack column(s): {', '.join(missing)}")
+    if n_items < 1:
+        raise ValueError(f"n_items must be at least 1, got {n_items}")
+    usable = pairs[pairs["teacher"].map(_text).notna() & pairs["student"].map(_text).notna()]
+    usable = usable.assign(product_id=usable["product_id"].astype(str))
+    if usable["product_id"].duplicated().any():
+        logger.warning("pairs repeat some product ids; keeping the first pair of each")
+        usable = usable.drop_duplicates("product_id", keep="first")
+    if usable.empty:
+        raise ValueError(
+            f"no pair has both a teacher and a student description (of {len(pairs)} rows)"
+        )
+    if len(pairs) > len(usable):
+        logger.info("skipped %d pair(s) lacking a description", len(pairs) - len(usable))
+
+    rng = np.random.default_rng(seed)
+    n = min(n_items, len(usable))
+    picked = usable.iloc[rng.permutation(len(usable))[:n]]  # a random pick in a random order
+    # Balanced sides: half the items show the teacher as A, in a random pattern.
+    teacher_first = np.arange(n) < (n // 2 + int(n % 2 and rng.random() < 0.5))
+    teacher_first = rng.permutation(teacher_first)
+
+    sheet_rows, key_rows = [], []
+    for row, first in zip(picked.itertuples(index=False), teacher_first, strict=True):
+        a_system, b_system = SYSTEMS if first else SYSTEMS[::-1]
+        text_a, text_b = _text(getattr(row, a_system)), _text(getattr(row, b_system))
+        item_id = _item_id(row.product_id, text_a, text_b)
+        title, product = _text(row.title) or "", _text(row.input_text) or ""
+        sheet_rows.append((item_id, title, product, text_a, text_b))
+        key_rows.append((item_id, row.product_id, a_system, b_system))
+    logger.info("built a blind kit of %d item(s) from %d usable pair(s)", n, len(usable))
+    sheet = pd.DataFrame(sheet_rows, columns=SHEET_COLUMNS)
+    return sheet, pd.DataFrame(key_rows, columns=KEY_COLUMNS)
+
+
+@lru_cache(maxsize=1)
+def _template() -> jinja2.Template:
+    source = resource_files(__package__).joinpath(_TEMPLATE).read_text(encoding="utf-8")
+    env = jinja2.Environment(
+        autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True
+    )
+    return env.from_string(source)
+
+
+def render_page(sheet: pd.DataFrame, title: str = "Blind evaluation: product descriptions") -> str:
+    """A self-contained HTML page for raters, from the sheet only (never the key)."""
+    missing = [c for c in SHEET_COLUMNS if c not in sheet]
+    if missing:
+        raise ValueError(f"sheet lacks column(s): {', '.join(missing)}")
+    items = [
+        {c: _text(row[c]) or "" for c in SHEET_COLUMNS}
+        for row in sheet[SHEET_COLUMNS].to_dict("records")
+    ]
+    return _template().render(title=title, items=items, choices=CHOICES)
+
+
+def read_ratings(
+    files: dict[str, pd.DataFrame], key: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Validate and unblind rater CSVs: ``(judgments, rejections)``; never raises on bad rows."""
+    lookup = {str(r["item_id"]): r for r in key[KEY_COLUMNS].astype(object).to_dict("records")}
+    valid = {"a": "A", "b": "B", "tie": "tie"}
+    accepted: dict[tuple[str, str], dict] = {}  # (rater, item_id) -> judgment; later wins
+    rejections: list[dict] = []
+
+    def reject(name: str, row: int | None, item: Any, choice: Any, reason: str) -> None:
+        rejections.append(
+            {"file": name, "row": row, "item_id": item, "choice": choice, "reason": reason}
+        )
+
+    for name, frame in files.items():
+        frame = frame.rename(columns=lambda c: str(c).strip().lower())
+        absent = [c for c in ("item_id", "choice") if c not in frame]
+        if absent:
+            reject(name, None, None, None, f"missing column: {', '.join(absent)}")
+            continue
+        stem = PurePath(name).stem
+        raters = frame["rater"] if "rater" in frame else pd.Series([None] * len(frame))
+        rows = zip(raters, frame["item_id"], frame["choice"], strict=True)
+        for number, (rater, raw_item, raw_choice) in enumerate(rows):
+            item, choice_text = _text(raw_item), _text(raw_choice)
+            if item not in lookup:
+                reject(name, number, item, choice_text, "unknown item_id")
+                continue
+            choice = valid.get((choice_text or "").lower())
+            if choice is None:
+                reject(name, number, item, choice_text, "invalid choice")
+                continue
+            entry = lookup[item]
+            rater_name = _text(rater) or stem
+            previous = accepted.pop((rater_name, item), None)
+            if previous is not None:
+                reject(
+                    previous["file"],
+                    previous["_row"],
+                    item,
+                    previous["choice"],
+                    "duplicate judgment",
+                )
+            preferred = {"A": entry["a_system"], "B": entry["b_system"]}.get(choice, "tie")
+            accepted[(rater_name, item)] = {
+                "rater": rater_name,
+                "item_id": item,
+                "product_id": entry["product_id"],
+                "choice": choice,
+                "preferred": preferred,
+                "file": name,
+                "_row": number,
+            }
+    judgments = pd.DataFrame(list(accepted.values()), columns=JUDGMENT_COLUMNS)
+    rejected = pd.DataFrame(rejections, columns=REJECTION_COLUMNS, dtype=object)
+    logger.info("read %d judgment(s), rejected %d row(s)", len(judgments), len(rejected))
+    return judgments, rejected
+
+
+def _wilson(count: int, n: int, confidence: float) -> dict[str, float]:
+    from statsmodels.stats.proportion import proportion_confint
+
+    low, high = proportion_confint(count, n, alpha=1 - confidence, method="wilson")
+    return {"count": int(count), "share": count / n, "ci_low": float(low), "ci_high": float(high)}
+
+
+def _kappa(first: list[str], second: list[str]) -> float | None:
+    from sklearn.metrics import cohen_kappa_score
+
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        kappa = float(cohen_kappa_score(first, second, labels=list(LABELS)))
+    if math.isnan(kappa):  # both raters used one label throughout: chance agreement is 1
+        return 1.0 if first == second else None
+    return kappa
+
+
+def _agreement(judgments: pd.DataFrame) -> dict:
+    last = judgments.drop_duplicates(["rater", "item_id"], keep="last")
+    by_rater = {
+        rater: dict(zip(group["item_id"], group["preferred"], strict=True))
+        for rater, group in last.groupby("rater", sort=True)
+    }
+    pairs = []
+    for r1, r2 in itertools.combinations(sorted(by_rater), 2):
+        shared = sorted(set(by_rater[r1]) & set(by_rater[r2]))
+        kappa = None
+        if len(shared) >= 2:
+            kappa = _kappa([by_rater[r1][i] for i in shared], [by_rater[r2][i] for i in shared])
+        pairs.append({"raters": [str(r1), str(r2)], "n_items": len(shared), "kappa": kappa})
+    kappas = [p["kappa"] for p in pairs if p["kappa"] is not None]
+    return {"pairs": pairs, "mean_kappa": float(np.mean(kappas)) if kappas else None}
+
+
+def preference_summary(judgments: pd.DataFrame, confidence: float = 0.95) -> dict:
+    """Preference shares with Wilson intervals, the teacher-student gap, inter-rater kappa."""
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    n = len(judgments)
+    summary: dict[str, Any] = {
+        "n_judgments": n,
+        "n_items": int(judgments["item_id"].nunique()) if n else 0,
+        "n_raters": int(judgments["rater"].nunique()) if n else 0,
+        "confidence": confidence,
+        "shares": None,
+        "tie_or_student": None,
+        "teacher_minus_student": None,
+        "agreement": {"pairs": [], "mean_kappa": None},
+        "reference": dict(REFERENCE),
+    }
+    if not n:
+        return summary
+    unknown = set(judgments["preferred"]) - set(LABELS)
+    if unknown:
+        raise ValueError(f"unexpected preferred label(s): {sorted(map(str, unknown))}")
+    counts = judgments["preferred"].value_counts()
+    count = {label: int(counts.get(label, 0)) for label in LABELS}
+    summary["shares"] = {label: _wilson(count[label], n, confidence) for label in LABELS}
+    summary["tie_or_student"] = _wilson(count["student"] + count["tie"], n, confidence)
+    p_t, p_s = count["teacher"] / n, count["student"] / n
+    gap = p_t - p_s
+    half = NormalDist().inv_cdf(0.5 + confidence / 2) * math.sqrt((p_t + p_s - gap**2) / n)
+    summary["teacher_minus_student"] = {
+        "gap": gap,
+        "ci_low": max(-1.0, gap - half),
+        "ci_high": min(1.0, gap + half),
+    }
+    summary["agreement"] = _agreement(judgments)
+    return summary
+
+
+def _verdict_choice(value: Any) -> str | None:
+    text = _text(value)
+    return text.upper() if text and text.upper() in ("A", "B") else None
+
+
+def judge_verdicts(ab: pd.DataFrame, ba: pd.DataFrame) -> pd.DataFrame:
+    """Combine an LLM judge's answers in both orders (ab: A=teacher; ba: A=student) per product."""
+    teacher, student = SYSTEMS
+    orders = {"ab": (ab, {"A": teacher, "B": student}), "ba": (ba, {"A": student, "B": teacher})}
+    answers: dict[str, dict[str, str | None]] = {}
+    for order, (frame, _) in orders.items():
+        if frame["product_id"].astype(str).duplicated().any():
+            logger.warning("judge answers (%s) repeat product ids; keeping the last", order)
+        answers[order] = {
+            str(p): _verdict_choice(c)
+            for p, c in zip(frame["product_id"], frame["choice"], strict=True)
+        }
+    products = list(dict.fromkeys([*answers["ab"], *answers["ba"]]))
+    rows = []
+    for product in products:
+        row: dict[str, Any] = {"product_id": product}
+        for order, (_, systems) in orders.items():
+            choice = answers[order].get(product)
+            row[f"{order}_choice"] = choice
+            row[f"{order}_preferred"] = systems.get(choice) if choice else None
+        consistent = row["ab_preferred"] is not None and row["ab_preferred"] == row["ba_preferred"]
+        row["preferred"] = row["ab_preferred"] if consistent else "tie"
+        row["position_consistent"] = consistent
+        rows.append(row)
+    columns = [
+        "product_id",
+        "ab_choice",
+        "ba_choice",
+        "ab_preferred",
+        "ba_preferred",
+        "preferred",
+        "position_consistent",
+    ]
+    result = pd.DataFrame(rows, columns=columns, dtype=object)
+    return result.astype({"position_consistent": bool})

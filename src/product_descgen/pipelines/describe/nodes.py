@@ -1,0 +1,93 @@
+"""describe nodes: the student writes, the quality checks flag; nothing is dropped."""
+
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+
+from product_descgen.evaluation.config import DescribeParams
+from product_descgen.evaluation.inference import generate_all, results_frame, student_requests
+from product_descgen.llm.backends import Connection, make_backend
+from product_descgen.models import ModelsParams, resolve_model_dir
+from product_descgen.quality.checks import check_description
+from product_descgen.training.config import FinetuneParams
+
+logger = logging.getLogger(__name__)
+
+COLUMNS = [
+    "product_id", "title", "category", "description", "flagged", "reasons", "detail",
+    "finish_reason",
+]  # fmt: skip
+
+
+def generate_new_descriptions(
+    new_inputs: pd.DataFrame,
+    student_adapter: str,
+    student_llm: Connection,
+    models: ModelsParams,
+    finetune: FinetuneParams,
+    params: DescribeParams,
+) -> pd.DataFrame:
+    """One student inference per usable new product."""
+    if new_inputs.empty:
+        logger.warning("describe: no usable new products (see the quarantine reasons)")
+        return results_frame([])
+    backend = make_backend(
+        student_llm, resolve_model_dir(models.student, models.cache_dir),
+        params.generation, adapter=student_adapter,
+    )  # fmt: skip
+    requests = student_requests(new_inputs, finetune.prompt_template)
+    return results_frame(generate_all(backend, requests, "describe", params.progress))
+
+
+def check_new_descriptions(
+    new_inputs: pd.DataFrame,
+    new_outputs: pd.DataFrame,
+    new_quarantine: pd.DataFrame,
+    params: DescribeParams,
+) -> pd.DataFrame:
+    """Every new product once: its description with ``flagged``/``reasons`` from the quality
+    checks, or, for a product data_prep could not use, no description and the reason."""
+    rows = []
+    merged = new_inputs.merge(new_outputs, on="product_id", how="left", validate="one_to_one")
+    for row in merged.to_dict(orient="records"):
+        text = row.get("text")
+        if text is None or pd.isna(text):
+            problems = [("generation_failed", str(row.get("error") or "no output"))]
+            text = None
+        else:
+            problems = check_description(
+                text, row["input_text"], params.gate, row.get("finish_reason")
+            )
+        rows.append(
+            {
+                "product_id": row["product_id"],
+                "title": row["title"],
+                "category": row["category"],
+                "description": text,
+                "flagged": bool(problems),
+                "reasons": list(dict.fromkeys(code for code, _ in problems)),
+                "detail": "; ".join(f"{code}: {detail}" for code, detail in problems),
+                "finish_reason": row.get("finish_reason"),
+            }
+        )
+    for q in new_quarantine.to_dict(orient="records"):
+        rows.append(
+            {
+                "product_id": q["product_id"],
+                "title": None,
+                "category": None,
+                "description": None,
+                "flagged": True,
+                "reasons": [f"quarantined:{q['reason']}"],
+                "detail": f"{q['stage']}: {q['detail']} (source row {q['source_row']})",
+                "finish_reason": None,
+            }
+        )
+    out = pd.DataFrame(rows, columns=COLUMNS)
+    logger.info(
+        "describe: %d products, %d flagged (%d quarantined before generation)",
+        len(out), int(out["flagged"].sum()), len(new_quarantine),
+    )  # fmt: skip
+    return out

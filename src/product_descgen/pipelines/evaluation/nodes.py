@@ -1,0 +1,234 @@
+"""evaluation nodes: thin adapters over :mod:`product_descgen.evaluation`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+
+from product_descgen.evaluation import cost, judge, metrics, preference, speed
+from product_descgen.evaluation.config import EvaluationParams
+from product_descgen.evaluation.inference import (
+    baseline_requests,
+    generate_all,
+    results_frame,
+    student_requests,
+)
+from product_descgen.llm.backends import Connection, make_backend
+from product_descgen.llm.prompts import PromptSet
+from product_descgen.llm.store import CallStore
+from product_descgen.models import ModelsParams, resolve_model_dir
+from product_descgen.teacher.config import TeacherParams
+from product_descgen.teacher.generate import run_step
+from product_descgen.training.config import FinetuneParams
+
+logger = logging.getLogger(__name__)
+
+
+def build_eval_set(distill_test: pd.DataFrame, test_examples: pd.DataFrame) -> pd.DataFrame:
+    """Held-out products with the teacher's accepted description as the reference."""
+    if distill_test.empty:
+        raise ValueError(
+            "the test set is empty: teacher_generation accepted no test products "
+            "(raise teacher_generation.max_examples or data_prep.split.test)"
+        )
+    attributes = test_examples[["product_id", "attributes"]]
+    merged = distill_test.merge(attributes, on="product_id", how="left", validate="one_to_one")
+    return merged.rename(columns={"target": "reference"})
+
+
+def describe_with_student(
+    eval_set: pd.DataFrame,
+    student_adapter: str,
+    student_llm: Connection,
+    models: ModelsParams,
+    finetune: FinetuneParams,
+    params: EvaluationParams,
+) -> pd.DataFrame:
+    """The fine-tuned student: one inference per product with its short training prompt."""
+    backend = make_backend(
+        student_llm, resolve_model_dir(models.student, models.cache_dir),
+        params.student_generation, adapter=student_adapter,
+    )  # fmt: skip
+    requests = student_requests(eval_set, finetune.prompt_template)
+    return results_frame(generate_all(backend, requests, "student", params.progress))
+
+
+def describe_with_base_student(
+    eval_set: pd.DataFrame,
+    baseline_prompts: dict[str, Any],
+    student_llm: Connection,
+    models: ModelsParams,
+    teacher: TeacherParams,
+    params: EvaluationParams,
+) -> pd.DataFrame:
+    """The student before fine-tuning: one inference with the teacher's instructions."""
+    prompts = PromptSet.model_validate(baseline_prompts)
+    settings = params.baseline_generation.model_copy(
+        update={"stop": [*params.baseline_generation.stop, *prompts.stop]}
+    )
+    backend = make_backend(
+        student_llm, resolve_model_dir(models.student, models.cache_dir), settings
+    )
+    requests = baseline_requests(eval_set, prompts, teacher.rules.model_dump())
+    return results_frame(generate_all(backend, requests, "base student", params.progress))
+
+
+def _texts(eval_set: pd.DataFrame, outputs: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Long table: one row per (system, product) with the text and what scoring needs."""
+    base = eval_set[["product_id", "category", "input_text", "attributes", "reference"]]
+    parts = [base.assign(system="teacher", text=eval_set["reference"])]
+    for system, frame in outputs.items():
+        parts.append(
+            base.merge(frame[["product_id", "text"]], on="product_id", how="left").assign(
+                system=system
+            )
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
+def score_systems(
+    eval_set: pd.DataFrame,
+    student_outputs: pd.DataFrame,
+    base_student_outputs: pd.DataFrame,
+    params: EvaluationParams,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Per-item scores of every system against the teacher's reference, and their aggregates
+    (overall and per category)."""
+    texts = _texts(eval_set, {"student": student_outputs, "base_student": base_student_outputs})
+    embedder = metrics.load_embedder(params.metrics)
+    scores = metrics.score_items(texts, embedder, params.metrics)
+    return scores, metrics.aggregate(scores, texts, params.metrics)
+
+
+def _pairs(eval_set: pd.DataFrame, student_outputs: pd.DataFrame) -> pd.DataFrame:
+    student = student_outputs[["product_id", "text"]].rename(columns={"text": "student"})
+    return (
+        eval_set[["product_id", "title", "input_text", "reference"]]
+        .rename(columns={"reference": "teacher"})
+        .merge(student, on="product_id", how="left")
+    )
+
+
+def export_human_eval_kit(
+    eval_set: pd.DataFrame, student_outputs: pd.DataFrame, params: EvaluationParams
+) -> tuple[pd.DataFrame, str, pd.DataFrame]:
+    """The blind sheet (CSV), its rating page (HTML) and the unblinding key (kept apart)."""
+    sheet, key = preference.build_kit(
+        _pairs(eval_set, student_outputs), params.human_eval.n_items, params.human_eval.seed
+    )
+    return sheet, preference.render_page(sheet), key
+
+
+def summarise_human_ratings(
+    human_ratings: dict[str, Callable[[], pd.DataFrame]],
+    human_eval_key: pd.DataFrame,
+    params: EvaluationParams,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """Raters' files, unblinded: judgments, rejected rows with reasons, and preference shares."""
+    files = {name: load() for name, load in sorted(human_ratings.items())}
+    judgments, rejections = preference.read_ratings(files, human_eval_key)
+    logger.info(
+        "Human ratings: %d files, %d judgments, %d rejected rows",
+        len(files), len(judgments), len(rejections),
+    )  # fmt: skip
+    summary = preference.preference_summary(judgments, params.human_eval.confidence)
+    return judgments, rejections, {"files": sorted(files), **summary}
+
+
+def judge_pairs(
+    eval_set: pd.DataFrame,
+    student_outputs: pd.DataFrame,
+    judge_prompts: dict[str, Any],
+    judge_llm: Connection,
+    judge_call_store: CallStore,
+    models: ModelsParams,
+    params: EvaluationParams,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The LLM judge on every (teacher, student) pair, asked in both orders."""
+    pairs = _pairs(eval_set, student_outputs).dropna(subset=["teacher", "student"])
+    if not params.judge.enabled or pairs.empty:
+        empty = preference.judge_verdicts(
+            pd.DataFrame(columns=["product_id", "choice"]),
+            pd.DataFrame(columns=["product_id", "choice"]),
+        )
+        return empty, {"enabled": params.judge.enabled, **preference.preference_summary(empty)}
+    prompts = PromptSet.model_validate(judge_prompts)
+    settings = params.judge.generation.model_copy(
+        update={"stop": [*params.judge.generation.stop, *prompts.stop]}
+    )
+    model_dir = resolve_model_dir(models.judge_spec, models.cache_dir)
+    model_id = judge_llm.model if judge_llm.backend == "openai" and judge_llm.model else model_dir
+    model_id = f"{model_id}|{judge_llm.quantization}"
+    answers = {}
+    for order in judge.ORDERS:
+        requests = judge.judge_requests(pairs, prompts, order, model_id, settings)
+        done = run_step(
+            requests, lambda: make_backend(judge_llm, model_dir, settings), judge_call_store,
+            f"judge-{order}", params.progress,
+        )  # fmt: skip
+        answers[order] = pd.DataFrame(
+            {
+                "product_id": pairs["product_id"].to_numpy(),
+                "answer": [done.get(r.key, {}).get("text") for r in requests],
+            }
+        ).assign(choice=lambda f: f["answer"].map(judge.parse_choice))
+    verdicts = preference.judge_verdicts(answers["ab"], answers["ba"])
+    verdicts = verdicts.merge(
+        answers["ab"][["product_id", "answer"]].rename(columns={"answer": "ab_answer"}),
+        on="product_id",
+    ).merge(
+        answers["ba"][["product_id", "answer"]].rename(columns={"answer": "ba_answer"}),
+        on="product_id",
+    )
+    summary = preference.preference_summary(
+        verdicts.assign(rater="llm_judge", item_id=verdicts["product_id"]),
+        params.human_eval.confidence,
+    )
+    summary["position_consistency"] = float(verdicts["position_consistent"].mean())
+    summary["judge_model"] = model_id
+    return verdicts, summary
+
+
+def measure_speed(
+    eval_set: pd.DataFrame,
+    student_adapter: str,
+    teacher_prompts: dict[str, Any],
+    teacher_llm: Connection,
+    student_llm: Connection,
+    models: ModelsParams,
+    teacher: TeacherParams,
+    finetune: FinetuneParams,
+    params: EvaluationParams,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Teacher pipeline vs student on the same products, each in its own process."""
+    p = params.speed
+    sample = eval_set.sample(n=min(p.sample_size, len(eval_set)), random_state=p.seed)
+    items = sample[["product_id", "input_text", "audience"]].to_dict(orient="records")
+
+    def served(connection: Connection, override: Any) -> Connection:
+        return connection.model_copy(update=override.model_dump(exclude_none=True))
+
+    teacher_job = speed.SpeedJob(
+        system="teacher", connection=served(teacher_llm, p.teacher),
+        model_dir=resolve_model_dir(models.teacher, models.cache_dir), items=items,
+        prompts=teacher_prompts, rules=teacher.rules.model_dump(),
+        draft=teacher.draft, refine=teacher.refine,
+    )  # fmt: skip
+    student_job = speed.SpeedJob(
+        system="student", connection=served(student_llm, p.student),
+        model_dir=resolve_model_dir(models.student, models.cache_dir), adapter=student_adapter,
+        items=items, template=finetune.prompt_template, generation=params.student_generation,
+    )  # fmt: skip
+    results = [speed.run_isolated(job, p.timeout_s) for job in (teacher_job, student_job)]
+    machines = {
+        "teacher": p.teacher_machine.model_dump(),
+        "student": p.student_machine.model_dump(),
+    }
+    table = cost.speed_table(*results, machines=machines)
+    summary = cost.compare(table)
+    for line in summary["headline"]:
+        logger.info(line)
+    return table, summary

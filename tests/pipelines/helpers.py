@@ -29,5 +29,11 @@ def run_pipeline(
     bootstrap_project(project)
     # Runtime parameters are validated per top-level block and deep-merged: restate the block.
     extra = {"models": tiny_models_block(project, tiny_model_dir, env), **params}
-    with KedroSession.create(project_path=project, env=env, runtime_params=extra) as session:
-        return session.run(pipeline_names=[pipeline])
+    try:
+        with KedroSession.create(project_path=project, env=env, runtime_params=extra) as session:
+            return session.run(pipeline_names=[pipeline])
+    finally:  # kedro-mlflow's run is process-global: never let it leak into the next test
+        import mlflow
+
+        while mlflow.active_run():
+            mlflow.end_run()

@@ -62,10 +62,12 @@ def build_kit(pairs: pd.DataFrame, n_items: int, seed: int) -> tuple[pd.DataFram
     if usable["product_id"].duplicated().any():
         logger.warning("pairs repeat some product ids; keeping the first pair of each")
         usable = usable.drop_duplicates("product_id", keep="first")
-    if usable.empty:
-        raise ValueError(
-            f"no pair has both a teacher and a student description (of {len(pairs)} rows)"
-        )
+    if usable.empty:  # e.g. a student that wrote nothing: reported, not a crash
+        logger.warning(
+            "human evaluation kit is empty: no pair has both a teacher and a student "
+            "description (of %d rows)", len(pairs),
+        )  # fmt: skip
+        return pd.DataFrame(columns=SHEET_COLUMNS), pd.DataFrame(columns=KEY_COLUMNS)
     if len(pairs) > len(usable):
         logger.info("skipped %d pair(s) lacking a description", len(pairs) - len(usable))
 

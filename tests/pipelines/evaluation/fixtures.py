@@ -1,0 +1,55 @@
+"""What the evaluation and describe pipelines need from earlier runs: a held-out test set and
+a trained adapter (a LoRA adapter on the tiny model, made with peft in a second)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+ATTRIBUTES = [
+    {"Material": "Ceramic", "Capacity": "350 ml", "Color": "Red"},
+    {"Material": "Steel", "Capacity": "1.5 L", "Color": "Silver"},
+    {"Fabric": "Cotton", "Size": "M", "Color": "Blue"},
+    {"Material": "Bamboo", "Size": "30 x 20 cm"},
+]
+
+
+def write_test_sets(project: Path, n: int = 4) -> pd.DataFrame:
+    """``distill_test`` (teacher references) and ``test_examples`` (attributes) for n products."""
+    rows = []
+    for i in range(n):
+        attributes = ATTRIBUTES[i % len(ATTRIBUTES)]
+        facts = "\n".join(f"- {k}: {v}" for k, v in attributes.items())
+        rows.append(
+            {
+                "product_id": f"P{i}",
+                "category": "Kitchen" if i % 2 == 0 else "Clothing",
+                "title": f"Item {i}",
+                "audience": "busy shoppers",
+                "input_text": f"Product: Item {i}\nAttributes:\n{facts}",
+                "target": f"Item {i} is made for busy shoppers. " + " ".join(attributes.values()),
+                "target_words": 10,
+                "attributes": json.dumps(attributes),
+            }
+        )
+    frame = pd.DataFrame(rows)
+    model_input = project / "data" / "05_model_input"
+    frame.drop(columns="attributes").to_parquet(model_input / "distill_test.parquet")
+    frame[["product_id", "title", "category", "attributes", "input_text"]].to_parquet(
+        model_input / "test_examples.parquet"
+    )
+    return frame
+
+
+def write_adapter(project: Path, tiny_model_dir: Path) -> Path:
+    """A LoRA adapter for the tiny model where the finetune pipeline saves one (versioned)."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    model = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+    out = project / "data/06_models/student_adapter/2026-01-01T00.00.00.000Z/student_adapter"
+    model.save_pretrained(out)
+    return out

@@ -1,0 +1,109 @@
+"""evaluation end to end on the tiny model: real datasets, real subprocesses, real files."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from product_descgen.project_config import load_project_params
+from tests.pipelines.evaluation.fixtures import write_adapter, write_test_sets
+from tests.pipelines.helpers import run_pipeline
+
+
+def small_evaluation(project) -> dict:
+    params = load_project_params(root=project)["evaluation"]
+    # Sampled: a random tiny model's greedy choice may be a special token, decoded as nothing.
+    short = {"max_new_tokens": 12, "temperature": 1.0, "seed": 0}
+    speed = {**params["speed"], "sample_size": 3, "teacher": {"quantization": "int8"}}
+    return {
+        **params, "student_generation": short, "baseline_generation": short, "speed": speed,
+        "human_eval": {**params["human_eval"], "n_items": 3}, "progress": False,
+    }  # fmt: skip
+
+
+def small_teacher(project) -> dict:
+    params = load_project_params(root=project)["teacher_generation"]
+    return {**params, "draft": {"max_new_tokens": 8}, "refine": {"max_new_tokens": 8}}
+
+
+@pytest.mark.slow
+def test_evaluation_writes_every_output(project_copy, tiny_model_dir):
+    write_test_sets(project_copy, n=4)
+    write_adapter(project_copy, tiny_model_dir)
+    run_pipeline(
+        project_copy, tiny_model_dir, "evaluation",
+        evaluation=small_evaluation(project_copy), teacher_generation=small_teacher(project_copy),
+    )  # fmt: skip
+    data = project_copy / "data"
+    for name in ("student_outputs", "base_student_outputs"):
+        out = pd.read_parquet(data / "07_model_output" / f"{name}.parquet")
+        assert sorted(out["product_id"]) == ["P0", "P1", "P2", "P3"], name
+
+    scores = pd.read_parquet(data / "08_reporting" / "eval_item_scores.parquet")
+    assert sorted(scores["system"].unique()) == ["base_student", "student", "teacher"]
+    assert len(scores) == 3 * 4
+    metrics = json.loads((data / "08_reporting" / "eval_metrics.json").read_text())
+    assert set(metrics["overall"]) == {"teacher", "student", "base_student"}
+    assert set(metrics["per_category"]) == {"Kitchen", "Clothing"}
+
+    sheet = pd.read_csv(data / "08_reporting" / "human_eval" / "sheet.csv")
+    key = pd.read_csv(data / "07_model_output" / "human_eval_key.csv")
+    assert len(sheet) == 3 and set(sheet["item_id"]) == set(key["item_id"])
+    page = (data / "08_reporting" / "human_eval" / "rate.html").read_text()
+    assert "<html" in page.lower() and "student" not in page.lower()
+    human = json.loads((data / "08_reporting" / "human_preference.json").read_text())
+    assert human["n_judgments"] == 0 and human["files"] == []  # no rater files yet
+
+    verdicts = pd.read_parquet(data / "08_reporting" / "judge_verdicts.parquet")
+    assert len(verdicts) == 4
+    assert set(verdicts["preferred"]) <= {"teacher", "student", "tie"}
+    judge = json.loads((data / "08_reporting" / "judge_preference.json").read_text())
+    assert judge["n_judgments"] == 4
+
+    table = pd.read_parquet(data / "08_reporting" / "speed_table.parquet")
+    assert table["system"].tolist() == ["teacher", "student"]
+    assert table["inferences_per_description"].tolist() == [2, 1]
+    assert (table["descriptions"] == 3).all()
+    assert (table["model_peak_mb"] > 0).all() and (table["cost_per_1000"] > 0).all()
+    summary = json.loads((data / "08_reporting" / "speed_summary.json").read_text())
+    assert summary["reference"]["throughput_ratio"] == 4.0
+    assert summary["serving"] == {"teacher": "int8", "student": "int8"}
+    assert len(summary["headline"]) == 3
+
+    # A rater's file (as the page downloads it) is read on the next run; bad rows are rejected.
+    ratings = data / "01_raw" / "human_ratings"
+    ratings.mkdir(exist_ok=True)
+    rows = [("ann", item, "A") for item in key["item_id"]] + [("ann", "item-unknown", "B")]
+    pd.DataFrame(rows, columns=["rater", "item_id", "choice"]).to_csv(
+        ratings / "judgments-ann.csv", index=False
+    )
+    run_pipeline(
+        project_copy, tiny_model_dir, "evaluation",
+        evaluation=small_evaluation(project_copy), teacher_generation=small_teacher(project_copy),
+    )  # fmt: skip
+    human = json.loads((data / "08_reporting" / "human_preference.json").read_text())
+    assert human["n_judgments"] == 3
+    expected_teacher = (key["a_system"] == "teacher").sum() / 3
+    assert human["shares"]["teacher"]["share"] == pytest.approx(expected_teacher)
+    rejected = pd.read_parquet(data / "08_reporting" / "human_rating_rejections.parquet")
+    assert rejected["reason"].tolist() == ["unknown item_id"]
+
+
+@pytest.mark.slow
+def test_evaluation_without_a_trained_model_says_so(project_copy, tiny_model_dir):
+    write_test_sets(project_copy, n=2)
+    with pytest.raises(Exception, match="no trained model .*run `kedro run --pipeline finetune`"):
+        run_pipeline(project_copy, tiny_model_dir, "evaluation")
+
+
+@pytest.mark.slow
+def test_evaluation_with_an_empty_test_set_says_so(project_copy, tiny_model_dir):
+    frame = write_test_sets(project_copy, n=2)
+    frame.head(0).drop(columns="attributes").to_parquet(
+        project_copy / "data" / "05_model_input" / "distill_test.parquet"
+    )
+    write_adapter(project_copy, tiny_model_dir)
+    with pytest.raises(ValueError, match="the test set is empty"):
+        run_pipeline(project_copy, tiny_model_dir, "evaluation")

@@ -19,7 +19,7 @@ export TOKENIZERS_PARALLELISM := false
 RUN_THREADS ?= 2
 TEST_THREADS ?= 1
 
-.PHONY: help install models run test viz viz-build lint format clean
+.PHONY: help install system-deps models run test viz viz-build lint format clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -34,6 +34,13 @@ $(STAMP): pyproject.toml requirements/lock.txt requirements/nodeps.txt
 	touch $@
 
 install: $(STAMP)  ## create .venv (if missing) and install the pinned dependencies
+
+system-deps:  ## Debian packages the browser tests drive: chromium and its driver (needs root)
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then \
+		echo "chromium and chromedriver present"; \
+	else \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
+	fi
 
 models: $(STAMP)  ## convert the configured teacher and student to model dirs (cached)
 	OMP_NUM_THREADS=$(RUN_THREADS) $(BIN)/python -m product_descgen.models prepare

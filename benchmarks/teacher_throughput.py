@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/teacher_throughput.py            # writes docs/benchmarks.md section
     .venv/bin/python benchmarks/teacher_throughput.py --quick    # fewer prompts, no file written
+    .venv/bin/python benchmarks/teacher_throughput.py --quantization int8 --sizes 16 32
 
 Side by side in one run, on the same real draft prompts (demo catalogue, teacher_base.yml):
 * ``plain``: one ``model.generate`` per batch in input order (the naive baseline);
@@ -136,16 +137,20 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--quantization", default="none", choices=["none", "int8", "nf4"])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 8, 16, 32])
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
     models = ModelsParams.model_validate(load_project_params()["models"])
     model_dir = resolve_model_dir(models.teacher, ROOT / models.cache_dir)
-    sizes = [1, 16] if args.quick else [1, 4, 8, 16, 32]
+    sizes = [1, 16] if args.quick else args.sizes
     n = 16 if args.quick else 64
     prompts, stop = draft_prompts(n)
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens, stop=stop)
-    backend = TransformersBackend(model_dir, settings, dtype=args.dtype, threads=args.threads)
+    backend = TransformersBackend(
+        model_dir, settings, dtype=args.dtype, threads=args.threads, quantization=args.quantization
+    )
     timer = ForwardTimer(backend.model)
     from product_descgen.llm.types import Request
 
@@ -169,13 +174,19 @@ def main() -> None:
 
 def write_section(table: str, args: argparse.Namespace, model_dir: str) -> None:
     doc = ROOT / "docs" / "benchmarks.md"
-    header = "## Teacher throughput"
+    served = "" if args.quantization == "none" else f", {args.quantization}"
+    header = f"## Teacher throughput ({args.dtype}{served})"
+    command = "benchmarks/teacher_throughput.py" + (
+        f" --quantization {args.quantization} --sizes {' '.join(map(str, args.sizes))}"
+        if args.quantization != "none" else ""
+    )  # fmt: skip
     body = (
         f"{header}\n\n"
-        f"`.venv/bin/python benchmarks/teacher_throughput.py` on {platform.processor() or 'CPU'}"
-        f" ({os.cpu_count()} cores), {args.threads} torch threads, {args.dtype}, greedy, up to "
-        f"{args.max_new_tokens} new tokens, real draft prompts (demo catalogue, teacher_base.yml)"
-        f", model `{Path(model_dir).name}`, {time.strftime('%Y-%m-%d')}.\n\n{table}\n"
+        f"`.venv/bin/python {command}` on {platform.processor() or 'CPU'}"
+        f" ({os.cpu_count()} cores), {args.threads} torch threads, {args.dtype}{served}, greedy,"
+        f" up to {args.max_new_tokens} new tokens, real draft prompts (demo catalogue,"
+        f" teacher_base.yml), model `{Path(model_dir).name}`, {time.strftime('%Y-%m-%d')}."
+        f"\n\n{table}\n"
     )
     text = doc.read_text() if doc.exists() else "# Benchmarks\n"
     if header in text:

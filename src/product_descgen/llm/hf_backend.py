@@ -3,6 +3,9 @@
 Prompts are sorted by token length so each batch pads little; each batch runs under
 ``torch.inference_mode``; greedy decoding, or sampling seeded per batch for reproducibility.
 
+Without a shared prefix, decoding uses a static (preallocated) KV cache: a growing cache is
+re-concatenated every step, which cost over a third of a small model's step time here.
+
 Prefix cache: prompts rendered from one template share a long prefix (instructions and worked
 examples are most of a base-model prompt). Its keys/values are computed once per call and
 reused by every batch; each row is then ``[prefix | padding | own suffix]`` with the padding
@@ -14,6 +17,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -51,9 +55,12 @@ def load_model(
         if quantization != "nf4":
             model = model.merge_and_unload()
     if quantization == "int8":
-        model = torch.ao.quantization.quantize_dynamic(
-            model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True
-        )
+        with warnings.catch_warnings():  # torch.ao's int8 is deprecated in favour of torchao,
+            # whose CPU int8 paths were 2-3x slower here (docs/benchmarks.md)
+            warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*deprecated")
+            model = torch.ao.quantization.quantize_dynamic(
+                model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True
+            )
     _own_memory(model)
     model.eval()
     return model
@@ -207,6 +214,8 @@ class TransformersBackend:
             kwargs.update(temperature=None, top_p=None, top_k=None)
         if s.stop:
             kwargs.update(stop_strings=s.stop, tokenizer=self.tokenizer)
+        if prefix_state is None:  # a preallocated cache: no per-step concatenation of K/V
+            kwargs["cache_implementation"] = "static"
         started = time.perf_counter()
         with torch.inference_mode():
             out = self.model.generate(**inputs, **kwargs)

@@ -37,7 +37,7 @@ def write_test_sets(project: Path, n: int = 4) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     model_input = project / "data" / "05_model_input"
     frame.drop(columns="attributes").to_parquet(model_input / "distill_test.parquet")
-    frame[["product_id", "title", "category", "attributes", "input_text"]].to_parquet(
+    frame[["product_id", "title", "category", "attributes", "audience", "input_text"]].to_parquet(
         model_input / "test_examples.parquet"
     )
     return frame

@@ -193,7 +193,7 @@ def judge_pairs(
 
 
 def measure_speed(
-    eval_set: pd.DataFrame,
+    test_examples: pd.DataFrame,
     student_adapter: str,
     teacher_prompts: dict[str, Any],
     teacher_llm: Connection,
@@ -203,9 +203,13 @@ def measure_speed(
     finetune: FinetuneParams,
     params: EvaluationParams,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Teacher pipeline vs student on the same products, each in its own process."""
+    """Teacher pipeline vs student on the same test products, each in its own process. Any
+    test product will do (no reference is needed), so the sample is drawn from the whole test
+    split, not only the products whose teacher output passed the gate."""
     p = params.speed
-    sample = eval_set.sample(n=min(p.sample_size, len(eval_set)), random_state=p.seed)
+    if test_examples.empty:
+        raise ValueError("the test split is empty: nothing to measure speed on")
+    sample = test_examples.sample(n=min(p.sample_size, len(test_examples)), random_state=p.seed)
     items = sample[["product_id", "input_text", "audience"]].to_dict(orient="records")
 
     def served(connection: Connection, override: Any) -> Connection:

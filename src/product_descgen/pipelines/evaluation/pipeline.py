@@ -75,7 +75,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 nodes.measure_speed,
                 [
-                    "eval_set",
+                    "test_examples",
                     "student_adapter",
                     "teacher_prompts",
                     "teacher_llm",

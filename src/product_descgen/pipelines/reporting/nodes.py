@@ -1,0 +1,124 @@
+"""reporting nodes: thin adapters over :mod:`product_descgen.reporting`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+from pydantic import BaseModel, ConfigDict, PositiveInt
+
+from product_descgen.prep.split import SPLITS
+from product_descgen.reporting import charts, report
+
+KEY_QUALITY = ("rouge_l", "chrf", "embedding_cosine", "attribute_coverage",
+               "format_compliance", "unsupported_claims_per_item", "distinct_2")  # fmt: skip
+
+
+class ReportingParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    title: str = "product_descgen: teacher vs distilled student"
+    n_examples: PositiveInt = 6
+    seed: int = 0
+
+
+def plot_funnel(
+    data_prep_summary: dict[str, Any],
+    teacher_inputs: pd.DataFrame,
+    teacher_rejections: pd.DataFrame,
+    distill_train: pd.DataFrame,
+    distill_validation: pd.DataFrame,
+    distill_test: pd.DataFrame,
+) -> go.Figure:
+    """Raw rows to distillation sets, with quarantine and gate rejections by reason."""
+    first_reason = teacher_rejections["reasons"].str.split(",").str[0]
+    accepted = dict(
+        zip(SPLITS, (len(distill_train), len(distill_validation), len(distill_test)), strict=True)
+    )
+    return charts.funnel(
+        data_prep_summary, len(teacher_inputs), accepted,
+        first_reason.value_counts().to_dict(),
+    )  # fmt: skip
+
+
+def plot_training(training_history: pd.DataFrame) -> go.Figure:
+    """Loss and vice measures per epoch."""
+    return charts.training(training_history)
+
+
+def plot_quality(eval_metrics: dict[str, Any]) -> go.Figure:
+    """Quality metrics per system, overall and per category."""
+    return charts.quality(eval_metrics)
+
+
+def plot_preference(
+    human_preference: dict[str, Any], judge_preference: dict[str, Any]
+) -> go.Figure:
+    """Preference shares with intervals: human raters and the LLM judge."""
+    return charts.preference(human_preference, judge_preference)
+
+
+def plot_cost_speed(speed_table: pd.DataFrame, speed_summary: dict[str, Any]) -> go.Figure:
+    """Throughput, memory and cost, teacher pipeline vs student."""
+    return charts.cost_speed(speed_table, speed_summary)
+
+
+def collect_key_metrics(
+    eval_metrics: dict[str, Any],
+    speed_summary: dict[str, Any],
+    human_preference: dict[str, Any],
+    judge_preference: dict[str, Any],
+) -> dict[str, dict[str, float]]:
+    """Headline numbers as MLflow metrics (``{name: {"value": v, "step": 0}}``)."""
+    values: dict[str, Any] = {
+        f"speed.{k}": speed_summary[k]
+        for k in ("throughput_ratio", "memory_reduction", "cost_reduction", "tokens_per_s_ratio")
+    }
+    for system, row in eval_metrics["overall"].items():
+        for metric in KEY_QUALITY:
+            values[f"quality.{system}.{metric}"] = row.get(metric)
+    for source, summary in (("human", human_preference), ("judge", judge_preference)):
+        values[f"preference.{source}.tie_or_student"] = (summary.get("tie_or_student") or {}).get(
+            "share"
+        )
+    return {k: {"value": float(v), "step": 0} for k, v in values.items() if v is not None}
+
+
+def build_report(
+    funnel_chart: go.Figure,
+    training_chart: go.Figure,
+    quality_chart: go.Figure,
+    preference_chart: go.Figure,
+    cost_speed_chart: go.Figure,
+    eval_metrics: dict[str, Any],
+    speed_summary: dict[str, Any],
+    human_preference: dict[str, Any],
+    judge_preference: dict[str, Any],
+    eval_set: pd.DataFrame,
+    student_outputs: pd.DataFrame,
+    vice_report: dict[str, Any],
+    params: ReportingParams,
+) -> str:
+    """The self-contained HTML report."""
+    figures = {
+        "Cost and speed": cost_speed_chart, "Quality": quality_chart,
+        "Preference": preference_chart, "Training": training_chart, "Data funnel": funnel_chart,
+    }  # fmt: skip
+    notes = [*speed_summary.get("headline", [])]
+    flagged = vice_report.get("flagged_epochs", [])
+    if flagged:
+        notes.append(
+            "Vice detector flagged epoch(s) "
+            + ", ".join(f"{f['epoch']} ({', '.join(f['flags'])})" for f in flagged)
+        )
+    if not human_preference.get("n_judgments"):
+        notes.append(
+            "No human ratings yet: open data/08_reporting/human_eval/rate.html, rate, and put "
+            "the downloaded file in data/01_raw/human_ratings/."
+        )
+    return report.render(
+        params.title, figures,
+        report.key_numbers(eval_metrics, speed_summary, human_preference, judge_preference),
+        report.examples(eval_set, student_outputs, params.n_examples, params.seed), notes,
+    )  # fmt: skip

@@ -1,0 +1,68 @@
+"""reporting wiring (see README.md beside this file)."""
+
+from kedro.pipeline import Node, Pipeline
+
+from product_descgen.pipelines.reporting import nodes
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            Node(
+                nodes.plot_funnel,
+                [
+                    "data_prep_summary",
+                    "teacher_inputs",
+                    "teacher_rejections",
+                    "distill_train",
+                    "distill_validation",
+                    "distill_test",
+                ],
+                "funnel_chart",
+                name="plot_funnel_node",
+            ),  # fmt: skip
+            Node(
+                nodes.plot_training, "training_history", "training_chart", name="plot_training_node"
+            ),
+            Node(nodes.plot_quality, "eval_metrics", "quality_chart", name="plot_quality_node"),
+            Node(
+                nodes.plot_preference,
+                ["human_preference", "judge_preference"],
+                "preference_chart",
+                name="plot_preference_node",
+            ),
+            Node(
+                nodes.plot_cost_speed,
+                ["speed_table", "speed_summary"],
+                "cost_speed_chart",
+                name="plot_cost_speed_node",
+            ),
+            Node(
+                nodes.collect_key_metrics,
+                ["eval_metrics", "speed_summary", "human_preference", "judge_preference"],
+                "key_metrics",
+                name="collect_key_metrics_node",
+            ),
+            Node(
+                nodes.build_report,
+                [
+                    "funnel_chart",
+                    "training_chart",
+                    "quality_chart",
+                    "preference_chart",
+                    "cost_speed_chart",
+                    "eval_metrics",
+                    "speed_summary",
+                    "human_preference",
+                    "judge_preference",
+                    "eval_set",
+                    "student_outputs",
+                    "vice_report",
+                    "params:reporting",
+                ],
+                "report_html",
+                name="build_report_node",
+            ),  # fmt: skip
+        ],
+        tags="reporting",
+    )

@@ -53,3 +53,30 @@ def write_adapter(project: Path, tiny_model_dir: Path) -> Path:
     out = project / "data/06_models/student_adapter/2026-01-01T00.00.00.000Z/student_adapter"
     model.save_pretrained(out)
     return out
+
+
+def write_upstream_reports(project: Path) -> None:
+    """What data_prep, teacher_generation and finetune leave for the reporting pipeline."""
+    data = project / "data"
+    summary = {"raw_rows": 6, "kept": 5, "quarantined": 1,
+               "quarantined_by_reason": {"missing_title": 1},
+               "splits": {"train": 3, "validation": 1, "test": 1}}  # fmt: skip
+    (data / "08_reporting" / "data_prep_summary.json").write_text(json.dumps(summary))
+    inputs = pd.DataFrame({"product_id": ["a", "b", "c", "d", "e"], "split": "train"})
+    inputs.to_parquet(data / "05_model_input" / "teacher_inputs.parquet")
+    pd.DataFrame(
+        {"product_id": ["e"], "split": ["train"], "reasons": ["truncated,markup"],
+         "detail": ["..."], "draft": ["d"], "text": ["t"]}
+    ).to_parquet(data / "07_model_output" / "teacher_rejections.parquet")  # fmt: skip
+    for split, n in (("train", 3), ("validation", 1)):
+        pd.DataFrame({"product_id": [f"{split}{i}" for i in range(n)]}).to_parquet(
+            data / "05_model_input" / f"distill_{split}.parquet"
+        )
+    history = pd.DataFrame(
+        {"epoch": [1, 2], "train_loss": [2.0, 1.5], "validation_loss": [2.2, 1.9],
+         "opening_share": [0.5, 0.25], "repeated_phrase_share": [0.5, 0.0],
+         "format_violation_share": [0.25, 0.0]}
+    )  # fmt: skip
+    history.to_parquet(data / "08_reporting" / "training_history.parquet")
+    vices = {"epochs": 2, "flagged_epochs": [{"epoch": 1, "flags": ["same_opening"]}]}
+    (data / "08_reporting" / "vice_report.json").write_text(json.dumps(vices))

@@ -46,9 +46,13 @@ def select_teacher_inputs(
 
 
 def _model_id(connection: Connection, models: ModelsParams) -> str:
+    """What generated the text, for cache keys: the server's model, or the local model dir
+    and how its weights are served (int8 and float32 give different texts)."""
     if connection.backend == "openai" and connection.model:
         return connection.model
-    return resolve_model_dir(models.teacher, models.cache_dir)
+    model_dir = resolve_model_dir(models.teacher, models.cache_dir)
+    served = connection.quantization
+    return model_dir if served == "none" else f"{model_dir}|{served}"
 
 
 def _settings(settings: GenerationSettings, prompts: PromptSet) -> GenerationSettings:
@@ -67,10 +71,11 @@ def _run(
     progress: bool,
 ) -> pd.DataFrame:
     model_id = _model_id(connection, models)
+    model = model_id.split("|")[0]  # what the backend loads (or the server's model name)
     settings = _settings(settings, prompts)
     requests = step_requests(items, prompts, step, model_id, settings, variables)
     done = run_step(
-        requests, lambda: make_backend(connection, model_id, settings), store, step, progress
+        requests, lambda: make_backend(connection, model, settings), store, step, progress
     )
     errors = store.last_errors(r.key for r in requests if r.key not in done)
     rows = []

@@ -1,0 +1,73 @@
+"""Seen in a real browser (headless Debian chromium): a rater rates on the blind page, the
+downloaded judgments file is read by the next evaluation run, and the report's figures draw."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from selenium.webdriver.common.by import By
+
+from tests.browser import browser, set_download_dir, wait_for_file  # noqa: F401 - fixture
+from tests.pipelines.evaluation.fixtures import (
+    write_adapter,
+    write_test_sets,
+    write_upstream_reports,
+)
+from tests.pipelines.evaluation.test_pipeline import small_evaluation, small_teacher
+from tests.pipelines.helpers import run_pipeline
+
+
+def evaluate(project, tiny_model_dir) -> None:
+    run_pipeline(
+        project, tiny_model_dir, "evaluation",
+        evaluation=small_evaluation(project), teacher_generation=small_teacher(project),
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_rate_in_browser_then_report(project_copy, tiny_model_dir, browser, tmp_path):  # noqa: F811
+    write_test_sets(project_copy, n=4)
+    write_adapter(project_copy, tiny_model_dir)
+    evaluate(project_copy, tiny_model_dir)
+    data = project_copy / "data"
+    key = pd.read_csv(data / "07_model_output" / "human_eval_key.csv")
+
+    # A rater opens the page, rates every item "A", and downloads the judgments.
+    ratings = data / "01_raw" / "human_ratings"
+    ratings.mkdir(exist_ok=True)
+    browser.get((data / "08_reporting" / "human_eval" / "rate.html").as_uri())
+    set_download_dir(browser, ratings)
+    browser.find_element(By.ID, "rater").send_keys("Ann Rater")
+    for item_id in key["item_id"]:
+        browser.find_element(By.ID, f"{item_id}-A").click()
+    assert browser.find_element(By.ID, "progress").text.startswith(f"{len(key)} / {len(key)}")
+    browser.save_screenshot(str(tmp_path / "rate.png"))
+    browser.find_element(By.ID, "download").click()
+    downloaded = wait_for_file(ratings, "judgments-*.csv")
+    assert pd.read_csv(downloaded)["choice"].tolist() == ["A"] * len(key)
+
+    # The next evaluation run reads the file and unblinds it through the key.
+    evaluate(project_copy, tiny_model_dir)
+    human = json.loads((data / "08_reporting" / "human_preference.json").read_text())
+    assert human["n_judgments"] == len(key) and human["files"] == [downloaded.stem]
+    teacher_share = (key["a_system"] == "teacher").mean()
+    assert human["shares"]["teacher"]["share"] == pytest.approx(teacher_share)
+
+    # The report: every figure draws, text is escaped, the numbers are there.
+    write_upstream_reports(project_copy)
+    run_pipeline(project_copy, tiny_model_dir, "reporting")
+    report = data / "08_reporting" / "report.html"
+    browser.get(report.as_uri())
+    figures = browser.find_elements(By.CSS_SELECTOR, ".js-plotly-plot")
+    assert len(figures) == 5
+    for figure in figures:  # drawn: plotly rendered an SVG with marks in it
+        assert figure.find_elements(By.CSS_SELECTOR, ".main-svg")
+        assert figure.find_elements(By.CSS_SELECTOR, ".trace, .bars, .scatterlayer .trace")
+    assert "reference case" in browser.find_element(By.ID, "key-numbers").text
+    assert browser.find_elements(By.CSS_SELECTOR, "#examples tr")
+    browser.save_screenshot(str(tmp_path / "report.png"))
+    assert (tmp_path / "report.png").stat().st_size > 10_000
+    for chart in ("funnel", "training", "quality", "preference", "cost_speed"):
+        assert (data / "08_reporting" / "charts" / f"{chart}.json").is_file()

@@ -1,0 +1,52 @@
+"""The notebooks run top to bottom against a real (small) run, so they cannot rot."""
+
+from __future__ import annotations
+
+import shutil
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from product_descgen.prep.quarantine import quarantine_frame
+from tests.conftest import PROJECT_ROOT
+from tests.pipelines.evaluation.fixtures import (
+    write_adapter,
+    write_test_sets,
+    write_upstream_reports,
+)
+from tests.pipelines.evaluation.test_pipeline import small_evaluation, small_teacher
+from tests.pipelines.helpers import run_pipeline
+
+NOTEBOOKS = sorted((PROJECT_ROOT / "notebooks").glob("*.ipynb"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_runs_on_a_small_run(path, project_copy, tiny_model_dir):
+    write_test_sets(project_copy, n=4)
+    write_adapter(project_copy, tiny_model_dir)
+    write_upstream_reports(project_copy)
+    quarantine_frame([]).to_parquet(project_copy / "data/02_intermediate/quarantine.parquet")
+    run_pipeline(
+        project_copy, tiny_model_dir, "evaluation",
+        evaluation=small_evaluation(project_copy), teacher_generation=small_teacher(project_copy),
+    )  # fmt: skip
+    run_pipeline(project_copy, tiny_model_dir, "reporting")
+    (project_copy / "notebooks").mkdir(exist_ok=True)
+    copy = shutil.copy(path, project_copy / "notebooks" / path.name)
+    notebook = nbformat.read(copy, as_version=4)
+    NotebookClient(
+        notebook, timeout=300, kernel_name="python3",
+        resources={"metadata": {"path": str(project_copy / "notebooks")}},
+    ).execute()  # fmt: skip
+    errors = [
+        out for cell in notebook.cells if cell.cell_type == "code"
+        for out in cell.get("outputs", []) if out.get("output_type") == "error"
+    ]  # fmt: skip
+    assert not errors
+    text = "".join(
+        str(out.get("text", "")) + str(out.get("data", {}).get("text/plain", ""))
+        for cell in notebook.cells if cell.cell_type == "code" for out in cell.get("outputs", [])
+    )  # fmt: skip
+    assert "student" in text and "throughput" in text.lower()

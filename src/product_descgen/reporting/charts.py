@@ -136,10 +136,11 @@ def preference(human: dict[str, Any], judge: dict[str, Any], reference: float = 
         xs, ys, lo, hi = [], [], [], []
         for source, summary in sources.items():
             share = (summary.get("shares") or {}).get(label) or {}
+            value = share.get("share")
             xs.append(source)
-            ys.append(share.get("share"))
-            lo.append((share.get("share") or 0) - (share.get("ci_low") or 0))
-            hi.append((share.get("ci_high") or 0) - (share.get("share") or 0))
+            ys.append(value)
+            lo.append(None if value is None else value - share["ci_low"])
+            hi.append(None if value is None else share["ci_high"] - value)
         fig.add_bar(x=xs, y=ys, name=LABELS.get(label, label), marker_color=COLOURS[label],
                     error_y={"type": "data", "array": hi, "arrayminus": lo})  # fmt: skip
     fig.add_hline(y=reference, line_dash="dot", line_color=COLOURS["reference"],

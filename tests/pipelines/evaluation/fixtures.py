@@ -75,7 +75,8 @@ def write_upstream_reports(project: Path) -> None:
     history = pd.DataFrame(
         {"epoch": [1, 2], "train_loss": [2.0, 1.5], "validation_loss": [2.2, 1.9],
          "opening_share": [0.5, 0.25], "repeated_phrase_share": [0.5, 0.0],
-         "format_violation_share": [0.25, 0.0]}
+         "format_violation_share": [0.25, 0.0], "top_opening": ["this item is", "a red"],
+         "top_phrase": ["is made for busy", ""], "flags": ["same_opening", ""]}
     )  # fmt: skip
     history.to_parquet(data / "08_reporting" / "training_history.parquet")
     vices = {"epochs": 2, "flagged_epochs": [{"epoch": 1, "flags": ["same_opening"]}]}

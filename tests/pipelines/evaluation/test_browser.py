@@ -8,6 +8,7 @@ import json
 import pandas as pd
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.browser import browser, set_download_dir, wait_for_file  # noqa: F401 - fixture
 from tests.pipelines.evaluation.fixtures import (
@@ -60,6 +61,9 @@ def test_rate_in_browser_then_report(project_copy, tiny_model_dir, browser, tmp_
     run_pipeline(project_copy, tiny_model_dir, "reporting")
     report = data / "08_reporting" / "report.html"
     browser.get(report.as_uri())
+    WebDriverWait(browser, 30).until(
+        lambda d: len(d.find_elements(By.CSS_SELECTOR, ".js-plotly-plot .main-svg")) >= 5
+    )
     figures = browser.find_elements(By.CSS_SELECTOR, ".js-plotly-plot")
     assert len(figures) == 5
     for figure in figures:  # drawn: plotly rendered an SVG with marks in it

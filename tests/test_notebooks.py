@@ -18,6 +18,22 @@ from tests.pipelines.evaluation.fixtures import (
 from tests.pipelines.evaluation.test_pipeline import small_evaluation, small_teacher
 from tests.pipelines.helpers import run_pipeline
 
+
+def assert_tracked(project) -> None:
+    """kedro-mlflow recorded the runs: parameters, the headline metrics, the report."""
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{project}/data/09_tracking/mlflow.db")
+    [experiment] = [e for e in client.search_experiments() if e.name == "product_descgen"]
+    runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
+    assert {"evaluation", "reporting"} <= set(runs)
+    reporting = runs["reporting"]
+    assert "speed.throughput_ratio" in reporting.data.metrics
+    assert any(k.startswith("reporting") for k in reporting.data.params)
+    artifacts = [a.path for a in client.list_artifacts(reporting.info.run_id)]
+    assert "report.html" in artifacts
+
+
 NOTEBOOKS = sorted((PROJECT_ROOT / "notebooks").glob("*.ipynb"))
 
 
@@ -33,6 +49,7 @@ def test_notebook_runs_on_a_small_run(path, project_copy, tiny_model_dir):
         evaluation=small_evaluation(project_copy), teacher_generation=small_teacher(project_copy),
     )  # fmt: skip
     run_pipeline(project_copy, tiny_model_dir, "reporting")
+    assert_tracked(project_copy)
     (project_copy / "notebooks").mkdir(exist_ok=True)
     copy = shutil.copy(path, project_copy / "notebooks" / path.name)
     notebook = nbformat.read(copy, as_version=4)

@@ -1,0 +1,41 @@
+"""Cost per description and the ratios against the reference case, by hand."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from product_descgen.evaluation.cost import compare, cost_per_1000, speed_table
+
+
+def result(system: str, dps: float, tps: float, peak: float, p50: float) -> dict:
+    return {"system": system, "serving": "int8", "descriptions_per_s": dps,
+            "generated_tokens_per_s": tps, "model_peak_mb": peak,
+            "process_peak_mb": peak + 1000, "latency_p50_s": p50}  # fmt: skip
+
+
+def test_cost_per_1000_is_machine_time_priced_by_the_hour():
+    # 0.5 descriptions/s -> 2,000 s per 1,000 -> 0.5556 h at 3.6/h = 2.0
+    assert cost_per_1000(0.5, 3.6) == pytest.approx(2.0)
+    with pytest.raises(ValueError):
+        cost_per_1000(0.0, 1.0)
+
+
+def test_compare_states_each_ratio_next_to_the_reference():
+    machines = {"teacher": {"name": "GPU", "price_per_hour": 1.2},
+                "student": {"name": "small", "price_per_hour": 0.6}}  # fmt: skip
+    table = speed_table(
+        result("teacher", 0.25, 80.0, 2000.0, 40.0), result("student", 1.0, 120.0, 400.0, 10.0),
+        machines,
+    )  # fmt: skip
+    assert isinstance(table, pd.DataFrame) and table["machine"].tolist() == ["GPU", "small"]
+    summary = compare(table)
+    assert summary["throughput_ratio"] == pytest.approx(4.0)
+    assert summary["memory_reduction"] == pytest.approx(0.8)  # 1 - 400/2000
+    assert summary["process_memory_reduction"] == pytest.approx(1 - 1400 / 3000)
+    # teacher: 1.2/3600/0.25*1000 = 1.3333; student: 0.6/3600/1.0*1000 = 0.16667 -> 87.5% lower
+    assert summary["cost_reduction"] == pytest.approx(0.875)
+    assert summary["reference"] == {"throughput_ratio": 4.0, "memory_reduction": 0.75,
+                                    "cost_reduction": 0.80}  # fmt: skip
+    assert "4.0x" in summary["headline"][0] and "(reference case: 4x)" in summary["headline"][0]
+    assert "80% less" in summary["headline"][1] and "88% lower" in summary["headline"][2]

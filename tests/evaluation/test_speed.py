@@ -1,0 +1,51 @@
+"""The speed worker: a real separate process, real memory counters, both systems."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from product_descgen.evaluation.speed import SpeedJob, peak_mb, reset_peak, rss_mb, run_isolated
+from product_descgen.llm.backends import Connection
+from product_descgen.llm.types import GenerationSettings
+from tests.conftest import PROJECT_ROOT
+
+ITEMS = [{"product_id": f"p{i}", "input_text": f"Product: Mug {i}\n- Color: Red",
+          "audience": "tea lovers"} for i in range(3)]  # fmt: skip
+
+
+def test_peak_counter_resets_to_current_memory():
+    blob = bytearray(64 * 1024 * 1024)  # 64 MB touched
+    blob[::4096] = b"x" * len(blob[::4096])
+    del blob
+    reset_peak()
+    assert peak_mb() == pytest.approx(rss_mb(), abs=16)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("system", ["teacher", "student"])
+def test_each_system_is_measured_in_its_own_process(system, tiny_model_dir):
+    short = GenerationSettings(max_new_tokens=6, temperature=1.0)
+    prompts = yaml.safe_load((PROJECT_ROOT / "conf/base/prompts/teacher_base.yml").read_text())
+    extra = (
+        {"prompts": prompts, "rules": {"min_words": 5, "max_words": 50, "max_paragraphs": 2},
+         "draft": short, "refine": short}
+        if system == "teacher"
+        else {"template": "### Product\n{input_text}\n### Description\n", "generation": short}
+    )  # fmt: skip
+    job = SpeedJob(system=system, connection=Connection(quantization="int8", threads=1),
+                   model_dir=str(tiny_model_dir), items=ITEMS, **extra)  # fmt: skip
+    result = run_isolated(job, timeout_s=300)
+    assert result["system"] == system and result["descriptions"] == 3
+    assert result["inferences_per_description"] == (2 if system == "teacher" else 1)
+    assert result["generated_tokens"] > 0 and result["descriptions_per_s"] > 0
+    assert result["loaded_mb"] <= result["model_peak_mb"] < result["process_peak_mb"]
+    assert result["model_peak_mb"] > 0 and result["rss_before_load_mb"] > 100  # torch imported
+    assert result["latency_p50_s"] <= result["latency_p95_s"]
+
+
+def test_a_failing_worker_reports_its_error(tmp_path):
+    job = SpeedJob(system="student", connection=Connection(), model_dir=str(tmp_path / "none"),
+                   items=ITEMS, template="{input_text}")  # fmt: skip
+    with pytest.raises(RuntimeError, match="speed test of the student failed"):
+        run_isolated(job, timeout_s=120)

@@ -1,0 +1,25 @@
+"""Kedro-Viz builds its static site with dataset previews (`make viz-build`)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+@pytest.mark.slow
+def test_kedro_viz_build_with_previews(project_copy: Path):
+    kedro = Path(sys.executable).parent / "kedro"
+    done = subprocess.run(
+        [str(kedro), "viz", "build", "--include-previews"], cwd=project_copy,
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    main = json.loads((project_copy / "build" / "api" / "main").read_text())
+    names = {n["name"] for n in main["nodes"]}
+    assert {"raw_products", "cost_speed_chart", "report_html", "student_adapter"} <= names
+    layers = set(main["layers"])
+    assert {"raw", "model_input", "models", "model_output", "reporting"} <= layers

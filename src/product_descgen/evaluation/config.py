@@ -36,7 +36,7 @@ class SpeedParams(BaseModel):
 
     sample_size: PositiveInt = 16
     seed: int = 0
-    teacher: ServingOverride = ServingOverride(quantization="int8")
+    teacher: ServingOverride = ServingOverride()
     student: ServingOverride = ServingOverride()
     teacher_machine: Machine
     student_machine: Machine

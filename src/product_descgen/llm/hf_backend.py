@@ -17,7 +17,6 @@ from __future__ import annotations
 import copy
 import logging
 import time
-import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -32,9 +31,10 @@ def load_model(
     """A causal LM ready for inference: the base model, a LoRA adapter merged into it (no
     adapter cost per token), then quantised as served.
 
-    ``int8``: torch's dynamic int8 quantisation of every ``Linear`` (weights int8, activations
-    quantised on the fly; the fast choice on CPUs). ``nf4``: bitsandbytes 4-bit (QLoRA's
-    format; the adapter stays unmerged on top).
+    ``int8``: int8 weights, float activations (torchao weight-only; text as float32's).
+    ``nf4``: bitsandbytes 4-bit, QLoRA's format: a QLoRA adapter is served on the base it was
+    trained on, unmerged. (torch's dynamic int8, which also quantises activations, was 1.5-2x
+    faster here but wrecked both default models' text: docs/benchmarks.md.)
     """
     import torch
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
@@ -55,12 +55,9 @@ def load_model(
         if quantization != "nf4":
             model = model.merge_and_unload()
     if quantization == "int8":
-        with warnings.catch_warnings():  # torch.ao's int8 is deprecated in favour of torchao,
-            # whose CPU int8 paths were 2-3x slower here (docs/benchmarks.md)
-            warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*deprecated")
-            model = torch.ao.quantization.quantize_dynamic(
-                model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True
-            )
+        from torchao.quantization import Int8WeightOnlyConfig, quantize_
+
+        quantize_(model, Int8WeightOnlyConfig())
     _own_memory(model)
     model.eval()
     return model

@@ -69,7 +69,7 @@ def test_evaluation_writes_every_output(project_copy, tiny_model_dir):
     assert (table["model_peak_mb"] > 0).all() and (table["cost_per_1000"] > 0).all()
     summary = json.loads((data / "08_reporting" / "speed_summary.json").read_text())
     assert summary["reference"]["throughput_ratio"] == 4.0
-    assert summary["serving"] == {"teacher": "int8", "student": "int8"}
+    assert summary["serving"] == {"teacher": "int8", "student": "nf4"}  # override, catalog
     assert len(summary["headline"]) == 3
 
     # A rater's file (as the page downloads it) is read on the next run; bad rows are rejected.

@@ -6,3 +6,7 @@ CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
 }
+
+from product_descgen.hooks import PipelineTimingHooks  # noqa: E402
+
+HOOKS = (PipelineTimingHooks(),)

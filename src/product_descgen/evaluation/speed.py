@@ -58,6 +58,7 @@ class SpeedJob(BaseModel):
     # student: its training prompt and settings
     template: str | None = None
     generation: GenerationSettings | None = None
+    return_texts: bool = False  # add the final texts to the result (benchmarks compare them)
 
 
 def _status_kb(field: str) -> int:
@@ -83,7 +84,7 @@ def reset_peak() -> None:
     Path("/proc/self/clear_refs").write_text("5")
 
 
-def _teacher(backend: Any, job: SpeedJob) -> tuple[list[float], list[int], int]:
+def _teacher(backend: Any, job: SpeedJob) -> tuple[list[float], list[int], int, list]:
     prompts = PromptSet.model_validate(job.prompts).require("draft", "refine")
     rules, model = job.rules or {}, job.model_dir
 
@@ -102,22 +103,24 @@ def _teacher(backend: Any, job: SpeedJob) -> tuple[list[float], list[int], int]:
     refined = step(
         "refine", [it for it in drafted if it["draft"]], job.refine or GenerationSettings()
     )
-    latency, tokens = [], []
+    latency, tokens, texts = [], [], []
     for item in job.items:
         parts = [drafts[item["product_id"]], refined.get(item["product_id"])]
         latency.append(sum(p.latency_s for p in parts if p))
         tokens.append(sum(p.completion_tokens for p in parts if p))
-    return latency, tokens, 2
+        texts.append(parts[1].text if parts[1] else None)
+    return latency, tokens, 2, texts
 
 
-def _student(backend: Any, job: SpeedJob) -> tuple[list[float], list[int], int]:
+def _student(backend: Any, job: SpeedJob) -> tuple[list[float], list[int], int, list]:
     requests = [
         Request(key=str(it["product_id"]), prompt=(job.template or "").format(**it))
         for it in job.items
     ]
     by_key = {r.key: r for batch in backend.generate(requests) for r in batch}
     results = [by_key[r.key] for r in requests]
-    return [r.latency_s for r in results], [r.completion_tokens for r in results], 1
+    latency = [r.latency_s for r in results]
+    return latency, [r.completion_tokens for r in results], 1, [r.text for r in results]
 
 
 def _import_libraries(job: SpeedJob) -> None:
@@ -152,7 +155,7 @@ def measure(job: SpeedJob) -> dict[str, Any]:
     loaded = rss_mb()
     started = time.perf_counter()
     run = _teacher if job.system == "teacher" else _student
-    latency, tokens, inferences = run(backend, job)
+    latency, tokens, inferences, texts = run(backend, job)
     seconds = time.perf_counter() - started
     peak = peak_mb()
     n = len(job.items)
@@ -178,6 +181,7 @@ def measure(job: SpeedJob) -> dict[str, Any]:
         "model_peak_mb": peak - base,
         "process_peak_mb": peak,
         "load_peak_mb": load_peak - base,
+        **({"texts": texts} if job.return_texts else {}),
     }
 
 

@@ -32,12 +32,14 @@ def funnel(
 ) -> go.Figure:
     """Raw -> quarantined -> split -> sent to the teacher -> accepted -> distillation sets."""
     q = summary.get("quarantined_by_reason", {})
-    splits = summary.get("splits", {})
-    kept = sum(splits.values())
+    by_stage = summary.get("quarantined_by_stage", {})
+    kept = sum(summary.get("splits", {}).values())
+    cleaned = summary["raw_rows"] - by_stage.get("ingest", 0) - by_stage.get("clean", 0)
     stages = [
         ("Raw rows", summary["raw_rows"], "raw"),
         *((f"Quarantined: {r}", n, "out") for r, n in sorted(q.items(), key=lambda x: -x[1])),
-        ("Cleaned + length-filtered", kept, "kept"),
+        ("Cleaned", cleaned, "kept"),
+        ("Length-filtered (fits the student)", kept, "kept"),
         ("Sent to the teacher", teacher_inputs, "kept"),
         *((f"Teacher rejected: {r}", n, "out") for r, n in rejections_by_reason.items()),
         ("Teacher accepted", sum(accepted_by_split.values()), "kept"),

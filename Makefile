@@ -19,7 +19,7 @@ export TOKENIZERS_PARALLELISM := false
 RUN_THREADS ?= 2
 TEST_THREADS ?= 1
 
-.PHONY: help install system-deps models run test viz viz-build lint format clean
+.PHONY: help install system-deps models run test viz viz-build mlflow-ui lint format clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -56,6 +56,9 @@ viz: $(STAMP)  ## Kedro-Viz on http://127.0.0.1:4141
 
 viz-build: $(STAMP)  ## static Kedro-Viz site in build/
 	$(BIN)/kedro viz build --include-previews
+
+mlflow-ui: $(STAMP)  ## MLflow UI on http://127.0.0.1:5000 (every run: params, metrics, report)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/kedro mlflow ui
 
 lint: $(STAMP)  ## ruff lint and format check
 	$(BIN)/ruff check src tests benchmarks

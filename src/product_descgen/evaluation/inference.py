@@ -33,6 +33,23 @@ def student_requests(items: pd.DataFrame, template: str) -> list[Request]:
     ]
 
 
+def run_student(
+    items: pd.DataFrame,
+    connection: Any,
+    model_dir: str,
+    adapter: str,
+    template: str,
+    settings: Any,
+    desc: str,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """The fine-tuned student on ``items``: one inference each, as a results table."""
+    from product_descgen.llm.backends import make_backend
+
+    backend = make_backend(connection, model_dir, settings, adapter=adapter)
+    return results_frame(generate_all(backend, student_requests(items, template), desc, progress))
+
+
 def baseline_requests(
     items: pd.DataFrame, prompts: PromptSet, rules: dict[str, Any]
 ) -> list[Request]:

@@ -28,11 +28,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
+from product_descgen.evaluation.inference import student_requests
 from product_descgen.llm.backends import Connection, make_backend
 from product_descgen.llm.prompts import PromptSet
-from product_descgen.llm.types import GenerationSettings, Request
+from product_descgen.llm.types import GenerationSettings
 from product_descgen.teacher.generate import draft_variables, refine_variables, step_requests
 
 logger = logging.getLogger(__name__)
@@ -113,10 +115,7 @@ def _teacher(backend: Any, job: SpeedJob) -> tuple[list[float], list[int], int, 
 
 
 def _student(backend: Any, job: SpeedJob) -> tuple[list[float], list[int], int, list]:
-    requests = [
-        Request(key=str(it["product_id"]), prompt=(job.template or "").format(**it))
-        for it in job.items
-    ]
+    requests = student_requests(pd.DataFrame(job.items), job.template or "")
     by_key = {r.key: r for batch in backend.generate(requests) for r in batch}
     results = [by_key[r.key] for r in requests]
     latency = [r.latency_s for r in results]

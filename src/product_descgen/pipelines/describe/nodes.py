@@ -7,8 +7,8 @@ import logging
 import pandas as pd
 
 from product_descgen.evaluation.config import DescribeParams
-from product_descgen.evaluation.inference import generate_all, results_frame, student_requests
-from product_descgen.llm.backends import Connection, make_backend
+from product_descgen.evaluation.inference import results_frame, run_student
+from product_descgen.llm.backends import Connection
 from product_descgen.models import ModelsParams, resolve_model_dir
 from product_descgen.quality.checks import check_description
 from product_descgen.training.config import FinetuneParams
@@ -33,12 +33,11 @@ def generate_new_descriptions(
     if new_inputs.empty:
         logger.warning("describe: no usable new products (see the quarantine reasons)")
         return results_frame([])
-    backend = make_backend(
-        student_llm, resolve_model_dir(models.student, models.cache_dir),
-        params.generation, adapter=student_adapter,
+    return run_student(
+        new_inputs, student_llm, resolve_model_dir(models.student, models.cache_dir),
+        student_adapter, finetune.prompt_template, params.generation, "describe",
+        params.progress,
     )  # fmt: skip
-    requests = student_requests(new_inputs, finetune.prompt_template)
-    return results_frame(generate_all(backend, requests, "describe", params.progress))
 
 
 def check_new_descriptions(

@@ -14,7 +14,7 @@ from product_descgen.evaluation.inference import (
     baseline_requests,
     generate_all,
     results_frame,
-    student_requests,
+    run_student,
 )
 from product_descgen.llm.backends import Connection, make_backend
 from product_descgen.llm.prompts import PromptSet
@@ -48,12 +48,11 @@ def describe_with_student(
     params: EvaluationParams,
 ) -> pd.DataFrame:
     """The fine-tuned student: one inference per product with its short training prompt."""
-    backend = make_backend(
-        student_llm, resolve_model_dir(models.student, models.cache_dir),
-        params.student_generation, adapter=student_adapter,
+    return run_student(
+        eval_set, student_llm, resolve_model_dir(models.student, models.cache_dir),
+        student_adapter, finetune.prompt_template, params.student_generation, "student",
+        params.progress,
     )  # fmt: skip
-    requests = student_requests(eval_set, finetune.prompt_template)
-    return results_frame(generate_all(backend, requests, "student", params.progress))
 
 
 def describe_with_base_student(

@@ -6,17 +6,22 @@
 
 Side by side in one run, on the same real draft prompts (demo catalogue, teacher_base.yml):
 * ``plain``: one ``model.generate`` per batch in input order (the naive baseline);
-* ``pipeline``: the project's ``TransformersBackend`` (length-sorted batches, the shared
-  prompt prefix computed once and reused, inference mode, stop strings), as
-  teacher_generation runs it.
-Time is split into tokenisation, prefill (the first forward pass), decode (the other forward
-passes) and the rest of ``generate`` (Python overhead: logits processing, stopping criteria,
-cache bookkeeping), measured with forward hooks.
+* ``generate+prefix``: length-sorted batches and the shared prompt prefix computed once,
+  then ``model.generate`` over a copy of its cache (the project's path until 2026-11-26);
+* ``pipeline``: the project's ``TransformersBackend`` as teacher_generation runs it: the same
+  sorting and prefix cache, then continuous batching in its own decode loop
+  (``llm/decoding.py``: preallocated KV cache, a finished row's slot refilled at once);
+* ``generate_batch`` (``--continuous``): transformers' own continuous batching (paged
+  attention), full prompts (it has no cached-prefix input).
+Time is split into tokenisation, prefill (forward passes over prompts), decode (one-token
+forward passes) and the rest (Python overhead: logits processing, stopping criteria, cache
+bookkeeping, admissions), measured with forward hooks. Batch size = rows in flight.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import logging
 import os
 import platform
@@ -41,19 +46,28 @@ logger = logging.getLogger("benchmark")
 
 
 class ForwardTimer:
-    """Times every forward pass of the model: the first of a generate call is the prefill."""
+    """Times every forward pass of the model: passes over more than one new token per row are
+    prefill (prompts), single-token passes are decode steps."""
 
     def __init__(self, model: torch.nn.Module) -> None:
-        self.calls: list[float] = []
-        self._start = 0.0
-        model.register_forward_pre_hook(self._pre)
+        self.prefill: list[float] = []
+        self.decode: list[float] = []
+        self._start, self._tokens = 0.0, 0
+        model.register_forward_pre_hook(self._pre, with_kwargs=True)
         model.register_forward_hook(self._post)
 
-    def _pre(self, *_: object) -> None:
+    def clear(self) -> None:
+        self.prefill.clear()
+        self.decode.clear()
+
+    def _pre(self, _module, args, kwargs) -> None:  # noqa: ANN001
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        self._tokens = ids.shape[1] if ids is not None else 1
         self._start = time.perf_counter()
 
     def _post(self, *_: object) -> None:
-        self.calls.append(time.perf_counter() - self._start)
+        elapsed = time.perf_counter() - self._start
+        (self.prefill if self._tokens > 1 else self.decode).append(elapsed)
 
 
 def draft_prompts(n: int) -> list[str]:
@@ -74,15 +88,16 @@ def draft_prompts(n: int) -> list[str]:
 
 def run_plain(model, tokenizer, prompts, batch_size, settings, timer):
     stats = {"tokenise": 0.0, "generate": 0.0, "prefill": 0.0, "decode": 0.0, "tokens": 0}
+    timer.clear()
     for start in range(0, len(prompts), batch_size):
         batch = prompts[start : start + batch_size]
         t0 = time.perf_counter()
         enc = tokenizer(batch, return_tensors="pt", padding=True)
         t1 = time.perf_counter()
-        timer.calls.clear()
         with torch.inference_mode():
             out = model.generate(
                 **enc, max_new_tokens=settings.max_new_tokens, do_sample=False,
+                repetition_penalty=settings.repetition_penalty,
                 stop_strings=settings.stop, tokenizer=tokenizer,
                 pad_token_id=tokenizer.pad_token_id, temperature=None, top_p=None, top_k=None,
             )  # fmt: skip
@@ -91,32 +106,97 @@ def run_plain(model, tokenizer, prompts, batch_size, settings, timer):
         stats["tokens"] += int((new != tokenizer.pad_token_id).sum())
         stats["tokenise"] += t1 - t0
         stats["generate"] += t2 - t1
-        stats["prefill"] += timer.calls[0]
-        stats["decode"] += sum(timer.calls[1:])
-    return stats
+    return {**stats, "prefill": sum(timer.prefill), "decode": sum(timer.decode)}
+
+
+def run_generate_prefix(backend, requests, timer):
+    """Length-sorted batches, the prefix cached once, ``model.generate`` per batch."""
+    stats = {"tokenise": 0.0, "generate": 0.0, "tokens": 0}
+    timer.clear()
+    t0 = time.perf_counter()
+    ids = backend._tokenise(requests)
+    order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+    stats["tokenise"] = time.perf_counter() - t0
+    prefix = ids[0][: backend.shared_prefix(ids)]
+    t1 = time.perf_counter()
+    state = prefix_state(backend.model, prefix)
+    for start in range(0, len(order), backend.batch_size):
+        batch = [ids[i] for i in order[start : start + backend.batch_size]]
+        stats["tokens"] += generate_over_prefix(backend, batch, prefix, state)
+    stats["generate"] = time.perf_counter() - t1
+    return {**stats, "prefill": sum(timer.prefill), "decode": sum(timer.decode)}
 
 
 def run_pipeline(backend, requests, timer):
-    stats = {"tokenise": 0.0, "generate": 0.0, "prefill": 0.0, "decode": 0.0, "tokens": 0}
+    """The project's path: ``TransformersBackend.generate`` (continuous batching)."""
+    timer.clear()
+    t0 = time.perf_counter()
+    backend._tokenise(requests)  # timed alone here; generate tokenises again (counted there)
+    tokenise = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    tokens = sum(r.completion_tokens for chunk in backend.generate(requests) for r in chunk)
+    generate = time.perf_counter() - t1 - tokenise
+    return {"tokenise": tokenise, "generate": generate, "tokens": tokens,
+            "prefill": sum(timer.prefill), "decode": sum(timer.decode)}  # fmt: skip
+
+
+def run_continuous(backend, requests, timer):
+    """transformers' own continuous batching (``generate_batch``, paged attention)."""
+    from transformers import ContinuousBatchingConfig, GenerationConfig
+
+    timer.clear()
+    s = backend.settings
     t0 = time.perf_counter()
     ids = backend._tokenise(requests)
-    batches = list(backend._batches(requests, ids))  # length-sorted
-    stats["tokenise"] = time.perf_counter() - t0
-    prefix_len = backend.shared_prefix(ids)
-    timer.calls.clear()
+    tokenise = time.perf_counter() - t0
+    config = GenerationConfig(
+        max_new_tokens=s.max_new_tokens, do_sample=False, repetition_penalty=s.repetition_penalty,
+        eos_token_id=backend.model.generation_config.eos_token_id,
+        pad_token_id=backend.tokenizer.pad_token_id,
+    )  # fmt: skip
     t1 = time.perf_counter()
-    state = backend._prefix_state(ids[0][:prefix_len]) if prefix_len else None
-    stats["generate"] += time.perf_counter() - t1
-    stats["prefill"] += sum(timer.calls)  # the shared prefix, once per call
-    for batch in batches:
-        timer.calls.clear()
-        t1 = time.perf_counter()
-        results = backend._generate_batch(batch, prefix_len, state)
-        stats["generate"] += time.perf_counter() - t1
-        stats["prefill"] += timer.calls[0]
-        stats["decode"] += sum(timer.calls[1:])
-        stats["tokens"] += sum(r.completion_tokens for r in results)
-    return stats
+    outputs = backend.model.generate_batch(
+        inputs=ids, generation_config=config,
+        continuous_batching_config=ContinuousBatchingConfig(
+            max_requests_per_batch=backend.batch_size
+        ),
+    )  # fmt: skip
+    generate = time.perf_counter() - t1
+    tokens = sum(len(o.generated_tokens) for o in outputs.values())
+    return {"tokenise": tokenise, "generate": generate, "tokens": tokens,
+            "prefill": sum(timer.prefill), "decode": sum(timer.decode)}  # fmt: skip
+
+
+def prefix_state(model, prefix):
+    if not prefix:
+        return None
+    with torch.inference_mode():
+        return model(torch.tensor([prefix]), use_cache=True).cache
+
+
+def generate_over_prefix(backend, batch, prefix, state) -> int:
+    """``model.generate`` on ``[prefix | padding | suffix]`` rows over a copied prefix cache;
+    returns the number of tokens generated before EOS/padding."""
+    pad, s = backend.tokenizer.pad_token_id, backend.settings
+    suffixes = [ids[len(prefix) :] for ids in batch]
+    width = max(len(x) for x in suffixes)
+    rows = [prefix + [pad] * (width - len(x)) + x for x in suffixes]
+    mask = [[1] * len(prefix) + [0] * (width - len(x)) + [1] * len(x) for x in suffixes]
+    kwargs = {}
+    if state is not None:
+        kwargs["cache"] = copy.deepcopy(state)
+        kwargs["cache"].batch_repeat_interleave(len(batch))
+    with torch.inference_mode():
+        out = backend.model.generate(
+            input_ids=torch.tensor(rows), attention_mask=torch.tensor(mask),
+            max_new_tokens=s.max_new_tokens, do_sample=False,
+            repetition_penalty=s.repetition_penalty, stop_strings=s.stop or None,
+            tokenizer=backend.tokenizer, pad_token_id=pad, temperature=None, top_p=None,
+            top_k=None, **kwargs,
+        )[:, len(rows[0]) :]  # fmt: skip
+    eos = backend.model.generation_config.eos_token_id
+    eos = set(eos if isinstance(eos, list) else [eos]) | {pad}
+    return sum(next((i for i, t in enumerate(r) if t in eos), len(r)) for r in out.tolist())
 
 
 def row(system, batch_size, n, stats):
@@ -136,18 +216,31 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="16 prompts, batch 1/16 only")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument(
+        "--continuous", action="store_true",
+        help="also time transformers' own continuous batching (generate_batch)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--as-configured", action="store_true",
+        help="the draft step's settings from parameters_teacher_generation.yml (caps, penalty)",
+    )  # fmt: skip
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--quantization", default="none", choices=["none", "int8", "nf4"])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 8, 16, 32])
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
-    models = ModelsParams.model_validate(load_project_params()["models"])
+    params = load_project_params()
+    models = ModelsParams.model_validate(params["models"])
     model_dir = resolve_model_dir(models.teacher, ROOT / models.cache_dir)
     sizes = [1, 16] if args.quick else args.sizes
     n = 16 if args.quick else 64
     prompts, stop = draft_prompts(n)
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens, stop=stop)
+    if args.as_configured:
+        draft = params["teacher_generation"]["draft"]
+        settings = GenerationSettings(**{**draft, "stop": [*stop, *draft.get("stop", [])]})
+        args.max_new_tokens = settings.max_new_tokens
     backend = TransformersBackend(
         model_dir, settings, dtype=args.dtype, threads=args.threads, quantization=args.quantization
     )
@@ -159,12 +252,18 @@ def main() -> None:
         count = min(n, max(4, batch_size * 2)) if batch_size < 4 else n  # batch 1 is slow
         backend.batch_size = batch_size
         run_pipeline(backend, [Request(key="w", prompt=prompts[0])], timer)  # warm-up
-        plain = run_plain(backend.model, backend.tokenizer, prompts[:count], batch_size,
-                          settings, timer)  # fmt: skip
-        rows.append(row("plain", batch_size, count, plain))
         requests = [Request(key=str(i), prompt=p) for i, p in enumerate(prompts[:count])]
-        rows.append(row("pipeline", batch_size, count, run_pipeline(backend, requests, timer)))
-        logger.info("%s\n%s", rows[-2], rows[-1])
+        plain = (backend.model, backend.tokenizer, prompts[:count], batch_size, settings, timer)
+        paths = [
+            ("plain", run_plain, plain),
+            ("generate+prefix", run_generate_prefix, (backend, requests, timer)),
+            ("pipeline", run_pipeline, (backend, requests, timer)),
+        ]
+        if args.continuous:
+            paths.append(("generate_batch", run_continuous, (backend, requests, timer)))
+        for name, path, path_args in paths:
+            rows.append(row(name, batch_size, count, path(*path_args)))
+            logger.info("%s", rows[-1])
     table = pd.DataFrame(rows).round(1)
     text = table.to_markdown(index=False)
     print(text)  # noqa: T201 - the benchmark's report
@@ -175,10 +274,12 @@ def main() -> None:
 def write_section(table: str, args: argparse.Namespace, model_dir: str) -> None:
     doc = ROOT / "docs" / "benchmarks.md"
     served = "" if args.quantization == "none" else f", {args.quantization}"
-    header = f"## Teacher throughput ({args.dtype}{served})"
+    configured = ", draft settings as configured" if args.as_configured else ""
+    header = f"## Teacher throughput ({args.dtype}{served}{configured})"
     command = "benchmarks/teacher_throughput.py" + (
-        f" --quantization {args.quantization} --sizes {' '.join(map(str, args.sizes))}"
-        if args.quantization != "none" else ""
+        f" --quantization {args.quantization}" if args.quantization != "none" else ""
+    ) + (" --as-configured" if args.as_configured else "") + (
+        f" --sizes {' '.join(map(str, args.sizes))}" if args.sizes != [1, 4, 8, 16, 32] else ""
     )  # fmt: skip
     body = (
         f"{header}\n\n"

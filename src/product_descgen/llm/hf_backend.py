@@ -1,25 +1,22 @@
-"""In-process generation with transformers: batched, length-sorted, prefix-cached.
+"""In-process generation with transformers: continuous batching over a shared prompt prefix.
 
-Prompts are sorted by token length so each batch pads little; each batch runs under
-``torch.inference_mode``; greedy decoding, or sampling seeded per batch for reproducibility.
-
-Without a shared prefix, decoding uses a static (preallocated) KV cache: a growing cache is
-re-concatenated every step, which cost over a third of a small model's step time here.
+Prompts are admitted longest first, ``batch_size`` in flight; a finished row's slot takes the
+next prompt at once (``decoding.Decoder``), so no decode step is spent on rows that have
+ended; everything runs under ``torch.inference_mode``; greedy decoding, or seeded sampling.
 
 Prefix cache: prompts rendered from one template share a long prefix (instructions and worked
 examples are most of a base-model prompt). Its keys/values are computed once per call and
-reused by every batch; each row is then ``[prefix | padding | own suffix]`` with the padding
+reused by every row; each row is then ``[prefix | padding | own suffix]`` with the padding
 masked out, which gives the same greedy output as generating each prompt alone (tested).
 """
 
 from __future__ import annotations
 
-import copy
 import logging
-import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from product_descgen.llm.decoding import Decoded, Decoder
 from product_descgen.llm.types import GenerationSettings, Request, Result, cut_at_stop
 
 logger = logging.getLogger(__name__)
@@ -113,6 +110,8 @@ class TransformersBackend:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model = load_model(model_dir, dtype, quantization, adapter)
         self.has_chat_template = bool(self.tokenizer.chat_template)
+        self._decoder: Decoder | None = None
+        self._decoder_settings: GenerationSettings | None = None
 
     def render(self, request: Request) -> str:
         """The exact text the model sees (chat template applied for chat requests)."""
@@ -137,13 +136,6 @@ class TransformersBackend:
             ids.append(self.tokenizer(text, add_special_tokens=special)["input_ids"])
         return ids
 
-    def _batches(
-        self, requests: Sequence[Request], ids: list[list[int]]
-    ) -> Iterator[list[tuple[Request, list[int]]]]:
-        order = sorted(range(len(requests)), key=lambda i: -len(ids[i]))
-        for start in range(0, len(order), self.batch_size):
-            yield [(requests[i], ids[i]) for i in order[start : start + self.batch_size]]
-
     def shared_prefix(self, ids: list[list[int]]) -> int:
         """Length of the token prefix all prompts share (0 when too short to be worth it).
         One token is always left to every suffix, so each row has a last real token."""
@@ -155,108 +147,72 @@ class TransformersBackend:
             n += 1
         return n if n >= self.min_prefix_tokens else 0
 
-    def _prefix_state(self, prefix: list[int]) -> Any:
-        import torch
-
-        if not prefix:
-            return None
-        with torch.inference_mode():
-            out = self.model(torch.tensor([prefix]), use_cache=True)
-            cache = getattr(out, "cache", None)  # transformers 5 name; past_key_values before
-            return cache if cache is not None else out.past_key_values
-
-    def _inputs(
-        self, batch: list[tuple[Request, list[int]]], prefix_len: int, prefix_state: Any
-    ) -> dict[str, Any]:
-        """Left-padded rows, or ``[prefix | padding | suffix]`` rows over a copied prefix cache."""
-        import torch
-
-        pad = self.tokenizer.pad_token_id
-        suffixes = [ids[prefix_len:] for _, ids in batch]
-        width = max(len(s) for s in suffixes)
-        prefix = batch[0][1][:prefix_len]
-        rows = [prefix + [pad] * (width - len(s)) + s for s in suffixes]
-        mask = [[1] * prefix_len + [0] * (width - len(s)) + [1] * len(s) for s in suffixes]
-        inputs: dict[str, Any] = {
-            "input_ids": torch.tensor(rows),
-            "attention_mask": torch.tensor(mask),
-        }
-        if prefix_state is not None:
-            cache = copy.deepcopy(prefix_state)
-            cache.batch_repeat_interleave(len(batch))
-            inputs["cache"] = cache
-        return inputs
-
-    def _generate_batch(
-        self,
-        batch: list[tuple[Request, list[int]]],
-        prefix_len: int = 0,
-        prefix_state: Any = None,
-    ) -> list[Result]:
-        import torch
-
-        s = self.settings
-        inputs = self._inputs(batch, prefix_len, prefix_state)
-        kwargs: dict[str, Any] = {
-            "max_new_tokens": s.max_new_tokens,
-            "do_sample": s.temperature > 0,
-            "repetition_penalty": s.repetition_penalty,
-            "no_repeat_ngram_size": s.no_repeat_ngram_size,
-            "pad_token_id": self.tokenizer.pad_token_id,
-        }
-        if s.temperature > 0:
-            kwargs.update(temperature=s.temperature, top_p=s.top_p)
-            torch.manual_seed(s.seed)
-        else:  # silence generation_config sampling defaults under greedy decoding
-            kwargs.update(temperature=None, top_p=None, top_k=None)
-        if s.stop:
-            kwargs.update(stop_strings=s.stop, tokenizer=self.tokenizer)
-        if prefix_state is None:  # a preallocated cache: no per-step concatenation of K/V
-            kwargs["cache_implementation"] = "static"
-        started = time.perf_counter()
-        with torch.inference_mode():
-            out = self.model.generate(**inputs, **kwargs)
-        elapsed = time.perf_counter() - started
-        new_tokens = out[:, inputs["input_ids"].shape[1] :]
-        eos_ids = self.model.generation_config.eos_token_id
-        eos_ids = set(eos_ids if isinstance(eos_ids, list) else [eos_ids])
-        results = []
-        for (request, ids), row in zip(batch, new_tokens.tolist(), strict=True):
-            kept = []
-            for token in row:
-                if token in eos_ids or token == self.tokenizer.pad_token_id:
-                    break
-                kept.append(token)
-            text, stopped = cut_at_stop(
-                self.tokenizer.decode(kept, skip_special_tokens=True), s.stop
+    def decoder(self) -> Decoder:
+        """The decode loop for the current settings (rebuilt only when they change)."""
+        if self._decoder is None or self._decoder_settings != self.settings:
+            s = self.settings
+            self._decoder = Decoder(
+                self.model,
+                self.tokenizer,
+                max_new_tokens=s.max_new_tokens,
+                temperature=s.temperature,
+                top_p=s.top_p,
+                repetition_penalty=s.repetition_penalty,
+                no_repeat_ngram_size=s.no_repeat_ngram_size,
+                stop=s.stop,
+                seed=s.seed,
             )
-            finished = stopped or len(kept) < s.max_new_tokens
-            results.append(
-                Result(
-                    key=request.key,
-                    text=text.strip(),
-                    prompt_tokens=len(ids),
-                    completion_tokens=len(kept),
-                    latency_s=elapsed,
-                    finish_reason="stop" if finished else "length",
-                    meta={**request.meta, "batch_size": len(batch)},
-                )
-            )
-        return results
+            self._decoder_settings = self.settings
+        return self._decoder
+
+    def _result(self, request: Request, ids: list[int], out: Decoded) -> Result:
+        text, _ = cut_at_stop(
+            self.tokenizer.decode(out.tokens, skip_special_tokens=True), self.settings.stop
+        )
+        return Result(
+            key=request.key,
+            text=text.strip(),
+            prompt_tokens=len(ids),
+            completion_tokens=len(out.tokens),
+            latency_s=out.elapsed_s,
+            finish_reason=out.finish_reason,
+            meta={**request.meta, "batch_size": self.batch_size},
+        )
 
     def generate(self, requests: Sequence[Request]) -> Iterator[list[Result]]:
-        """Results batch by batch (longest prompts first), so callers can persist as they go."""
+        """Results in chunks of ``batch_size`` as they finish, so callers can persist as they
+        go. Prompts are admitted longest first, ``batch_size`` in flight at a time."""
         ids = self._tokenise(requests)
-        prefix_len = self.shared_prefix(ids)
-        prefix_state = self._prefix_state(ids[0][:prefix_len]) if prefix_len else None
-        if prefix_len:
-            logger.info("Prefix cache: %d tokens shared by %d prompts", prefix_len, len(ids))
-        for batch in self._batches(requests, ids):
-            try:
-                yield self._generate_batch(batch, prefix_len, prefix_state)
-            except Exception as err:  # noqa: BLE001 - recorded per item, the run goes on
-                logger.exception("generation failed for a batch of %d", len(batch))
-                yield [
-                    Result(key=r.key, text=None, error=f"{type(err).__name__}: {err}", meta=r.meta)
-                    for r, _ in batch
-                ]
+        prefix = ids[0][: self.shared_prefix(ids)] if ids else []
+        if prefix:
+            logger.info("Prefix cache: %d tokens shared by %d prompts", len(prefix), len(ids))
+        order = sorted(range(len(requests)), key=lambda i: -len(ids[i]))
+        rows = [ids[i][len(prefix) :] for i in order]
+        chunk: list[Result] = []
+        pending = set(order)
+        try:
+            decoder = self.decoder()
+            prefix_kv = decoder.prefix_cache(prefix) if prefix else None
+            stream = decoder.stream(
+                rows, self.tokenizer.pad_token_id, self.batch_size, prefix, prefix_kv
+            )
+            for index, out in stream:
+                i = order[index]
+                pending.discard(i)
+                chunk.append(self._result(requests[i], ids[i], out))
+                if len(chunk) == self.batch_size:
+                    yield chunk
+                    chunk = []
+        except Exception as err:  # noqa: BLE001 - recorded per item, the run goes on
+            logger.exception("generation failed with %d prompts unfinished", len(pending))
+            chunk += [
+                Result(
+                    key=requests[i].key,
+                    text=None,
+                    error=f"{type(err).__name__}: {err}",
+                    meta=requests[i].meta,
+                )
+                for i in sorted(pending)
+            ]
+        if chunk:
+            yield chunk

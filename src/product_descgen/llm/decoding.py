@@ -1,0 +1,423 @@
+"""A lean decode loop for CPU serving: continuous batching over a shared prompt prefix.
+
+``model.generate`` keeps every row of a batch in every forward pass until the *longest* row
+ends; in the demo teacher run the median output was 75 tokens against caps of 200-240, so
+over half of the decode work went to rows that had already finished. Here a finished row's
+slot is refilled at once with the next prompt (its suffix prefilled over the cached prefix
+and written into the slot), so the batch stays full until the queue runs dry; then finished
+rows simply leave. The KV cache is preallocated (``SlotLayer``): the library's dynamic cache
+re-concatenates every layer's keys and values on every step, about a third of a small
+model's decode step on this CPU.
+
+Rows are ``[prefix | padding | prompt | generated]`` in a shared slot grid. Masks are built
+here from each row's real token positions, so padding never shifts a sliding attention window
+and a row's output is the one it gets alone (tested against ``model.generate``). Logits
+processing and stop strings reuse transformers' own processors and criteria: greedy, or
+seeded temperature / top-p sampling, repetition penalty, n-gram blocking, EOS, stop strings.
+transformers' own continuous batching (``generate_batch``, paged attention) is measured
+beside this loop in ``benchmarks/teacher_throughput.py``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from transformers.cache_utils import Cache, DynamicLayer
+from transformers.generation.logits_process import (
+    LogitsProcessorList,
+    NoRepeatNGramLogitsProcessor,
+    RepetitionPenaltyLogitsProcessor,
+    TemperatureLogitsWarper,
+    TopPLogitsWarper,
+)
+from transformers.generation.stopping_criteria import StopStringCriteria
+
+KV = tuple[list[torch.Tensor], list[torch.Tensor]]  # per layer keys, values: [1, H, P, D]
+
+
+class SlotLayer(DynamicLayer):
+    """One layer's keys/values in a preallocated ``[rows, heads, capacity, dim]`` buffer:
+    each step writes in place and exposes a view (no concatenation), rows are replaced in
+    place, and dead columns can be dropped. Every layer keeps all positions; sliding windows
+    are applied by the masks."""
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__()
+        self.capacity = capacity
+        self.length = 0
+
+    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
+        rows, heads = key_states.shape[:2]
+        self._keys = key_states.new_zeros(rows, heads, self.capacity, key_states.shape[-1])
+        self._values = value_states.new_zeros(rows, heads, self.capacity, value_states.shape[-1])
+        self.device = key_states.device
+        self.is_initialized = True
+
+    def _views(self) -> None:
+        self.keys = self._keys[:, :, : self.length]
+        self.values = self._values[:, :, : self.length]
+
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        end = self.length + key_states.shape[-2]
+        if end > self.capacity:
+            raise RuntimeError(f"KV cache full: {end} positions > capacity {self.capacity}")
+        self._keys[:, :, self.length : end] = key_states
+        self._values[:, :, self.length : end] = value_states
+        self.length = end
+        self._views()
+        return self.keys, self.values
+
+    def start(self, keys: torch.Tensor, values: torch.Tensor, rows: int) -> None:
+        """Begin ``rows`` rows from the same cached prefix (``[1, H, P, D]``)."""
+        self.lazy_initialization(keys.expand(rows, -1, -1, -1), values.expand(rows, -1, -1, -1))
+        self.length = 0
+        self.update(keys.expand(rows, -1, -1, -1), values.expand(rows, -1, -1, -1))
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        if self.is_initialized:
+            self._keys, self._values = self._keys[indices], self._values[indices]
+            self._views()
+
+    def keep_columns(self, columns: torch.Tensor, capacity: int) -> None:
+        """Keep only ``columns`` (in order), in a buffer of ``capacity`` positions."""
+        keys, values = self._keys[:, :, columns], self._values[:, :, columns]
+        self.capacity, self.length = capacity, len(columns)
+        self.lazy_initialization(keys, values)
+        self._keys[:, :, : self.length], self._values[:, :, : self.length] = keys, values
+        self._views()
+
+
+def new_cache(model: Any, capacity: int) -> Cache:
+    """An empty cache of ``SlotLayer``s, one per decoder layer of ``model``."""
+    layers = model.config.get_text_config().num_hidden_layers
+    return Cache(layers=[SlotLayer(capacity) for _ in range(layers)])
+
+
+@dataclass
+class Decoded:
+    """One prompt's new tokens, why it stopped, and its latency (admitted to finished)."""
+
+    tokens: list[int]
+    finish_reason: str  # "stop" (EOS or a stop string) or "length"
+    elapsed_s: float
+
+
+@dataclass
+class _Grid:
+    """The rows in flight: token ids, mask and positions per slot column (the last column is
+    each row's pending token, not yet in the cache), and which prompt each row serves."""
+
+    ids: torch.Tensor
+    mask: torch.Tensor
+    positions: torch.Tensor
+    prompt: list[int]  # index of the prompt each row serves
+    started: list[float]  # when each row was admitted
+    new: list[list[int]]  # tokens generated so far
+    reason: list[str | None]  # why each row ended ("stop", "length"), None while running
+
+    def keep(self, rows: torch.Tensor) -> None:
+        self.ids, self.mask, self.positions = self.ids[rows], self.mask[rows], self.positions[rows]
+        kept = rows.tolist()
+        self.prompt = [self.prompt[i] for i in kept]
+        self.started = [self.started[i] for i in kept]
+        self.new = [self.new[i] for i in kept]
+        self.reason = [self.reason[i] for i in kept]
+
+
+class Decoder:
+    """Decoding for one model and one set of decoding rules (built once, reused for every
+    call: the stop-string tables cost a pass over the vocabulary)."""
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        max_new_tokens: int,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        repetition_penalty: float = 1.0,
+        no_repeat_ngram_size: int = 0,
+        stop: list[str] | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.model = model
+        self.max_new_tokens = max_new_tokens
+        self.room = max_new_tokens  # free cache columns reserved at each (re)allocation
+        self.temperature = temperature
+        self.seed = seed
+        self.processors = LogitsProcessorList()
+        if repetition_penalty != 1.0:
+            self.processors.append(RepetitionPenaltyLogitsProcessor(float(repetition_penalty)))
+        if no_repeat_ngram_size > 0:
+            self.processors.append(NoRepeatNGramLogitsProcessor(no_repeat_ngram_size))
+        if temperature > 0:
+            self.processors.append(TemperatureLogitsWarper(temperature))
+            if top_p < 1.0:
+                self.processors.append(TopPLogitsWarper(top_p))
+        self.stop = StopStringCriteria(tokenizer, stop) if stop else None
+        config = model.config.get_text_config()
+        self.layer_types = set(getattr(config, "layer_types", None) or [])
+        self.window = getattr(config, "sliding_window", None)
+        if not self.layer_types:
+            sliding = self.window and getattr(config, "use_sliding_window", True)
+            self.layer_types = {"sliding_attention" if sliding else "full_attention"}
+        unknown = self.layer_types - {"full_attention", "sliding_attention"}
+        if unknown:
+            raise ValueError(f"unsupported attention layer types {sorted(unknown)}")
+        eos = model.generation_config.eos_token_id
+        eos = eos if isinstance(eos, list) else [eos]
+        self.eos = torch.tensor([e for e in eos if e is not None], dtype=torch.long)
+
+    def attention(self, mask: torch.Tensor, positions: torch.Tensor, queries: int) -> Any:
+        """Additive attention masks for the last ``queries`` columns, per layer type: causal
+        over real tokens, sliding windows measured in real positions (not slot columns)."""
+        keys = mask.shape[1]
+        column = torch.arange(keys)
+        query = column[keys - queries :]
+        allowed = (column[None, :] <= query[:, None]) & mask.bool()[:, None, :]  # [B, Q, K]
+        allowed |= column[None, None, :] == query[None, :, None]  # padding attends to itself
+        dtype = self.model.dtype if self.model.dtype.is_floating_point else torch.float32
+
+        def additive(allow: torch.Tensor) -> torch.Tensor:
+            return torch.zeros((), dtype=dtype).masked_fill(~allow, torch.finfo(dtype).min)[:, None]
+
+        masks = {}
+        if "full_attention" in self.layer_types:
+            masks["full_attention"] = additive(allowed)
+        if "sliding_attention" in self.layer_types:
+            distance = positions[:, keys - queries :, None] - positions[:, None, :]
+            masks["sliding_attention"] = additive(allowed & (distance < self.window))
+        return masks if len(masks) > 1 else next(iter(masks.values()))
+
+    def _forward(
+        self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Cache
+    ) -> torch.Tensor:
+        """Run the new columns ``ids`` (the last of ``mask``/``positions``) through the model."""
+        queries = ids.shape[1]
+        out = self.model(
+            input_ids=ids,
+            attention_mask=self.attention(mask, positions, queries),
+            position_ids=positions[:, -queries:],
+            cache=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        return out.logits[:, -1, :].float()
+
+    def prefix_cache(self, prefix: list[int]) -> KV:
+        """Keys and values of a shared prompt prefix, per layer (computed once, reused)."""
+        cache = new_cache(self.model, len(prefix))
+        mask = torch.ones(1, len(prefix), dtype=torch.long)
+        with torch.inference_mode():
+            self._forward(torch.tensor([prefix]), mask, torch.arange(len(prefix))[None], cache)
+        return [layer.keys for layer in cache.layers], [layer.values for layer in cache.layers]
+
+    def _prefill(
+        self,
+        rows: list[list[int]],
+        pad_id: int,
+        prefix: list[int],
+        prefix_kv: KV | None,
+        room: int,
+    ) -> tuple[Cache, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Prompts after the prefix, left-padded to one width, through the model, in a cache
+        with ``room`` free positions after them."""
+        width = max(len(r) for r in rows)
+        ids = torch.tensor([prefix + [pad_id] * (width - len(r)) + r for r in rows])
+        mask = torch.tensor(
+            [[1] * len(prefix) + [0] * (width - len(r)) + [1] * len(r) for r in rows]
+        )
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = new_cache(self.model, ids.shape[1] + room)
+        if prefix_kv is not None:
+            for layer, keys, values in zip(cache.layers, *prefix_kv, strict=True):
+                layer.start(keys, values, len(rows))
+        logits = self._forward(ids[:, len(prefix) :], mask, positions, cache)
+        return cache, ids, mask, positions, logits
+
+    def decode(
+        self,
+        rows: list[list[int]],
+        pad_id: int,
+        prefix: list[int] | None = None,
+        prefix_kv: KV | None = None,
+    ) -> list[Decoded]:
+        """Outputs for ``rows`` in order, all in flight at once (one batch)."""
+        done = dict(self.stream(rows, pad_id, len(rows), prefix, prefix_kv))
+        return [done[i] for i in range(len(rows))]
+
+    def stream(
+        self,
+        rows: list[list[int]],
+        pad_id: int,
+        slots: int,
+        prefix: list[int] | None = None,
+        prefix_kv: KV | None = None,
+    ) -> Iterator[tuple[int, Decoded]]:
+        """``(index, output)`` for each of ``rows`` (token ids after the shared ``prefix``)
+        as it finishes, with up to ``slots`` in flight. Rows are admitted in the given order;
+        give them longest first (a row joins only if it fits the grid's cached width)."""
+        prefix = prefix or []
+        queue = deque(range(len(rows)))
+        generator = torch.Generator().manual_seed(self.seed)
+        with torch.inference_mode():
+            while queue:  # a new grid: the next `slots` rows in one batched prefill
+                first = [queue.popleft() for _ in range(min(slots, len(queue)))]
+                cache, ids, mask, positions, logits = self._prefill(
+                    [rows[i] for i in first], pad_id, prefix, prefix_kv, self.room
+                )
+                now = time.perf_counter()
+                grid = _Grid(ids[:, :0], mask[:, :0], positions[:, :0], [], [], [], [])
+                finished = self._join(grid, first, ids, mask, positions, logits, now, generator)
+                while True:
+                    yield from self._retire(grid, finished, cache)
+                    if not grid.prompt:
+                        break
+                    cached = grid.ids.shape[1] - 1 - len(prefix)
+                    fits = [i for i in queue if len(rows[i]) <= cached]
+                    free = slots - len(grid.prompt)
+                    if fits and free:
+                        admitted = fits[:free]
+                        for i in admitted:
+                            queue.remove(i)
+                        finished = self._admit(
+                            grid, cache, admitted, rows, pad_id, prefix, prefix_kv, generator
+                        )
+                        continue
+                    self._make_room(grid, cache)
+                    logits = self._forward(grid.ids[:, -1:], grid.mask, grid.positions, cache)
+                    token, is_eos, stopped = self._choose(grid.ids, logits, generator)
+                    grid.ids = torch.cat([grid.ids, token[:, None]], 1)
+                    grid.mask = torch.cat([grid.mask, grid.mask[:, -1:]], 1)
+                    grid.positions = torch.cat([grid.positions, grid.positions[:, -1:] + 1], 1)
+                    finished = self._record(grid, 0, token, is_eos, stopped)
+
+    def _choose(
+        self, ids: torch.Tensor, logits: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, list[bool], list[bool]]:
+        """Each row's next token, whether it is an EOS, and whether it ends the row (EOS or
+        a completed stop string)."""
+        scores = self.processors(ids, logits)
+        if self.temperature > 0:
+            token = torch.multinomial(torch.softmax(scores, -1), 1, generator=generator)[:, 0]
+        else:
+            token = scores.argmax(dim=-1)
+        is_eos = torch.isin(token, self.eos)
+        stopped = is_eos.clone()
+        if self.stop is not None:
+            stopped |= self.stop(torch.cat([ids, token[:, None]], 1), scores)
+        return token, is_eos.tolist(), stopped.tolist()
+
+    def _record(
+        self, grid: _Grid, first: int, token: torch.Tensor, is_eos: list[bool], stopped: list[bool]
+    ) -> list[bool]:
+        """Add rows ``first:``'s new tokens; which rows of the grid have ended."""
+        for row, tok, eos, stop in zip(
+            range(first, len(grid.prompt)), token.tolist(), is_eos, stopped, strict=True
+        ):
+            if not eos:
+                grid.new[row].append(tok)
+            if stop:
+                grid.reason[row] = "stop"
+            elif len(grid.new[row]) >= self.max_new_tokens:
+                grid.reason[row] = "length"
+        return [r is not None for r in grid.reason]
+
+    def _join(
+        self,
+        grid: _Grid,
+        prompts: list[int],
+        ids: torch.Tensor,
+        mask: torch.Tensor,
+        positions: torch.Tensor,
+        logits: torch.Tensor,
+        now: float,
+        generator: torch.Generator,
+    ) -> list[bool]:
+        """Append prefilled rows (cached columns as in the grid) with their first token."""
+        token, is_eos, stopped = self._choose(ids, logits, generator)
+        first = len(grid.prompt)
+
+        def add(old: torch.Tensor, rows: torch.Tensor, pending: torch.Tensor) -> torch.Tensor:
+            rows = torch.cat([rows, pending], 1)
+            return torch.cat([old, rows]) if first else rows
+
+        grid.ids = add(grid.ids, ids, token[:, None])
+        grid.mask = add(grid.mask, mask, mask[:, -1:])
+        grid.positions = add(grid.positions, positions, positions[:, -1:] + 1)
+        grid.prompt += prompts
+        grid.started += [now] * len(prompts)
+        grid.new += [[] for _ in prompts]
+        grid.reason += [None] * len(prompts)
+        return self._record(grid, first, token, is_eos, stopped)
+
+    def _retire(
+        self, grid: _Grid, finished: list[bool], cache: Cache
+    ) -> Iterator[tuple[int, Decoded]]:
+        """Hand out the rows that ended and drop them from the grid and the cache."""
+        if not any(finished):
+            return
+        now = time.perf_counter()
+        for row, end in enumerate(finished):
+            if end:
+                decoded = Decoded(grid.new[row], grid.reason[row], now - grid.started[row])
+                yield grid.prompt[row], decoded
+        keep = torch.tensor([not f for f in finished]).nonzero()[:, 0]
+        grid.keep(keep)
+        for layer in cache.layers:
+            layer.batch_select_indices(keep)
+
+    def _admit(
+        self,
+        grid: _Grid,
+        cache: Cache,
+        admitted: list[int],
+        rows: list[list[int]],
+        pad_id: int,
+        prefix: list[int],
+        prefix_kv: KV | None,
+        generator: torch.Generator,
+    ) -> list[bool]:
+        """Prefill ``admitted`` prompts over the prefix and add them to the grid, each prompt
+        right-aligned to the grid's cached columns (padding in between, masked)."""
+        now = time.perf_counter()
+        part, ids, mask, positions, logits = self._prefill(
+            [rows[i] for i in admitted], pad_id, prefix, prefix_kv, 0
+        )
+        p, width, length = len(prefix), ids.shape[1], grid.ids.shape[1] - 1
+        gap = length - width
+        pads = torch.zeros(len(admitted), gap, dtype=torch.long)
+        ids = torch.cat([ids[:, :p], pads + pad_id, ids[:, p:]], 1)
+        mask = torch.cat([mask[:, :p], pads, mask[:, p:]], 1)
+        positions = torch.cat([positions[:, :p], pads, positions[:, p:]], 1)
+        for big, small in zip(cache.layers, part.layers, strict=True):
+            for name in ("_keys", "_values"):
+                buffer, new = getattr(big, name), getattr(small, name)
+                rows_kv = buffer.new_zeros(len(admitted), *buffer.shape[1:])
+                rows_kv[:, :, :p] = new[:, :, :p]
+                rows_kv[:, :, p + gap : length] = new[:, :, p:width]
+                setattr(big, name, torch.cat([buffer, rows_kv]))
+            big._views()
+        return self._join(grid, admitted, ids, mask, positions, logits, now, generator)
+
+    def _make_room(self, grid: _Grid, cache: Cache) -> None:
+        """Before a step that would overflow the cache: drop the columns no row uses any more
+        (padding left by rows that have gone), with ``room`` free columns after them."""
+        first = cache.layers[0]
+        if first.length < first.capacity:
+            return
+        columns = grid.mask[:, :-1].bool().any(0).nonzero()[:, 0]
+        for layer in cache.layers:
+            layer.keep_columns(columns, len(columns) + self.room)
+        keep = torch.cat([columns, torch.tensor([grid.ids.shape[1] - 1])])
+        grid.ids, grid.mask = grid.ids[:, keep], grid.mask[:, keep]
+        grid.positions = grid.positions[:, keep]

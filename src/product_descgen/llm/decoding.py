@@ -53,8 +53,10 @@ class SlotLayer(DynamicLayer):
 
     def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
         rows, heads = key_states.shape[:2]
-        self._keys = key_states.new_zeros(rows, heads, self.capacity, key_states.shape[-1])
-        self._values = value_states.new_zeros(rows, heads, self.capacity, value_states.shape[-1])
+        # empty, not zeroed: only written columns are ever read, and untouched pages of a
+        # large buffer stay out of the process's resident memory until the cache grows into them
+        self._keys = key_states.new_empty(rows, heads, self.capacity, key_states.shape[-1])
+        self._values = value_states.new_empty(rows, heads, self.capacity, value_states.shape[-1])
         self.device = key_states.device
         self.is_initialized = True
 
@@ -84,8 +86,26 @@ class SlotLayer(DynamicLayer):
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
         if self.is_initialized:
-            self._keys, self._values = self._keys[indices], self._values[indices]
+            self._keys = self._copy_rows(self._keys[indices, :, : self.length])
+            self._values = self._copy_rows(self._values[indices, :, : self.length])
             self._views()
+
+    def _copy_rows(self, written: torch.Tensor, extra_rows: int = 0) -> torch.Tensor:
+        """A new buffer holding ``written`` (its first columns), plus ``extra_rows`` unwritten
+        rows, without touching the columns beyond them."""
+        rows, heads, _, dim = written.shape
+        buffer = written.new_empty(rows + extra_rows, heads, self.capacity, dim)
+        buffer[:rows, :, : written.shape[2]] = written
+        return buffer
+
+    def add_rows(self, keys: torch.Tensor, values: torch.Tensor) -> None:
+        """Append rows whose first ``length`` columns are ``keys``/``values``."""
+        rows = self._keys.shape[0]
+        self._keys = self._copy_rows(self._keys[:, :, : self.length], len(keys))
+        self._values = self._copy_rows(self._values[:, :, : self.length], len(values))
+        self._keys[rows:, :, : self.length] = keys
+        self._values[rows:, :, : self.length] = values
+        self._views()
 
     def keep_columns(self, columns: torch.Tensor, capacity: int) -> None:
         """Keep only ``columns`` (in order), in a buffer of ``capacity`` positions."""
@@ -400,13 +420,13 @@ class Decoder:
         mask = torch.cat([mask[:, :p], pads, mask[:, p:]], 1)
         positions = torch.cat([positions[:, :p], pads, positions[:, p:]], 1)
         for big, small in zip(cache.layers, part.layers, strict=True):
-            for name in ("_keys", "_values"):
-                buffer, new = getattr(big, name), getattr(small, name)
-                rows_kv = buffer.new_zeros(len(admitted), *buffer.shape[1:])
+            kv = []
+            for new in (small.keys, small.values):
+                rows_kv = new.new_zeros(len(admitted), new.shape[1], length, new.shape[-1])
                 rows_kv[:, :, :p] = new[:, :, :p]
-                rows_kv[:, :, p + gap : length] = new[:, :, p:width]
-                setattr(big, name, torch.cat([buffer, rows_kv]))
-            big._views()
+                rows_kv[:, :, p + gap :] = new[:, :, p:width]
+                kv.append(rows_kv)
+            big.add_rows(*kv)
         return self._join(grid, admitted, ids, mask, positions, logits, now, generator)
 
     def _make_room(self, grid: _Grid, cache: Cache) -> None:

@@ -42,9 +42,9 @@ KV = tuple[list[torch.Tensor], list[torch.Tensor]]  # per layer keys, values: [1
 
 class SlotLayer(DynamicLayer):
     """One layer's keys/values in a preallocated ``[rows, heads, capacity, dim]`` buffer:
-    each step writes in place and exposes a view (no concatenation), rows are replaced in
-    place, and dead columns can be dropped. Every layer keeps all positions; sliding windows
-    are applied by the masks."""
+    each step writes in place and exposes a view (no concatenation); rows can be dropped or
+    added and dead columns dropped, copying only written columns. Every layer keeps all
+    positions; sliding windows are applied by the masks."""
 
     def __init__(self, capacity: int) -> None:
         super().__init__()
@@ -129,6 +129,18 @@ class Decoded:
     tokens: list[int]
     finish_reason: str  # "stop" (EOS or a stop string) or "length"
     elapsed_s: float
+
+
+def _with_pending(
+    ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, token: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Rows with each one's chosen ``token`` appended as the pending column (a real token,
+    one position after the row's last)."""
+    return (
+        torch.cat([ids, token[:, None]], 1),
+        torch.cat([mask, torch.ones_like(mask[:, -1:])], 1),
+        torch.cat([positions, positions[:, -1:] + 1], 1),
+    )
 
 
 @dataclass
@@ -316,9 +328,9 @@ class Decoder:
                     self._make_room(grid, cache)
                     logits = self._forward(grid.ids[:, -1:], grid.mask, grid.positions, cache)
                     token, is_eos, stopped = self._choose(grid.ids, logits, generator)
-                    grid.ids = torch.cat([grid.ids, token[:, None]], 1)
-                    grid.mask = torch.cat([grid.mask, grid.mask[:, -1:]], 1)
-                    grid.positions = torch.cat([grid.positions, grid.positions[:, -1:] + 1], 1)
+                    grid.ids, grid.mask, grid.positions = _with_pending(
+                        grid.ids, grid.mask, grid.positions, token
+                    )
                     finished = self._record(grid, 0, token, is_eos, stopped)
 
     def _choose(
@@ -366,14 +378,12 @@ class Decoder:
         """Append prefilled rows (cached columns as in the grid) with their first token."""
         token, is_eos, stopped = self._choose(ids, logits, generator)
         first = len(grid.prompt)
-
-        def add(old: torch.Tensor, rows: torch.Tensor, pending: torch.Tensor) -> torch.Tensor:
-            rows = torch.cat([rows, pending], 1)
-            return torch.cat([old, rows]) if first else rows
-
-        grid.ids = add(grid.ids, ids, token[:, None])
-        grid.mask = add(grid.mask, mask, mask[:, -1:])
-        grid.positions = add(grid.positions, positions, positions[:, -1:] + 1)
+        ids, mask, positions = _with_pending(ids, mask, positions, token)
+        if first:
+            ids = torch.cat([grid.ids, ids])
+            mask = torch.cat([grid.mask, mask])
+            positions = torch.cat([grid.positions, positions])
+        grid.ids, grid.mask, grid.positions = ids, mask, positions
         grid.prompt += prompts
         grid.started += [now] * len(prompts)
         grid.new += [[] for _ in prompts]

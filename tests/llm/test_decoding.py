@@ -104,6 +104,24 @@ def test_shared_prefix_cache_gives_the_same_output(kind):
     assert [o.tokens for o in cached] == [o.tokens for o in alone]
 
 
+@pytest.mark.parametrize("kind", ["llama", "gemma3"])
+def test_prompts_prefilled_in_chunks_give_the_same_output(kind):
+    """Chunked prefill (memory) against one pass: same tokens, more forward passes."""
+    model = tiny(kind)
+    eos_with_uneven_endings(model, prompts(), 12)
+    prefix = list(range(30, 50))  # longer than Gemma's sliding window
+    calls = []
+    model.register_forward_pre_hook(lambda module, args: calls.append(1))
+    whole = Decoder(model, None, max_new_tokens=12).decode(prompts(), PAD)
+    one_pass = len(calls)
+    chunked = Decoder(model, None, max_new_tokens=12, prefill_tokens=8)  # 2 columns a pass
+    assert [o.tokens for o in chunked.decode(prompts(), PAD)] == [o.tokens for o in whole]
+    assert len(calls) - one_pass == one_pass + 6  # 14 prompt columns: 7 passes, not 1
+    cached = chunked.decode(prompts(), PAD, prefix, chunked.prefix_cache(prefix))
+    alone = Decoder(model, None, max_new_tokens=12).decode([prefix + r for r in prompts()], PAD)
+    assert [o.tokens for o in cached] == [o.tokens for o in alone]
+
+
 def test_seeded_sampling_is_reproducible_and_varies_with_the_seed():
     model, rows = tiny("llama"), prompts()
     model.generation_config.eos_token_id = VOCAB

@@ -51,6 +51,10 @@ def load_model(
         model = PeftModel.from_pretrained(model, adapter)
         if quantization != "nf4":
             model = model.merge_and_unload()
+    if quantization == "nf4":
+        from product_descgen.llm.nf4_cpu import split_paths
+
+        split_paths(model)
     if quantization == "int8":
         from torchao.quantization import Int8WeightOnlyConfig, quantize_
 

@@ -78,3 +78,31 @@ def test_plain_prompts_get_the_tokenizers_special_tokens_chat_prompts_do_not(tin
     assert plain == backend.tokenizer("Hi")["input_ids"]
     rendered = backend.render(Request(key="c", messages=({"role": "user", "content": "Hi"},)))
     assert chat == backend.tokenizer(rendered, add_special_tokens=False)["input_ids"]
+
+
+def test_a_failure_costs_only_the_prompts_in_flight(tiny_model_dir, monkeypatch):
+    """An error mid-decode is recorded for the rows then in flight; the rest still finish,
+    with the outputs they get without the failure."""
+    from product_descgen.llm.decoding import Decoder
+
+    settings = GenerationSettings(max_new_tokens=6)
+    clean = TransformersBackend(str(tiny_model_dir), settings, batch_size=2, threads=1)
+    expected = {r.key: r.text for b in clean.generate(make_requests(7)) for r in b}
+    forward, calls = Decoder._forward, []
+
+    def failing(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:  # the first grid's second decode step
+            raise RuntimeError("boom")
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(Decoder, "_forward", failing)
+    backend = TransformersBackend(str(tiny_model_dir), settings, batch_size=2, threads=1)
+    results = [r for b in backend.generate(make_requests(7)) for r in b]
+    assert sorted(r.key for r in results) == sorted(expected)  # each once
+    lost = [r for r in results if not r.ok]
+    assert len(lost) == 2 and all(r.error == "RuntimeError: boom" for r in lost)
+    assert {r.key for r in lost} == {"k4", "k3"}  # the longest two: the first grid
+    assert {r.key: r.text for r in results if r.ok} == {
+        k: v for k, v in expected.items() if k not in {r.key for r in lost}
+    }

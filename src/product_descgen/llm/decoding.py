@@ -170,6 +170,14 @@ class _Grid:
         self.reason = [self.reason[i] for i in kept]
 
 
+class RowsFailed(RuntimeError):
+    """Decoding failed; ``rows`` were in flight (the others finished or were not started)."""
+
+    def __init__(self, rows: list[int], cause: Exception) -> None:
+        super().__init__(f"{type(cause).__name__}: {cause}")
+        self.rows = rows
+
+
 class Decoder:
     """Decoding for one model and one set of decoding rules (built once, reused for every
     call: the stop-string tables cost a pass over the vocabulary)."""
@@ -307,13 +315,31 @@ class Decoder:
     ) -> Iterator[tuple[int, Decoded]]:
         """``(index, output)`` for each of ``rows`` (token ids after the shared ``prefix``)
         as it finishes, with up to ``slots`` in flight. Rows are admitted in the given order;
-        give them longest first (a row joins only if it fits the grid's cached width)."""
-        prefix = prefix or []
+        give them longest first (a row joins only if it fits the grid's cached width).
+        An error ends the stream as :class:`RowsFailed`, naming the rows then in flight."""
+        flight: set[int] = set()
+        try:
+            for index, out in self._stream(rows, pad_id, slots, prefix or [], prefix_kv, flight):
+                flight.discard(index)
+                yield index, out
+        except Exception as err:
+            raise RowsFailed(sorted(flight), err) from err
+
+    def _stream(
+        self,
+        rows: list[list[int]],
+        pad_id: int,
+        slots: int,
+        prefix: list[int],
+        prefix_kv: KV | None,
+        flight: set[int],
+    ) -> Iterator[tuple[int, Decoded]]:
         queue = deque(range(len(rows)))
         generator = torch.Generator().manual_seed(self.seed)
         with torch.inference_mode():
             while queue:  # a new grid: the next `slots` rows in one batched prefill
                 first = [queue.popleft() for _ in range(min(slots, len(queue)))]
+                flight.update(first)
                 cache, ids, mask, positions, logits = self._prefill(
                     [rows[i] for i in first], pad_id, prefix, prefix_kv, self.room
                 )
@@ -331,6 +357,7 @@ class Decoder:
                         admitted = fits[:free]
                         for i in admitted:
                             queue.remove(i)
+                        flight.update(admitted)
                         finished = self._admit(
                             grid, cache, admitted, rows, pad_id, prefix, prefix_kv, generator
                         )

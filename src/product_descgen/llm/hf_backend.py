@@ -16,7 +16,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from product_descgen.llm.decoding import Decoded, Decoder
+from product_descgen.llm.decoding import Decoded, Decoder, RowsFailed
 from product_descgen.llm.types import GenerationSettings, Request, Result, cut_at_stop
 
 logger = logging.getLogger(__name__)
@@ -191,32 +191,47 @@ class TransformersBackend:
         if prefix:
             logger.info("Prefix cache: %d tokens shared by %d prompts", len(prefix), len(ids))
         order = sorted(range(len(requests)), key=lambda i: -len(ids[i]))
-        rows = [ids[i][len(prefix) :] for i in order]
         chunk: list[Result] = []
-        pending = set(order)
+        pending = list(order)  # not yet finished, longest first
+
+        def failed(indices: Sequence[int], err: Exception) -> list[Result]:
+            error = f"{type(err).__name__}: {err}"
+            return [
+                Result(key=requests[i].key, text=None, error=error, meta=requests[i].meta)
+                for i in indices
+            ]
+
         try:
             decoder = self.decoder()
             prefix_kv = decoder.prefix_cache(prefix) if prefix else None
+        except Exception as err:  # noqa: BLE001 - recorded per item, the run goes on
+            logger.exception("generation failed before any prompt")
+            chunk, pending = failed(pending, err), []
+        while pending:  # after a failure, the rows in flight are recorded, the rest go on
+            rows = [ids[i][len(prefix) :] for i in pending]
             stream = decoder.stream(
                 rows, self.tokenizer.pad_token_id, self.batch_size, prefix, prefix_kv
             )
-            for index, out in stream:
-                i = order[index]
-                pending.discard(i)
-                chunk.append(self._result(requests[i], ids[i], out))
-                if len(chunk) == self.batch_size:
-                    yield chunk
-                    chunk = []
-        except Exception as err:  # noqa: BLE001 - recorded per item, the run goes on
-            logger.exception("generation failed with %d prompts unfinished", len(pending))
-            chunk += [
-                Result(
-                    key=requests[i].key,
-                    text=None,
-                    error=f"{type(err).__name__}: {err}",
-                    meta=requests[i].meta,
-                )
-                for i in sorted(pending)
-            ]
+            done: set[int] = set()
+            try:
+                for index, out in stream:
+                    i = pending[index]
+                    done.add(i)
+                    chunk.append(self._result(requests[i], ids[i], out))
+                    if len(chunk) == self.batch_size:
+                        yield chunk
+                        chunk = []
+                pending = []
+            except RowsFailed as err:
+                unfinished = [i for i in pending if i not in done]
+                # the rows in flight; all unfinished ones if none were (no progress otherwise)
+                lost = [pending[index] for index in err.rows] or unfinished
+                logger.exception("generation failed for %d prompts in flight", len(lost))
+                chunk += failed(lost, err.__cause__ or err)
+                pending = [i for i in unfinished if i not in lost]
+            except Exception as err:  # noqa: BLE001 - outside the decoder: all unfinished
+                logger.exception("generation failed")
+                chunk += failed([i for i in pending if i not in done], err)
+                pending = []
         if chunk:
             yield chunk

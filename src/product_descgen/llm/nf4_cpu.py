@@ -6,8 +6,9 @@ first call and from then on sends every call to one kernel (``gemv_4bit``: bf16 
 bf16 block scales). That kernel is fast for the few rows of a decode step and slow for a
 prompt's many rows; dequantising the weight and multiplying in float32 (what bitsandbytes does
 everywhere else, and the numerics QLoRA trained the adapter with) is the reverse. Measured on
-a 576x1536 layer, 2 threads (``benchmarks/nf4_cpu_paths.py``): 1 row 81 against 266 us,
-12 rows 272 against 377 us, 64 rows about equal, 1,560 rows 23.4 against 9.0 ms.
+a 576->1536 layer, 2 threads (``benchmarks/nf4_cpu_paths.py``, docs/benchmarks.md): 1 row
+67 against 289 us, 12 rows 215 against 336 us, 32-64 rows about equal, 1,560 rows 23.8
+against 9.8 ms.
 
 :func:`split_paths` gives each 4-bit layer both forms: its own weight (dequantise + matmul for
 calls of more than ``max_packed_rows`` rows) and a packed copy, made at load time, for the

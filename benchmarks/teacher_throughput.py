@@ -1,7 +1,8 @@
 """Teacher throughput on this machine: descriptions/s and generated tokens/s by batch size.
 
-    .venv/bin/python benchmarks/teacher_throughput.py            # writes docs/benchmarks.md section
-    .venv/bin/python benchmarks/teacher_throughput.py --quick    # fewer prompts, no file written
+    .venv/bin/python benchmarks/teacher_throughput.py            # prints the table
+    .venv/bin/python benchmarks/teacher_throughput.py --write-docs   # and sets it in docs/
+    .venv/bin/python benchmarks/teacher_throughput.py --quick    # fewer prompts
     .venv/bin/python benchmarks/teacher_throughput.py --quantization int8 --sizes 16 32
 
 Side by side in one run, on the same real draft prompts (demo catalogue, teacher_base.yml):
@@ -214,6 +215,10 @@ def row(system, batch_size, n, stats):
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="16 prompts, batch 1/16 only")
+    parser.add_argument(
+        "--write-docs", action="store_true",
+        help="replace its section of docs/benchmarks.md, notes included, with this run",
+    )  # fmt: skip
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument(
@@ -267,7 +272,7 @@ def main() -> None:
     table = pd.DataFrame(rows).round(1)
     text = table.to_markdown(index=False)
     print(text)  # noqa: T201 - the benchmark's report
-    if not args.quick:
+    if args.write_docs and not args.quick:
         write_section(text, args, model_dir)
 
 

@@ -20,3 +20,29 @@ def test_time_is_summed_per_pipeline_tag(caplog):
     [record] = caplog.records
     assert "data_prep" in record.getMessage() and "finetune" in record.getMessage()
     assert set(hooks._seconds) == {"data_prep", "finetune"}
+
+
+def test_parameters_are_flattened_into_names_mlflow_accepts():
+    from mlflow.utils.validation import validate_param_and_metric_name
+    from pydantic import BaseModel
+
+    from product_descgen.hooks import flat_params
+
+    class Trainer(BaseModel):
+        learning_rate: float = 0.001
+        modules: list[str] = ["q", "v"]
+
+    params = {
+        "finetune": Trainer(),  # a block Kedro has already validated
+        "data_prep": {"audience": {"per_category": {"Kitchen & Dining": "home cooks"}}},
+        "seed": 7,
+    }
+    flat = flat_params(params)
+    assert flat == {
+        "cfg.finetune.learning_rate": "0.001",
+        "cfg.finetune.modules": "['q', 'v']",
+        "cfg.data_prep.audience.per_category.Kitchen _ Dining": "home cooks",
+        "cfg.seed": "7",
+    }
+    assert all(validate_param_and_metric_name(key) for key in flat)
+    assert flat_params({}) == {}

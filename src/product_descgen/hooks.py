@@ -1,13 +1,16 @@
-"""Kedro hooks: wall time per pipeline, logged at the end of every run."""
+"""Kedro hooks: wall time per pipeline, logged at the end of every run; every parameter, flattened,
+in the run's MLflow record."""
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections import defaultdict
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
+from pydantic import BaseModel
 
 logger = logging.getLogger(__name__)
 
@@ -41,3 +44,53 @@ class PipelineTimingHooks:
             lines = [f"{name:<20} {s:8.1f} s" for name, s in self._seconds.items()]
             total = sum(self._seconds.values())
             logger.info("Time per pipeline:\n%s\n%-20s %8.1f s", "\n".join(lines), "total", total)
+
+
+PREFIX = "cfg."  # kedro-mlflow logs node inputs under their own names: ours never collide
+
+
+def flat_params(params: dict[str, Any]) -> dict[str, str]:
+    """``{"a": {"b": 1}}`` -> ``{"cfg.a.b": "1"}``, as MLflow takes them: characters its
+    names refuse (``&`` in a category name, say) become ``_``, values are cut to its limit."""
+    import pandas as pd
+    from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
+
+    if not params:
+        return {}
+    plain = {  # blocks Kedro has already validated into their pydantic models
+        name: block.model_dump(mode="json") if isinstance(block, BaseModel) else block
+        for name, block in params.items()
+    }
+    flat = pd.json_normalize(plain, sep=".").iloc[0].to_dict()
+    return {
+        PREFIX + re.sub(r"[^/\w.\- ]", "_", key): str(value)[:MAX_PARAM_VAL_LENGTH]
+        for key, value in flat.items()
+    }
+
+
+class MlflowParamsHooks:
+    """Every parameter, flattened (``cfg.finetune.ludwig.trainer.learning_rate``), in the MLflow
+    run kedro-mlflow opens, so runs compare by any setting. kedro-mlflow logs each node's
+    ``params:`` inputs, but Kedro has validated those into pydantic models by then, so it
+    records a typed block as one truncated text."""
+
+    def __init__(self) -> None:
+        self._params: dict[str, Any] = {}
+        self._logged = False
+
+    @hook_impl
+    def after_context_created(self, context: Any) -> None:
+        self._params = context.params
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
+        self._logged = False
+
+    @hook_impl
+    def before_node_run(self, node: Any) -> None:
+        """At the first node: kedro-mlflow starts its run after this hook's pipeline start."""
+        import mlflow
+
+        if not self._logged and mlflow.active_run() is not None:
+            mlflow.log_params(flat_params(self._params))
+            self._logged = True

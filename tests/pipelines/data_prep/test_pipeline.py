@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import mlflow
 import pandas as pd
 import pytest
 
@@ -66,6 +67,14 @@ def test_demo_catalogue(project_copy, tiny_model_dir):
     first = kept.iloc[0]
     assert first["input_text"].startswith(f"Product: {first['title']}\n")
     assert json.loads(first["attributes"])  # attributes persisted as a JSON object
+    # the MLflow run records every setting, flattened (product_descgen.hooks)
+    client = mlflow.MlflowClient(f"sqlite:///{project_copy}/data/09_tracking/mlflow.db")
+    experiment = client.get_experiment_by_name("product_descgen").experiment_id
+    [run] = client.search_runs([experiment])
+    logged = run.data.params
+    assert logged["cfg.finetune.ludwig.trainer.learning_rate"] == "0.001"
+    assert logged["cfg.data_prep.limits.min_attributes"] == "1"
+    assert "cfg.data_prep.audience.per_category.Kitchen _ Dining" in logged
 
 
 @pytest.mark.slow

@@ -175,7 +175,7 @@ class RowsFailed(RuntimeError):
 
     def __init__(self, rows: list[int], cause: Exception) -> None:
         super().__init__(f"{type(cause).__name__}: {cause}")
-        self.rows = rows
+        self.rows, self.cause = rows, cause
 
 
 class Decoder:

@@ -222,16 +222,14 @@ class TransformersBackend:
                         yield chunk
                         chunk = []
                 pending = []
-            except RowsFailed as err:
+            except Exception as err:  # noqa: BLE001 - recorded per item, the run goes on
                 unfinished = [i for i in pending if i not in done]
-                # the rows in flight; all unfinished ones if none were (no progress otherwise)
-                lost = [pending[index] for index in err.rows] or unfinished
-                logger.exception("generation failed for %d prompts in flight", len(lost))
-                chunk += failed(lost, err.__cause__ or err)
+                # the decoder names the rows in flight; otherwise (an error outside it, or none
+                # in flight) every unfinished prompt is lost, so each pass makes progress
+                in_flight = isinstance(err, RowsFailed) and [pending[k] for k in err.rows]
+                lost = in_flight or unfinished
+                logger.exception("generation failed for %d prompts", len(lost))
+                chunk += failed(lost, err.cause if isinstance(err, RowsFailed) else err)
                 pending = [i for i in unfinished if i not in lost]
-            except Exception as err:  # noqa: BLE001 - outside the decoder: all unfinished
-                logger.exception("generation failed")
-                chunk += failed([i for i in pending if i not in done], err)
-                pending = []
         if chunk:
             yield chunk

@@ -4,7 +4,10 @@
 
 ``packed``: bitsandbytes' CPU kernel on its repacked weight (bf16 activations), what it uses
 for every inference call on an AVX512-BF16 CPU. ``dequantise``: dequantise the 4-bit weight,
-then a float32 matmul (bitsandbytes' path elsewhere, and in training). ``float32``: the dense
+then a float32 matmul (bitsandbytes' path elsewhere, and in training). ``unpack + dequantise``:
+the same from the packed weight, after undoing the packing's nibble shuffle
+(``nf4_cpu.unpack``): what the project's prompt path does, as it keeps only the packed copy.
+``float32``: the dense
 layer, for scale. Layer shapes are SmolLM2-135M's; random weights (timing does not depend on
 them). ``product_descgen.llm.nf4_cpu`` picks the path per call from these figures.
 """
@@ -33,6 +36,8 @@ def measure_layer(in_features: int, out_features: int, rows: list[int], repeat: 
     import bitsandbytes as bnb
     from bitsandbytes.functional import _convert_weight_packed_for_cpu, dequantize_4bit
 
+    from product_descgen.llm.nf4_cpu import unpack
+
     dense = torch.nn.Linear(in_features, out_features, bias=False)
     weight = bnb.nn.Params4bit(dense.weight.data.clone(), requires_grad=False).to("cpu")
     packed, state = _convert_weight_packed_for_cpu(
@@ -42,6 +47,9 @@ def measure_layer(in_features: int, out_features: int, rows: list[int], repeat: 
         "packed us": lambda x: bnb.matmul_4bit(x, packed, quant_state=state),
         "dequantise us": lambda x: torch.nn.functional.linear(
             x, dequantize_4bit(weight.data, weight.quant_state)
+        ),
+        "unpack + dequantise us": lambda x: torch.nn.functional.linear(
+            x, dequantize_4bit(unpack(packed, (out_features, in_features)), weight.quant_state)
         ),
         "float32 us": dense,
     }

@@ -1,16 +1,22 @@
-"""nf4 on CPU: each 4-bit layer serves few rows through the packed kernel, many through
-dequantise + float32 matmul (the numerics QLoRA trained with)."""
+"""nf4 on CPU: each 4-bit layer keeps one packed copy and serves few rows through the packed
+kernel, many through dequantise + float32 matmul (the numerics QLoRA trained with)."""
 
 from __future__ import annotations
+
+import copy
 
 import bitsandbytes as bnb
 import pytest
 import torch
-from bitsandbytes.functional import dequantize_4bit, has_avx512bf16
+from bitsandbytes.functional import (
+    _convert_weight_packed_for_cpu,
+    dequantize_4bit,
+    has_avx512bf16,
+)
 
 from product_descgen.llm.decoding import Decoder
 from product_descgen.llm.hf_backend import load_model
-from product_descgen.llm.nf4_cpu import MAX_PACKED_ROWS
+from product_descgen.llm.nf4_cpu import MAX_PACKED_ROWS, unpack
 
 pytestmark = pytest.mark.skipif(
     not has_avx512bf16(), reason="bitsandbytes' packed CPU kernel needs AVX512-BF16"
@@ -22,38 +28,65 @@ def nf4_model(tiny_model_dir):
     return load_model(str(tiny_model_dir), "float32", "nf4")
 
 
+@pytest.fixture(scope="module")
+def plain_nf4(tiny_model_dir):
+    """The same model as bitsandbytes loads it (quantisation is deterministic), unsplit."""
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                bnb_4bit_compute_dtype=torch.float32)  # fmt: skip
+    return AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), quantization_config=config)
+
+
 def layers(model):
     return [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
 
 
-def test_every_layer_gets_a_packed_copy_and_keeps_its_weight(nf4_model):
-    found = layers(nf4_model)
+@pytest.mark.parametrize("shape", [(32, 64), (1536, 576), (576, 1536), (96, 128)])
+@pytest.mark.parametrize("nested", [False, True])
+def test_unpack_inverts_the_cpu_packing(shape, nested):
+    weight = bnb.nn.Params4bit(
+        torch.randn(shape), requires_grad=False, quant_type="nf4", compress_statistics=nested
+    ).to("cpu")
+    original = weight.data.clone()
+    packed, _ = _convert_weight_packed_for_cpu(weight.data, copy.deepcopy(weight.quant_state))
+    assert packed.shape == (shape[0], shape[1] // 2)
+    assert torch.equal(unpack(packed, shape), original)
+
+
+def test_each_layer_holds_one_packed_copy(nf4_model, plain_nf4):
+    found, plain = layers(nf4_model), layers(plain_nf4)
     assert len(found) == 14  # 2 layers x (q, k, v, o, gate, up, down)
-    for layer in found:
-        assert layer.packed_weight.dtype == torch.uint8
-        assert layer.packed_state.packing_format_for_cpu
-        assert not getattr(layer.weight.quant_state, "packing_format_for_cpu", False)
+    for layer, reference in zip(found, plain, strict=True):
+        n, k = layer.dense_state.shape
+        assert layer.weight.data.shape == (n, k // 2)  # packed, replacing the original
+        assert layer.weight.quant_state.packing_format_for_cpu
+        assert not hasattr(layer, "packed_weight")
+        assert torch.equal(unpack(layer.weight.data, (n, k)), reference.weight.data)
+        assert torch.equal(layer.dense_state.absmax, reference.weight.quant_state.absmax)
 
 
 @pytest.mark.parametrize("rows", [1, 7, MAX_PACKED_ROWS])
-def test_few_rows_take_the_packed_kernel(nf4_model, rows):
-    layer = layers(nf4_model)[0]
+def test_few_rows_take_the_packed_kernel(nf4_model, plain_nf4, rows):
+    layer, reference = layers(nf4_model)[0], layers(plain_nf4)[0]
     x = torch.randn(rows, 1, layer.in_features)
     with torch.inference_mode():
         got = layer(x)
-        packed = bnb.matmul_4bit(x, layer.packed_weight, quant_state=layer.packed_state)
-        reference = x @ dequantize_4bit(layer.weight.data, layer.weight.quant_state).T
+        packed = bnb.matmul_4bit(x, layer.weight, quant_state=layer.weight.quant_state)
+        exact = x @ dequantize_4bit(reference.weight.data, reference.weight.quant_state).T
     assert torch.equal(got, packed)
-    torch.testing.assert_close(got, reference, atol=0.05, rtol=0.05)  # bf16 activations
+    torch.testing.assert_close(got, exact, atol=0.05, rtol=0.05)  # bf16 activations
 
 
-def test_many_rows_take_dequantise_and_float32_matmul(nf4_model):
-    layer = layers(nf4_model)[-1]
+def test_many_rows_take_dequantise_and_float32_matmul(nf4_model, plain_nf4):
+    layer, reference = layers(nf4_model)[-1], layers(plain_nf4)[-1]
+    reference.support_avx512bf16_for_cpu = False  # bitsandbytes' own dequantise path
     x = torch.randn(4, 40, layer.in_features)  # 160 rows
     with torch.inference_mode():
         got = layer(x)
-        weight = dequantize_4bit(layer.weight.data, layer.weight.quant_state)
+        weight = dequantize_4bit(reference.weight.data, reference.weight.quant_state)
         expected = torch.nn.functional.linear(x, weight)
+        assert torch.equal(got, reference(x))
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
 
 

@@ -144,6 +144,32 @@ def test_the_cache_refuses_to_write_past_its_capacity():
         layer.update(torch.zeros(1, 1, 2, 8), torch.zeros(1, 1, 2, 8))
 
 
+def test_rows_leave_and_join_in_place_until_half_are_gone():
+    """Rows leaving or joining reuse the buffer (no new allocation, hence no page faults in
+    the decode loop); at half the rows or fewer the rest moves to a smaller buffer."""
+    layer = SlotLayer(capacity=6, slots=4)
+    keys = torch.arange(4.0)[:, None, None, None].expand(4, 1, 2, 3)
+    layer.update(keys, -keys)
+    buffer = layer._keys.data_ptr()
+    layer.batch_select_indices(torch.tensor([0, 2, 3]))  # row 1 leaves
+    assert layer._keys.data_ptr() == buffer
+    assert layer.keys[:, 0, 0, 0].tolist() == [0.0, 2.0, 3.0]
+    assert layer.values[:, 0, 0, 0].tolist() == [0.0, -2.0, -3.0]
+    new_keys, new_values = layer.new_rows(1)  # a row joins in the free slot
+    new_keys[:], new_values[:] = 7.0, -7.0
+    assert layer._keys.data_ptr() == buffer
+    assert layer.keys[:, 0, 0, 0].tolist() == [0.0, 2.0, 3.0, 7.0]
+    layer.update(torch.ones(4, 1, 1, 3), torch.ones(4, 1, 1, 3))
+    assert layer.keys.shape == (4, 1, 3, 3)
+    layer.batch_select_indices(torch.tensor([1, 3]))  # half left: a smaller buffer
+    assert layer._keys.data_ptr() != buffer and layer._keys.shape[0] == 2
+    assert layer.keys[:, 0, 0, 0].tolist() == [2.0, 7.0]
+    assert layer.values[:, 0, :, 0].tolist() == [[-2.0, -2.0, 1.0], [-7.0, -7.0, 1.0]]
+    layer.new_rows(1)  # no free row: the buffer grows
+    assert layer.keys.shape == (3, 1, 3, 3)
+    assert layer.keys[:2, 0, 0, 0].tolist() == [2.0, 7.0]
+
+
 @pytest.mark.parametrize("kind", ["llama", "gemma3"])
 @pytest.mark.parametrize("with_prefix", [False, True])
 def test_continuous_batching_gives_each_row_its_own_output(kind, with_prefix):

@@ -46,28 +46,36 @@ PREFILL_TOKENS = 1024
 
 
 class SlotLayer(DynamicLayer):
-    """One layer's keys/values in a preallocated ``[rows, heads, capacity, dim]`` buffer:
-    each step writes in place and exposes a view (no concatenation); rows can be dropped or
-    added and dead columns dropped, copying only written columns. Every layer keeps all
-    positions; sliding windows are applied by the masks."""
+    """One layer's keys/values in a preallocated ``[slots, heads, capacity, dim]`` buffer, of
+    which the first ``rows`` rows are in use: each step writes in place and exposes a view (no
+    concatenation). Rows leave by moving the later ones down and join in the free rows, in
+    place; the buffer is copied into a new one only when it runs out of rows or columns, or
+    when half its rows or fewer are left (so rows that have gone do not hold memory for long).
+    A buffer this size goes back to the OS when freed and a new one is paged in as it is
+    written, so reallocating at every change cost the teacher's speed test 8%. Every layer keeps
+    all positions; sliding windows are applied by the masks."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, slots: int = 0) -> None:
         super().__init__()
         self.capacity = capacity
+        self.slots = slots  # rows to allocate (at least the rows of the first update)
         self.length = 0
+        self.rows = 0
 
     def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
         rows, heads = key_states.shape[:2]
-        # empty, not zeroed: only written columns are ever read, and untouched pages of a
-        # large buffer stay out of the process's resident memory until the cache grows into them
-        self._keys = key_states.new_empty(rows, heads, self.capacity, key_states.shape[-1])
-        self._values = value_states.new_empty(rows, heads, self.capacity, value_states.shape[-1])
+        slots = max(rows, self.slots)
+        # empty, not zeroed: only written columns of rows in use are ever read, and untouched
+        # pages of a large buffer stay out of the process's resident memory until used
+        self._keys = key_states.new_empty(slots, heads, self.capacity, key_states.shape[-1])
+        self._values = value_states.new_empty(slots, heads, self.capacity, value_states.shape[-1])
+        self.rows = rows
         self.device = key_states.device
         self.is_initialized = True
 
     def _views(self) -> None:
-        self.keys = self._keys[:, :, : self.length]
-        self.values = self._values[:, :, : self.length]
+        self.keys = self._keys[: self.rows, :, : self.length]
+        self.values = self._values[: self.rows, :, : self.length]
 
     def update(
         self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
@@ -77,8 +85,8 @@ class SlotLayer(DynamicLayer):
         end = self.length + key_states.shape[-2]
         if end > self.capacity:
             raise RuntimeError(f"KV cache full: {end} positions > capacity {self.capacity}")
-        self._keys[:, :, self.length : end] = key_states
-        self._values[:, :, self.length : end] = value_states
+        self._keys[: self.rows, :, self.length : end] = key_states
+        self._values[: self.rows, :, self.length : end] = value_states
         self.length = end
         self._views()
         return self.keys, self.values
@@ -90,10 +98,20 @@ class SlotLayer(DynamicLayer):
         self.update(keys.expand(rows, -1, -1, -1), values.expand(rows, -1, -1, -1))
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
-        if self.is_initialized:
+        if not self.is_initialized:
+            return
+        kept = indices.tolist()
+        removal = all(b > a for a, b in zip(kept, kept[1:], strict=False))
+        if removal and len(kept) > self._keys.shape[0] // 2:
+            for new, old in enumerate(kept):  # move each kept row down, never over another
+                if new != old:
+                    self._keys[new, :, : self.length] = self._keys[old, :, : self.length]
+                    self._values[new, :, : self.length] = self._values[old, :, : self.length]
+        else:  # half the rows or fewer left (or a reorder): a smaller buffer frees the rest
             self._keys = self._copy_rows(self._keys[indices, :, : self.length])
             self._values = self._copy_rows(self._values[indices, :, : self.length])
-            self._views()
+        self.rows = len(kept)
+        self._views()
 
     def _copy_rows(self, written: torch.Tensor, extra_rows: int = 0) -> torch.Tensor:
         """A new buffer holding ``written`` (its first columns), plus ``extra_rows`` unwritten
@@ -103,28 +121,33 @@ class SlotLayer(DynamicLayer):
         buffer[:rows, :, : written.shape[2]] = written
         return buffer
 
-    def add_rows(self, keys: torch.Tensor, values: torch.Tensor) -> None:
-        """Append rows whose first ``length`` columns are ``keys``/``values``."""
-        rows = self._keys.shape[0]
-        self._keys = self._copy_rows(self._keys[:, :, : self.length], len(keys))
-        self._values = self._copy_rows(self._values[:, :, : self.length], len(values))
-        self._keys[rows:, :, : self.length] = keys
-        self._values[rows:, :, : self.length] = values
+    def new_rows(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Take ``count`` more rows (in free rows of the buffer, or a larger buffer if none
+        are left); their key and value views over the written columns, to fill in."""
+        if self.rows + count > self._keys.shape[0]:
+            extra = self.rows + count - self._keys.shape[0]
+            self._keys = self._copy_rows(self._keys[: self.rows, :, : self.length], extra)
+            self._values = self._copy_rows(self._values[: self.rows, :, : self.length], extra)
+        first, self.rows = self.rows, self.rows + count
         self._views()
+        return self.keys[first:], self.values[first:]
 
     def keep_columns(self, columns: torch.Tensor, capacity: int) -> None:
         """Keep only ``columns`` (in order), in a buffer of ``capacity`` positions."""
-        keys, values = self._keys[:, :, columns], self._values[:, :, columns]
+        keys = self._keys[: self.rows, :, columns]
+        values = self._values[: self.rows, :, columns]
         self.capacity, self.length = capacity, len(columns)
         self.lazy_initialization(keys, values)
-        self._keys[:, :, : self.length], self._values[:, :, : self.length] = keys, values
+        self._keys[: self.rows, :, : self.length] = keys
+        self._values[: self.rows, :, : self.length] = values
         self._views()
 
 
-def new_cache(model: Any, capacity: int) -> Cache:
-    """An empty cache of ``SlotLayer``s, one per decoder layer of ``model``."""
+def new_cache(model: Any, capacity: int, slots: int = 0) -> Cache:
+    """An empty cache of ``SlotLayer``s, one per decoder layer of ``model``, with room for
+    ``slots`` rows (at least as many as it is started with)."""
     layers = model.config.get_text_config().num_hidden_layers
-    return Cache(layers=[SlotLayer(capacity) for _ in range(layers)])
+    return Cache(layers=[SlotLayer(capacity, slots) for _ in range(layers)])
 
 
 @dataclass
@@ -275,16 +298,17 @@ class Decoder:
         prefix: list[int],
         prefix_kv: KV | None,
         room: int,
+        slots: int = 0,
     ) -> tuple[Cache, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Prompts after the prefix, left-padded to one width, through the model, in a cache
-        with ``room`` free positions after them."""
+        with ``room`` free positions after them and room for ``slots`` rows."""
         width = max(len(r) for r in rows)
         ids = torch.tensor([prefix + [pad_id] * (width - len(r)) + r for r in rows])
         mask = torch.tensor(
             [[1] * len(prefix) + [0] * (width - len(r)) + [1] * len(r) for r in rows]
         )
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        cache = new_cache(self.model, ids.shape[1] + room)
+        cache = new_cache(self.model, ids.shape[1] + room, slots)
         if prefix_kv is not None:
             for layer, keys, values in zip(cache.layers, *prefix_kv, strict=True):
                 layer.start(keys, values, len(rows))
@@ -341,7 +365,7 @@ class Decoder:
                 first = [queue.popleft() for _ in range(min(slots, len(queue)))]
                 flight.update(first)
                 cache, ids, mask, positions, logits = self._prefill(
-                    [rows[i] for i in first], pad_id, prefix, prefix_kv, self.room
+                    [rows[i] for i in first], pad_id, prefix, prefix_kv, self.room, slots
                 )
                 now = time.perf_counter()
                 grid = _Grid(ids[:, :0], mask[:, :0], positions[:, :0], [], [], [], [])
@@ -467,13 +491,12 @@ class Decoder:
         mask = torch.cat([mask[:, :p], pads, mask[:, p:]], 1)
         positions = torch.cat([positions[:, :p], pads, positions[:, p:]], 1)
         for big, small in zip(cache.layers, part.layers, strict=True):
-            kv = []
-            for new in (small.keys, small.values):
-                rows_kv = new.new_zeros(len(admitted), new.shape[1], length, new.shape[-1])
+            for rows_kv, new in zip(
+                big.new_rows(len(admitted)), (small.keys, small.values), strict=True
+            ):
                 rows_kv[:, :, :p] = new[:, :, :p]
+                rows_kv[:, :, p : p + gap] = 0  # masked, but must not be NaN (0 x NaN = NaN)
                 rows_kv[:, :, p + gap :] = new[:, :, p:width]
-                kv.append(rows_kv)
-            big.add_rows(*kv)
         return self._join(grid, admitted, ids, mask, positions, logits, now, generator)
 
     def _make_room(self, grid: _Grid, cache: Cache) -> None:

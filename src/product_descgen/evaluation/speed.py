@@ -65,6 +65,7 @@ class SpeedJob(BaseModel):
     template: str | None = None
     generation: GenerationSettings | None = None
     return_texts: bool = False  # add the final texts to the result (benchmarks compare them)
+    mmap_threshold: int | None = 128 * 1024  # glibc's, bytes (release_freed_memory)
 
 
 def _status_kb(field: str) -> int:
@@ -82,13 +83,18 @@ def peak_mb() -> float:
     return _status_kb("VmHWM") / 1024
 
 
-def release_freed_memory() -> None:
-    """Have glibc hand large freed blocks back to the OS (a fixed 128 KiB mmap threshold, as
-    ``MALLOC_MMAP_THRESHOLD_=131072`` does). By default glibc raises the threshold after the
-    first large frees, so freed activations stay resident: 150-300 MB on the demo student, which
-    the peak would then count as the model's. Both systems' workers run with it."""
+def release_freed_memory(threshold: int | None = 128 * 1024) -> None:
+    """Have glibc hand large freed blocks back to the OS: a fixed mmap threshold of
+    ``threshold`` bytes, as ``MALLOC_MMAP_THRESHOLD_`` does (``None``: glibc's default). By
+    default glibc raises the threshold after the first large frees, so freed activations stay
+    resident: 150-500 MB on the demo student, which the peak would then count as the model's.
+    The price is speed: every large block is then a fresh mapping, paged in as it is written
+    (``benchmarks/allocator_threshold.py`` measures both). Both systems' workers run with the
+    same setting."""
+    if threshold is None:
+        return
     with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to set
-        ctypes.CDLL("libc.so.6").mallopt(-3, 128 * 1024)  # -3: M_MMAP_THRESHOLD
+        ctypes.CDLL("libc.so.6").mallopt(-3, threshold)  # -3: M_MMAP_THRESHOLD
 
 
 def reset_peak() -> None:
@@ -155,7 +161,7 @@ def _import_libraries(job: SpeedJob) -> None:
 
 def measure(job: SpeedJob) -> dict[str, Any]:
     """Serve ``job.items`` with the system and report speed and memory (in this process)."""
-    release_freed_memory()
+    release_freed_memory(job.mmap_threshold)
     _import_libraries(job)
     reset_peak()
     base = rss_mb()
@@ -194,6 +200,7 @@ def measure(job: SpeedJob) -> dict[str, Any]:
         "model_peak_mb": peak - base,
         "process_peak_mb": peak,
         "load_peak_mb": load_peak - base,
+        "mmap_threshold": job.mmap_threshold,
         **({"texts": texts} if job.return_texts else {}),
     }
 

@@ -191,7 +191,7 @@ def judge_pairs(
     return verdicts, summary
 
 
-def measure_speed(
+def speed_jobs(
     test_examples: pd.DataFrame,
     student_adapter: str,
     teacher_prompts: dict[str, Any],
@@ -201,10 +201,10 @@ def measure_speed(
     teacher: TeacherParams,
     finetune: FinetuneParams,
     params: EvaluationParams,
-) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Teacher pipeline vs student on the same test products, each in its own process. Any
-    test product will do (no reference is needed), so the sample is drawn from the whole test
-    split, not only the products whose teacher output passed the gate."""
+) -> tuple[speed.SpeedJob, speed.SpeedJob]:
+    """The teacher's and the student's speed-test jobs, on the same sample of test products.
+    Any test product will do (no reference is needed), so the sample is drawn from the whole
+    test split, not only the products whose teacher output passed the gate."""
     p = params.speed
     if test_examples.empty:
         raise ValueError("the test split is empty: nothing to measure speed on")
@@ -224,6 +224,26 @@ def measure_speed(
         system="student", connection=served(student_llm, p.student),
         model_dir=resolve_model_dir(models.student, models.cache_dir), adapter=student_adapter,
         items=items, template=finetune.prompt_template, generation=params.student_generation,
+    )  # fmt: skip
+    return teacher_job, student_job
+
+
+def measure_speed(
+    test_examples: pd.DataFrame,
+    student_adapter: str,
+    teacher_prompts: dict[str, Any],
+    teacher_llm: Connection,
+    student_llm: Connection,
+    models: ModelsParams,
+    teacher: TeacherParams,
+    finetune: FinetuneParams,
+    params: EvaluationParams,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Teacher pipeline vs student on the same test products, each in its own process."""
+    p = params.speed
+    teacher_job, student_job = speed_jobs(
+        test_examples, student_adapter, teacher_prompts, teacher_llm, student_llm, models,
+        teacher, finetune, params,
     )  # fmt: skip
     results = [speed.run_isolated(job, p.timeout_s) for job in (teacher_job, student_job)]
     machines = {

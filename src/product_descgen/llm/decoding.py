@@ -269,9 +269,16 @@ class Decoder:
         return masks if len(masks) > 1 else next(iter(masks.values()))
 
     def _forward(
-        self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Cache
-    ) -> torch.Tensor:
-        """Run the new columns ``ids`` (the last of ``mask``/``positions``) through the model."""
+        self,
+        ids: torch.Tensor,
+        mask: torch.Tensor,
+        positions: torch.Tensor,
+        cache: Cache,
+        logits: bool = True,
+    ) -> torch.Tensor | None:
+        """Run the new columns ``ids`` (the last of ``mask``/``positions``) through the model;
+        the last column's logits, or only the cache (``logits=False``: no output layer, which
+        is 60% of the teacher's parameters)."""
         queries = ids.shape[1]
         out = self.model(
             input_ids=ids,
@@ -279,16 +286,18 @@ class Decoder:
             position_ids=positions[:, -queries:],
             cache=cache,
             use_cache=True,
-            logits_to_keep=1,
+            logits_to_keep=1 if logits else torch.empty(0, dtype=torch.long),
         )
-        return out.logits[:, -1, :].float()
+        return out.logits[:, -1, :].float() if logits else None
 
     def prefix_cache(self, prefix: list[int]) -> KV:
         """Keys and values of a shared prompt prefix, per layer (computed once, reused)."""
         cache = new_cache(self.model, len(prefix))
         mask = torch.ones(1, len(prefix), dtype=torch.long)
         with torch.inference_mode():
-            self._forward(torch.tensor([prefix]), mask, torch.arange(len(prefix))[None], cache)
+            self._forward(
+                torch.tensor([prefix]), mask, torch.arange(len(prefix))[None], cache, False
+            )
         return [layer.keys for layer in cache.layers], [layer.values for layer in cache.layers]
 
     def _prefill(
@@ -313,9 +322,12 @@ class Decoder:
             for layer, keys, values in zip(cache.layers, *prefix_kv, strict=True):
                 layer.start(keys, values, len(rows))
         columns = max(1, self.prefill_tokens // len(rows))  # prompt columns per forward pass
-        for start in range(len(prefix), ids.shape[1], columns):
+        starts = range(len(prefix), ids.shape[1], columns)
+        for start in starts:  # only the last chunk's logits are used
             end = min(start + columns, ids.shape[1])
-            logits = self._forward(ids[:, start:end], mask[:, :end], positions[:, :end], cache)
+            logits = self._forward(
+                ids[:, start:end], mask[:, :end], positions[:, :end], cache, start == starts[-1]
+            )
         return cache, ids, mask, positions, logits
 
     def decode(

@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from product_descgen.llm.decoding import Decoded, Decoder, RowsFailed
+from product_descgen.llm.output_rows import pad_slow_row_counts
 from product_descgen.llm.types import GenerationSettings, Request, Result, cut_at_stop
 
 logger = logging.getLogger(__name__)
@@ -113,6 +114,7 @@ class TransformersBackend:
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model = load_model(model_dir, dtype, quantization, adapter)
+        pad_slow_row_counts(self.model, batch_size)  # BLAS slow spots of the output layer
         self.has_chat_template = bool(self.tokenizer.chat_template)
         self._decoder: Decoder | None = None
         self._decoder_settings: GenerationSettings | None = None

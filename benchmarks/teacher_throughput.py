@@ -12,6 +12,8 @@ Side by side in one run, on the same real draft prompts (demo catalogue, teacher
 * ``pipeline``: the project's ``TransformersBackend`` as teacher_generation runs it: the same
   sorting and prefix cache, then continuous batching in its own decode loop
   (``llm/decoding.py``: preallocated KV cache, a finished row's slot refilled at once);
+* ``pipeline, plain head`` (``--paths``): the pipeline with the output layer computed at every
+  row count as it comes (no 16-row blocks at slow counts, ``llm/output_rows.py``);
 * ``generate_batch`` (``--continuous``): transformers' own continuous batching (paged
   attention), full prompts (it has no cached-prefix input).
 Time is split into tokenisation, prefill (forward passes over prompts), decode (one-token
@@ -141,6 +143,18 @@ def run_pipeline(backend, requests, timer):
             "prefill": sum(timer.prefill), "decode": sum(timer.decode)}  # fmt: skip
 
 
+def run_pipeline_plain_head(backend, requests, timer):
+    """The pipeline with every row count through the plain output layer (no 16-row blocks,
+    ``llm/output_rows.py``), for comparison."""
+    layer = backend.model.get_output_embeddings()
+    padded = getattr(layer, "padded_rows", set())
+    layer.padded_rows = set()
+    try:
+        return run_pipeline(backend, requests, timer)
+    finally:
+        layer.padded_rows = padded
+
+
 def run_continuous(backend, requests, timer):
     """transformers' own continuous batching (``generate_batch``, paged attention)."""
     from transformers import ContinuousBatchingConfig, GenerationConfig
@@ -232,6 +246,11 @@ def main() -> None:
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--quantization", default="none", choices=["none", "int8", "nf4"])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 8, 16, 32])
+    parser.add_argument(
+        "--paths", nargs="+", default=["plain", "generate+prefix", "pipeline"],
+        choices=["plain", "generate+prefix", "pipeline", "pipeline, plain head"],
+        help="which paths to time ('pipeline, plain head': without output-layer blocks)",
+    )  # fmt: skip
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
@@ -263,7 +282,9 @@ def main() -> None:
             ("plain", run_plain, plain),
             ("generate+prefix", run_generate_prefix, (backend, requests, timer)),
             ("pipeline", run_pipeline, (backend, requests, timer)),
+            ("pipeline, plain head", run_pipeline_plain_head, (backend, requests, timer)),
         ]
+        paths = [p for p in paths if p[0] in args.paths]
         if args.continuous:
             paths.append(("generate_batch", run_continuous, (backend, requests, timer)))
         for name, path, path_args in paths:

@@ -61,7 +61,7 @@ def test_each_layer_holds_one_packed_copy(nf4_model, plain_nf4):
         n, k = layer.dense_state.shape
         assert layer.weight.data.shape == (n, k // 2)  # packed, replacing the original
         assert layer.weight.quant_state.packing_format_for_cpu
-        assert not hasattr(layer, "packed_weight")
+        assert layer.packed_weight.data_ptr() == layer.weight.data.data_ptr()  # one copy
         assert torch.equal(unpack(layer.weight.data, (n, k)), reference.weight.data)
         assert torch.equal(layer.dense_state.absmax, reference.weight.quant_state.absmax)
 
@@ -72,7 +72,7 @@ def test_few_rows_take_the_packed_kernel(nf4_model, plain_nf4, rows):
     x = torch.randn(rows, 1, layer.in_features)
     with torch.inference_mode():
         got = layer(x)
-        packed = bnb.matmul_4bit(x, layer.weight, quant_state=layer.weight.quant_state)
+        packed = bnb.matmul_4bit(x, layer.packed_weight, quant_state=layer.packed_state)
         exact = x @ dequantize_4bit(reference.weight.data, reference.weight.quant_state).T
     assert torch.equal(got, packed)
     torch.testing.assert_close(got, exact, atol=0.05, rtol=0.05)  # bf16 activations
@@ -88,6 +88,21 @@ def test_many_rows_take_dequantise_and_float32_matmul(nf4_model, plain_nf4):
         expected = torch.nn.functional.linear(x, weight)
         assert torch.equal(got, reference(x))
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_both_paths_still_right_after_the_state_dict_is_taken(tiny_model_dir, plain_nf4):
+    """bitsandbytes undoes the packing in place when a state dict is taken (peft's adapter
+    saving does): both paths must keep giving the layer's own output."""
+    model = load_model(str(tiny_model_dir), "float32", "nf4")
+    model.state_dict()
+    layer, reference = layers(model)[-1], layers(plain_nf4)[-1]
+    reference.support_avx512bf16_for_cpu = False
+    with torch.inference_mode():
+        for rows in (3, 160):
+            x = torch.randn(rows, layer.in_features)
+            torch.testing.assert_close(layer(x), reference(x), atol=0.05, rtol=0.05)
+        x = torch.randn(160, layer.in_features)
+        assert torch.equal(layer(x), reference(x))  # the float32 path: exact
 
 
 def test_greedy_decoding_matches_generate(nf4_model, tiny_model_dir):

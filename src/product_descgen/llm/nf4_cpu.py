@@ -58,10 +58,10 @@ def _forward(self: Any, x: Any) -> Any:
     rows = x.numel() // x.shape[-1] if x.numel() else 0
     bias = None if self.bias is None else self.bias.to(self.compute_dtype)
     if self.training or x.requires_grad or rows > self.max_packed_rows:
-        weight = unpack(self.weight.data, tuple(self.dense_state.shape))
+        weight = unpack(self.packed_weight, tuple(self.dense_state.shape))
         state = self.dense_state  # dequantise with the original float32 block scales
     else:
-        weight, state = self.weight, self.weight.quant_state
+        weight, state = self.packed_weight, self.packed_state
     return bnb.matmul_4bit(x.to(self.compute_dtype), weight, quant_state=state, bias=bias).to(
         x.dtype
     )
@@ -90,10 +90,12 @@ def split_paths(model: Any, max_packed_rows: int = MAX_PACKED_ROWS) -> int:
             continue
         dense = module.weight.quant_state
         packed, state = _convert_weight_packed_for_cpu(module.weight.data, copy.deepcopy(dense))
-        # the packed weight replaces the original (bitsandbytes' own packing, which its
-        # forward and state-dict saving understand); the original scales stay beside it
-        module.weight.data, module.weight.quant_state = packed, state
-        module.dense_state = dense
+        # The packed weight replaces the original, in bitsandbytes' own packing format, which
+        # its forward understands. Taking a state dict makes bitsandbytes unpack the module's
+        # weight and rewrite its state in place (and, for scales that are not double-quantised,
+        # leave them in the packed layout), so the paths keep their own references.
+        module.weight.data, module.weight.quant_state = packed, copy.copy(state)
+        module.packed_weight, module.packed_state, module.dense_state = packed, state, dense
         module.max_packed_rows = max_packed_rows
         module.forward = types.MethodType(_forward, module)
         split += 1

@@ -13,22 +13,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-ROOT = Path(__file__).resolve().parents[1]
+import pandas as pd
+from speed_setup import load_speed_jobs
 
-import pandas as pd  # noqa: E402
-from kedro.framework.session import KedroSession  # noqa: E402
-from kedro.framework.startup import bootstrap_project  # noqa: E402
-
-from product_descgen.evaluation.config import EvaluationParams  # noqa: E402
-from product_descgen.evaluation.speed import run_isolated  # noqa: E402
-from product_descgen.models import ModelsParams  # noqa: E402
-from product_descgen.pipelines.evaluation.nodes import speed_jobs  # noqa: E402
-from product_descgen.teacher.config import TeacherParams  # noqa: E402
-from product_descgen.training.config import FinetuneParams  # noqa: E402
+from product_descgen.evaluation.speed import run_isolated
 
 
 def threshold(text: str) -> int | None:
@@ -44,20 +33,7 @@ def main() -> None:
     parser.add_argument("--thresholds", nargs="+", default=["128K", "16M", "default"])
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    bootstrap_project(ROOT)
-    with KedroSession.create(project_path=ROOT) as session:
-        catalog = session.load_context().catalog
-        params = catalog.load("parameters")
-        inputs = [catalog.load(name) for name in (
-            "test_examples", "student_adapter", "teacher_prompts", "teacher_llm", "student_llm",
-        )]  # fmt: skip
-    jobs = speed_jobs(
-        *inputs,
-        ModelsParams.model_validate(params["models"]),
-        TeacherParams.model_validate(params["teacher_generation"]),
-        FinetuneParams.model_validate(params["finetune"]),
-        EvaluationParams.model_validate(params["evaluation"]),
-    )
+    _, *jobs = load_speed_jobs()
     rows = []
     for setting in args.thresholds:
         results = {}

@@ -1,0 +1,45 @@
+"""The evaluation's speed-test jobs, built from the project's catalog and parameters as the
+speed node builds them (``pipelines.evaluation.nodes.speed_jobs``), for the benchmarks that
+serve them under other settings."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parents[1]
+
+from kedro.framework.session import KedroSession  # noqa: E402
+from kedro.framework.startup import bootstrap_project  # noqa: E402
+
+from product_descgen.evaluation.config import EvaluationParams  # noqa: E402
+from product_descgen.evaluation.speed import SpeedJob  # noqa: E402
+from product_descgen.models import ModelsParams  # noqa: E402
+from product_descgen.pipelines.evaluation.nodes import speed_jobs  # noqa: E402
+from product_descgen.teacher.config import TeacherParams  # noqa: E402
+from product_descgen.training.config import FinetuneParams  # noqa: E402
+
+
+def load_speed_jobs(sample_size: int | None = None) -> tuple[EvaluationParams, SpeedJob, SpeedJob]:
+    """The evaluation parameters and the teacher's and student's speed-test jobs (on
+    ``sample_size`` test products when given, else the configured sample)."""
+    bootstrap_project(ROOT)
+    with KedroSession.create(project_path=ROOT) as session:
+        catalog = session.load_context().catalog
+        params = catalog.load("parameters")
+        inputs = [catalog.load(name) for name in (
+            "test_examples", "student_adapter", "teacher_prompts", "teacher_llm", "student_llm",
+        )]  # fmt: skip
+    evaluation = EvaluationParams.model_validate(params["evaluation"])
+    if sample_size is not None:
+        speed = evaluation.speed.model_copy(update={"sample_size": sample_size})
+        evaluation = evaluation.model_copy(update={"speed": speed})
+    teacher_job, student_job = speed_jobs(
+        *inputs,
+        ModelsParams.model_validate(params["models"]),
+        TeacherParams.model_validate(params["teacher_generation"]),
+        FinetuneParams.model_validate(params["finetune"]),
+        evaluation,
+    )
+    return evaluation, teacher_job, student_job

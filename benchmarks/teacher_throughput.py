@@ -40,6 +40,7 @@ import torch  # noqa: E402
 import yaml  # noqa: E402
 
 from product_descgen.llm.hf_backend import TransformersBackend  # noqa: E402
+from product_descgen.llm.output_rows import RowChoice  # noqa: E402
 from product_descgen.llm.prompts import PromptSet, render  # noqa: E402
 from product_descgen.llm.types import GenerationSettings  # noqa: E402
 from product_descgen.models import ModelsParams, resolve_model_dir  # noqa: E402
@@ -147,12 +148,12 @@ def run_pipeline_plain_head(backend, requests, timer):
     """The pipeline with every row count through the plain output layer (no 16-row blocks,
     ``llm/output_rows.py``), for comparison."""
     layer = backend.model.get_output_embeddings()
-    padded = getattr(layer, "padded_rows", set())
-    layer.padded_rows = set()
+    choice = getattr(layer, "row_choice", None)
+    layer.row_choice = RowChoice(fixed=False)
     try:
         return run_pipeline(backend, requests, timer)
     finally:
-        layer.padded_rows = padded
+        layer.row_choice = choice
 
 
 def run_continuous(backend, requests, timer):

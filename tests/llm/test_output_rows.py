@@ -1,12 +1,12 @@
-"""Slow row counts of the output layer are computed as a larger block, with the same result."""
+"""The output layer chooses, per row count, in its own calls, between the plain product and a
+larger block; either way the rows get the plain layer's output."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from product_descgen.llm import output_rows
-from product_descgen.llm.output_rows import BLOCK, pad_slow_row_counts
+from product_descgen.llm.output_rows import BLOCK, TRIALS, choose_row_blocks
 
 
 class Tiny(torch.nn.Module):
@@ -18,39 +18,99 @@ class Tiny(torch.nn.Module):
         return self.head
 
 
-def test_only_measured_slow_counts_are_padded(monkeypatch):
-    # a BLAS that is slow at 5 and 12 rows: those two, and only those, get padded
-    timings = {5: 3.0, 12: 2.0, BLOCK: 1.0}
-    monkeypatch.setattr(
-        output_rows, "_seconds", lambda layer, rows, repeats=2: timings.get(rows, 1.0)
-    )
+class SlowAt:
+    """A clock and a linear for the layer: the product takes 1 s at a block, ``slow`` s at the
+    given row counts, 1 s at the others (virtual time, advanced by each product)."""
+
+    def __init__(self, slow: dict[int, float]) -> None:
+        self.now, self.slow, self.calls = 0.0, slow, []
+        self.linear = torch.nn.functional.linear
+
+    def clock(self) -> float:
+        return self.now
+
+    def __call__(self, x, weight, bias=None):
+        rows = x.numel() // x.shape[-1]
+        self.calls.append(rows)
+        self.now += self.slow.get(rows, 1.0)
+        return self.linear(x, weight, bias)
+
+
+@pytest.fixture
+def slow_at_5_and_12(monkeypatch):
+    fake = SlowAt({5: 3.0, 12: 2.0, 7: 1.05})
+    monkeypatch.setattr(torch.nn.functional, "linear", fake)
+    return fake
+
+
+def test_counts_measured_slower_than_the_block_go_as_the_block(slow_at_5_and_12):
     model = Tiny()
-    assert pad_slow_row_counts(model, max_rows=32) == {5, 12}
-    assert pad_slow_row_counts(Tiny(), max_rows=8) == {5}  # no count above the batch
+    choice = choose_row_blocks(model)
+    choice.clock = slow_at_5_and_12.clock
+    with torch.inference_mode():
+        for rows in (3, 5, 7, 12):
+            for _ in range(2 * TRIALS):
+                model.head(torch.randn(rows, 32))
+    assert choice.chosen == {3: False, 5: True, 7: False, 12: True}  # 7: within the margin
+    slow_at_5_and_12.calls.clear()
+    with torch.inference_mode():
+        for rows in (3, 5, 7, 12, BLOCK, 20):
+            model.head(torch.randn(rows, 32))
+    assert slow_at_5_and_12.calls == [3, BLOCK, 7, BLOCK, BLOCK, 20]  # decided: no more trials
 
 
+def test_trials_alternate_plain_and_block(slow_at_5_and_12):
+    model = Tiny()
+    choose_row_blocks(model).clock = slow_at_5_and_12.clock
+    with torch.inference_mode():
+        for _ in range(2 * TRIALS):
+            model.head(torch.randn(5, 32))
+    assert slow_at_5_and_12.calls == [5, BLOCK] * TRIALS
+
+
+@pytest.mark.parametrize("fixed", [None, True, False])
 @pytest.mark.parametrize("rows", [1, 5, 12, BLOCK, 20])
-def test_padded_or_not_the_rows_get_the_plain_layers_output(monkeypatch, rows):
-    monkeypatch.setattr(
-        output_rows, "_seconds", lambda layer, n, repeats=2: 1.0 if n == BLOCK else 2.0
-    )
+def test_every_way_gives_the_plain_layers_output(rows, fixed):
     model = Tiny()
     plain = torch.nn.Linear(32, 100)
     plain.load_state_dict(model.head.state_dict())
-    assert pad_slow_row_counts(model, max_rows=32) == set(range(2, BLOCK))
+    choose_row_blocks(model, fixed=fixed)
     x = torch.randn(rows, 1, 32)
     with torch.inference_mode():
-        got = model.head(x)
-        assert got.shape == (rows, 1, 100)
-        torch.testing.assert_close(got, plain(x), rtol=1e-5, atol=1e-5)
+        for _ in range(2 * TRIALS + 1):  # through the trials and past them
+            got = model.head(x)
+            assert got.shape == (rows, 1, 100)
+            torch.testing.assert_close(got, plain(x), rtol=1e-5, atol=1e-5)
+
+
+def test_fixed_choices_time_nothing(slow_at_5_and_12):
+    model = Tiny()
+    choice = choose_row_blocks(model, fixed=False)
+    with torch.inference_mode():
+        for _ in range(3):
+            model.head(torch.randn(12, 32))
+    assert slow_at_5_and_12.calls == [12, 12, 12] and not choice.seconds
+
+
+def test_gradients_take_the_plain_layer(slow_at_5_and_12):
+    model = Tiny()
+    choose_row_blocks(model, fixed=True)
+    model.head(torch.randn(5, 32, requires_grad=True)).sum().backward()
+    assert slow_at_5_and_12.calls == [5]
+    assert model.head.weight.grad is not None
 
 
 def test_layers_it_cannot_handle_are_left_alone():
     model = Tiny()
     model.head = torch.nn.Identity()  # not a Linear (e.g. a quantised output layer)
-    assert pad_slow_row_counts(model, max_rows=32) == set()
+    assert choose_row_blocks(model) is None
 
 
-def test_a_real_timing_run_picks_counts_below_the_block():
-    counts = pad_slow_row_counts(Tiny(), max_rows=32)
-    assert counts <= set(range(2, BLOCK))
+def test_a_real_loop_decides_each_count_once_its_trials_are_done():
+    model = Tiny()
+    choice = choose_row_blocks(model)
+    with torch.inference_mode():
+        for rows in range(1, BLOCK + 2):
+            for _ in range(2 * TRIALS):
+                model.head(torch.randn(rows, 32))
+    assert set(choice.chosen) == set(range(2, BLOCK))

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from product_descgen.llm.decoding import Decoded, Decoder, RowsFailed
-from product_descgen.llm.output_rows import pad_slow_row_counts
+from product_descgen.llm.output_rows import choose_row_blocks
 from product_descgen.llm.types import GenerationSettings, Request, Result, cut_at_stop
 
 logger = logging.getLogger(__name__)
@@ -53,9 +53,11 @@ def load_model(
         if quantization != "nf4":
             model = model.merge_and_unload()
     if quantization == "nf4":
+        from product_descgen.llm import nf4_fused
         from product_descgen.llm.nf4_cpu import split_paths
 
         split_paths(model)
+        nf4_fused.fuse_projections(model)
     if quantization == "int8":
         from torchao.quantization import Int8WeightOnlyConfig, quantize_
 
@@ -114,7 +116,7 @@ class TransformersBackend:
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model = load_model(model_dir, dtype, quantization, adapter)
-        pad_slow_row_counts(self.model, batch_size)  # BLAS slow spots of the output layer
+        choose_row_blocks(self.model)  # BLAS slow spots of the output layer, found in the loop
         self.has_chat_template = bool(self.tokenizer.chat_template)
         self._decoder: Decoder | None = None
         self._decoder_settings: GenerationSettings | None = None

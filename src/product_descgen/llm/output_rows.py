@@ -1,14 +1,19 @@
 """The output layer at the row counts where the BLAS is slow: computed as a larger block.
 
 A decode step multiplies a few rows of hidden states by the output layer (262,144 x 640 for
-Gemma 3 270M, 60% of its parameters). On this CPU, MKL's float32 kernel for that product is
-much slower at some row counts than at larger ones (2 threads, the teacher's layer: 8 rows
-81 ms, 12 rows 114 ms, 16 rows 53 ms; the student's: 12 rows 8.5 ms, 16 rows 7.3 ms), and in a
-decode loop the row count falls as rows finish. :func:`pad_slow_row_counts` times the layer
-once, at load, for each row count below ``BLOCK`` and for ``BLOCK`` itself, and from then on
-computes the counts that are slower than a ``BLOCK``-row product as that product (zero rows
-added, their outputs dropped). Other counts, and anything that needs gradients, are untouched.
-Which counts gain is the BLAS's business, so it is measured on the machine, not assumed.
+Gemma 3 270M, 60% of its parameters; 49,152 x 576 for SmolLM2-135M). On this CPU, MKL's
+float32 kernel for that product is much slower at some row counts than at a 16-row block, and
+in a decode loop the row count falls as rows finish: in the student's decode loop, 12 rows
+took 18.8 ms and the same 12 as a 16-row block 9.7 ms; the teacher's layer, 12 rows 113 ms
+against 52 ms (docs/benchmarks.md).
+
+Which counts are slow is the BLAS's and the machine's business, and it shows only under the
+decode loop's own conditions: timed alone, the student's 113 MB layer stays in this CPU's
+260 MB cache and the slow spot disappears. So the layer decides in the loop: the first
+``TRIALS`` calls at each row count below ``BLOCK`` alternate between the plain product and
+the ``BLOCK``-row one (zero rows added, their outputs dropped), and from then on that count
+goes the faster way (the block only if at least ``1 - MARGIN`` faster). The two ways differ
+only in float rounding (about 1e-5 relative). Anything that needs gradients is untouched.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import logging
 import time
 import types
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -24,56 +30,70 @@ logger = logging.getLogger(__name__)
 
 BLOCK = 16  # rows of the product a slow row count is computed as
 MARGIN = 0.9  # pad only where the block is at least 10% faster
+TRIALS = 2  # timed calls each way per row count before choosing
 
 
-def _seconds(layer: Any, rows: int, repeats: int = 2) -> float:
-    x = torch.zeros(rows, layer.in_features, dtype=layer.weight.dtype)
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        torch.nn.functional.linear(x, layer.weight, layer.bias)
-        best = min(best, time.perf_counter() - start)
-    return best
+class RowChoice:
+    """Per row count below ``BLOCK``: plain or padded to a block, chosen from timed calls.
+    ``fixed``: always that way, nothing timed (True pads every count, False none)."""
+
+    def __init__(
+        self, fixed: bool | None = None, clock: Callable[[], float] = time.perf_counter
+    ) -> None:
+        self.fixed, self.clock = fixed, clock
+        self.chosen: dict[int, bool] = {}
+        self.seconds: dict[int, tuple[list[float], list[float]]] = {}  # (plain, padded)
+
+    def padded(self, rows: int) -> bool | None:
+        """How ``rows`` rows are computed; None while that count is still being timed."""
+        return self.fixed if self.fixed is not None else self.chosen.get(rows)
+
+    def trial(self, rows: int) -> bool:
+        """Which way the next timed call at ``rows`` goes (plain first, then alternating)."""
+        plain, padded = self.seconds.setdefault(rows, ([], []))
+        return len(padded) < len(plain)
+
+    def record(self, rows: int, padded: bool, seconds: float) -> None:
+        times = self.seconds[rows]
+        times[padded].append(seconds)
+        if len(times[True]) >= TRIALS:
+            self.chosen[rows] = min(times[True]) < MARGIN * min(times[False])
+            way = "block" if self.chosen[rows] else "plain"
+            logger.debug("Output layer at %d rows: %s", rows, way)
 
 
-def slow_row_counts(layer: Any, max_rows: int) -> set[int]:
-    """Row counts below ``BLOCK`` (up to ``max_rows``) at which ``layer`` takes at least
-    ``1 / MARGIN`` times as long as at ``BLOCK`` rows (fastest of two timings each)."""
-    if max_rows < 2:
-        return set()
-    with torch.inference_mode():
-        _seconds(layer, BLOCK, 1)  # warm-up
-        block = _seconds(layer, BLOCK)
-        counts = range(2, min(max_rows, BLOCK - 1) + 1)
-        return {rows for rows in counts if block < MARGIN * _seconds(layer, rows)}
+def _block(layer: Any, x: torch.Tensor, rows: int) -> torch.Tensor:
+    flat = x.reshape(rows, x.shape[-1])
+    block = torch.cat([flat, flat.new_zeros(BLOCK - rows, x.shape[-1])])
+    out = torch.nn.functional.linear(block, layer.weight, layer.bias)[:rows]
+    return out.reshape(*x.shape[:-1], out.shape[-1])
 
 
 def _forward(self: Any, x: torch.Tensor) -> torch.Tensor:
     rows = x.numel() // x.shape[-1] if x.numel() else 0
-    if rows not in self.padded_rows or x.requires_grad:
+    if not 2 <= rows < BLOCK or x.requires_grad:
         return type(self).forward(self, x)
-    flat = x.reshape(rows, x.shape[-1])
-    block = torch.cat([flat, flat.new_zeros(BLOCK - rows, x.shape[-1])])
-    out = torch.nn.functional.linear(block, self.weight, self.bias)[:rows]
-    return out.reshape(*x.shape[:-1], out.shape[-1])
+    choice: RowChoice = self.row_choice
+    padded = choice.padded(rows)
+    if padded is not None:
+        return _block(self, x, rows) if padded else type(self).forward(self, x)
+    padded = choice.trial(rows)
+    start = choice.clock()
+    out = _block(self, x, rows) if padded else type(self).forward(self, x)
+    choice.record(rows, padded, choice.clock() - start)
+    return out
 
 
-def pad_slow_row_counts(model: Any, max_rows: int) -> set[int]:
-    """Time ``model``'s output layer and compute its slow row counts as ``BLOCK`` rows (a
-    float CPU ``nn.Linear`` only); the counts padded."""
+def choose_row_blocks(model: Any, fixed: bool | None = None) -> RowChoice | None:
+    """Give ``model``'s output layer (a float CPU ``nn.Linear`` only) the choice above; the
+    layer's :class:`RowChoice`, or None if the layer is left as it is."""
     layer = model.get_output_embeddings()
     if (
         type(layer) is not torch.nn.Linear
         or layer.weight.device.type != "cpu"
         or not layer.weight.dtype.is_floating_point
     ):
-        return set()
-    started = time.perf_counter()
-    counts = slow_row_counts(layer, max_rows)
-    layer.padded_rows = counts
+        return None
+    layer.row_choice = RowChoice(fixed)
     layer.forward = types.MethodType(_forward, layer)
-    logger.info(
-        "Output layer: row counts %s computed as %d rows (timed in %.1f s)",
-        sorted(counts) or "none", BLOCK, time.perf_counter() - started,
-    )  # fmt: skip
-    return counts
+    return layer.row_choice

@@ -13,7 +13,8 @@ Rows are ``[prefix | padding | prompt | generated]`` in a shared slot grid. Mask
 here from each row's real token positions, so padding never shifts a sliding attention window
 and a row's output is the one it gets alone (tested against ``model.generate``). Logits
 processing and stop strings reuse transformers' own processors and criteria: greedy, or
-seeded temperature / top-p sampling, repetition penalty, n-gram blocking, EOS, stop strings.
+seeded temperature / top-p sampling, repetition penalty (applied in place on the logits the
+loop owns: ``logits.py``), n-gram blocking, EOS, stop strings.
 transformers' own continuous batching (``generate_batch``, paged attention) is measured
 beside this loop in ``benchmarks/teacher_throughput.py``.
 """
@@ -31,11 +32,12 @@ from transformers.cache_utils import Cache, DynamicLayer
 from transformers.generation.logits_process import (
     LogitsProcessorList,
     NoRepeatNGramLogitsProcessor,
-    RepetitionPenaltyLogitsProcessor,
     TemperatureLogitsWarper,
     TopPLogitsWarper,
 )
 from transformers.generation.stopping_criteria import StopStringCriteria
+
+from product_descgen.llm.logits import RepetitionPenaltyInPlace, greedy
 
 KV = tuple[list[torch.Tensor], list[torch.Tensor]]  # per layer keys, values: [1, H, P, D]
 # Prompts go through the model in chunks of about this many tokens (all rows together): the
@@ -226,7 +228,7 @@ class Decoder:
         self.seed = seed
         self.processors = LogitsProcessorList()
         if repetition_penalty != 1.0:
-            self.processors.append(RepetitionPenaltyLogitsProcessor(float(repetition_penalty)))
+            self.processors.append(RepetitionPenaltyInPlace(float(repetition_penalty)))
         if no_repeat_ngram_size > 0:
             self.processors.append(NoRepeatNGramLogitsProcessor(no_repeat_ngram_size))
         if temperature > 0:
@@ -415,7 +417,7 @@ class Decoder:
         if self.temperature > 0:
             token = torch.multinomial(torch.softmax(scores, -1), 1, generator=generator)[:, 0]
         else:
-            token = scores.argmax(dim=-1)
+            token = greedy(scores)
         is_eos = torch.isin(token, self.eos)
         stopped = is_eos.clone()
         if self.stop is not None:

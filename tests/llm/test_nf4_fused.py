@@ -69,8 +69,9 @@ def test_decode_rows_get_each_layers_own_output(fused, unfused, rows):
     for g, e in zip(got, expected, strict=True):
         assert g.shape == e.shape
         torch.testing.assert_close(g, e, atol=1e-5, rtol=1e-5)  # LoRA summed in another order
-    got, expected = outputs(mlp(fused), ("gate_proj", "up_proj"), x), outputs(
-        mlp(unfused), ("gate_proj", "up_proj"), x
+    got, expected = (
+        outputs(mlp(fused), ("gate_proj", "up_proj"), x),
+        outputs(mlp(unfused), ("gate_proj", "up_proj"), x),
     )
     assert all(torch.equal(g, e) for g, e in zip(got, expected, strict=True))
 

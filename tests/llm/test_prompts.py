@@ -81,3 +81,14 @@ def test_template_text_changes_with_each_step_only():
     changed = prompts.model_copy(update={"refine": prompts.refine.model_copy(update={"user": "x"})})
     assert prompts.template_text("draft") == changed.template_text("draft")
     assert prompts.template_text("refine") != changed.template_text("refine")
+
+
+def test_with_stop_adds_the_files_stop_strings_after_the_settings_own():
+    from product_descgen.llm.types import GenerationSettings
+
+    prompts = load("teacher_base.yml")
+    assert prompts.stop  # the base-model file ends a description at its next heading
+    settings = GenerationSettings(max_new_tokens=8, stop=["END"])
+    merged = prompts.with_stop(settings)
+    assert merged.stop == ["END", *prompts.stop]
+    assert settings.stop == ["END"] and merged.max_new_tokens == 8  # a copy, nothing else moved

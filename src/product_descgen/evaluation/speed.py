@@ -110,7 +110,7 @@ def _teacher(backend: Any, job: SpeedJob) -> tuple[list[float], list[int], int, 
     rules, model = job.rules or {}, job.model_dir
 
     def step(name: str, items: list[dict[str, Any]], settings: GenerationSettings) -> dict:
-        settings = settings.model_copy(update={"stop": [*settings.stop, *prompts.stop]})
+        settings = prompts.with_stop(settings)
         variables = draft_variables if name == "draft" else refine_variables
         requests = step_requests(
             items, prompts, name, model, settings, lambda it: variables(it, rules)

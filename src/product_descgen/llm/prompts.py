@@ -16,7 +16,7 @@ from typing import Any, Literal
 import jinja2
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from product_descgen.llm.types import Request
+from product_descgen.llm.types import GenerationSettings, Request
 
 # keep_trailing_newline: a base-model prompt must end with "\n" after its last heading, or
 # the model sees an unfinished heading line (Gemma 3 270M then ends at once with <eos>).
@@ -78,6 +78,10 @@ class PromptSet(BaseModel):
         if missing:
             raise ValueError(f"the prompt file has no {', '.join(missing)} template")
         return self
+
+    def with_stop(self, settings: GenerationSettings) -> GenerationSettings:
+        """``settings`` with this prompt file's stop strings after its own."""
+        return settings.model_copy(update={"stop": [*settings.stop, *self.stop]})
 
     def template_text(self, step: str) -> str:
         """Everything that shapes ``step``'s prompt (for cache keys)."""

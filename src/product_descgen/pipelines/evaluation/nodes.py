@@ -65,9 +65,7 @@ def describe_with_base_student(
 ) -> pd.DataFrame:
     """The student before fine-tuning: one inference with the teacher's instructions."""
     prompts = PromptSet.model_validate(baseline_prompts)
-    settings = params.baseline_generation.model_copy(
-        update={"stop": [*params.baseline_generation.stop, *prompts.stop]}
-    )
+    settings = prompts.with_stop(params.baseline_generation)
     backend = make_backend(
         student_llm, resolve_model_dir(models.student, models.cache_dir), settings
     )
@@ -155,9 +153,7 @@ def judge_pairs(
         )
         return empty, {"enabled": params.judge.enabled, **preference.preference_summary(empty)}
     prompts = PromptSet.model_validate(judge_prompts)
-    settings = params.judge.generation.model_copy(
-        update={"stop": [*params.judge.generation.stop, *prompts.stop]}
-    )
+    settings = prompts.with_stop(params.judge.generation)
     model_dir = resolve_model_dir(models.judge_spec, models.cache_dir)
     model_id = judge_llm.model if judge_llm.backend == "openai" and judge_llm.model else model_dir
     model_id = f"{model_id}|{judge_llm.quantization}"

@@ -55,10 +55,6 @@ def _model_id(connection: Connection, models: ModelsParams) -> str:
     return model_dir if served == "none" else f"{model_dir}|{served}"
 
 
-def _settings(settings: GenerationSettings, prompts: PromptSet) -> GenerationSettings:
-    return settings.model_copy(update={"stop": [*settings.stop, *prompts.stop]})
-
-
 def _run(
     step: str,
     items: list[dict[str, Any]],
@@ -72,7 +68,7 @@ def _run(
 ) -> pd.DataFrame:
     model_id = _model_id(connection, models)
     model = model_id.split("|")[0]  # what the backend loads (or the server's model name)
-    settings = _settings(settings, prompts)
+    settings = prompts.with_stop(settings)
     requests = step_requests(items, prompts, step, model_id, settings, variables)
     done = run_step(
         requests, lambda: make_backend(connection, model, settings), store, step, progress

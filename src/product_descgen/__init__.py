@@ -1,3 +1,10 @@
 """product_descgen: distil a large teacher LLM's product descriptions into a small student."""
 
+import logging
+
 __version__ = "0.1.0"
+
+# bitsandbytes warns at import that its optional CPU kernel is missing: the `kernels` package
+# would download it from the Hugging Face hub, which this project never reaches at run time.
+# bitsandbytes' own CPU kernel serves instead (llm/nf4_cpu.py), so the advice is noise here.
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)

@@ -21,10 +21,6 @@ from product_descgen.llm.output_rows import choose_row_blocks
 from product_descgen.llm.types import GenerationSettings, Request, Result, cut_at_stop
 
 logger = logging.getLogger(__name__)
-# bitsandbytes warns at import that its optional CPU kernel is missing: the `kernels` package
-# would download it from the Hugging Face hub, which this project never reaches at run time.
-# Its own CPU kernel serves instead (llm/nf4_cpu.py), so the advice to install it is noise.
-logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
 
 def load_model(

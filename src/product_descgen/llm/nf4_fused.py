@@ -7,7 +7,8 @@ its weights stacked (the kernel computes each output row alone, so the outputs a
 numbers), and the group's LoRA adapters two small matmuls: the inputs times every part's
 stacked ``A``, then times the ``B`` blocks, each placed at its part's output columns. A
 student decode step makes 120 kernel calls instead of 210, and 60 LoRA matmuls instead of
-120, with per-call overhead that dominates at a dozen rows.
+120; at a dozen rows each call's fixed cost is a large share (q/k/v at 12 rows, 2 threads:
+235 us as three calls, 164 us as one; docs/benchmarks.md).
 
 The first projection a layer calls computes the whole group and keeps the outputs until
 every part has taken its own (the same input tensor, by identity: models call the parts

@@ -37,6 +37,7 @@ from transformers.generation.logits_process import (
 )
 from transformers.generation.stopping_criteria import StopStringCriteria
 
+from product_descgen.llm import llama_lean
 from product_descgen.llm.logits import RepetitionPenaltyInPlace, greedy
 
 KV = tuple[list[torch.Tensor], list[torch.Tensor]]  # per layer keys, values: [1, H, P, D]
@@ -221,6 +222,7 @@ class Decoder:
         prefill_tokens: int = PREFILL_TOKENS,
     ) -> None:
         self.model = model
+        self.lean = llama_lean.supports(model)  # Llama: a forward with fewer operations
         self.prefill_tokens = prefill_tokens
         self.max_new_tokens = max_new_tokens
         self.room = max_new_tokens  # free cache columns reserved at each (re)allocation
@@ -282,9 +284,12 @@ class Decoder:
         the last column's logits, or only the cache (``logits=False``: no output layer, which
         is 60% of the teacher's parameters)."""
         queries = ids.shape[1]
+        masks = self.attention(mask, positions, queries)
+        if self.lean:
+            return llama_lean.forward(self.model, ids, masks, positions[:, -queries:], cache, logits)
         out = self.model(
             input_ids=ids,
-            attention_mask=self.attention(mask, positions, queries),
+            attention_mask=masks,
             position_ids=positions[:, -queries:],
             cache=cache,
             use_cache=True,

@@ -284,13 +284,13 @@ class Decoder:
         the last column's logits, or only the cache (``logits=False``: no output layer, which
         is 60% of the teacher's parameters)."""
         queries = ids.shape[1]
-        masks = self.attention(mask, positions, queries)
+        masks, position_ids = self.attention(mask, positions, queries), positions[:, -queries:]
         if self.lean:
-            return llama_lean.forward(self.model, ids, masks, positions[:, -queries:], cache, logits)
+            return llama_lean.forward(self.model, ids, masks, position_ids, cache, logits)
         out = self.model(
             input_ids=ids,
             attention_mask=masks,
-            position_ids=positions[:, -queries:],
+            position_ids=position_ids,
             cache=cache,
             use_cache=True,
             logits_to_keep=1 if logits else torch.empty(0, dtype=torch.long),

@@ -8,7 +8,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from product_descgen.llm import llama_lean
-from product_descgen.llm.decoding import Decoder, new_cache
+from product_descgen.llm.decoding import Decoder
 from tests.llm.test_decoding import PAD, prompts, tiny
 
 
@@ -21,33 +21,28 @@ def lora(model: torch.nn.Module) -> torch.nn.Module:
     return get_peft_model(model, config).eval()
 
 
-def run(decoder: Decoder, rows: list[list[int]], steps: int) -> tuple[list, list]:
-    """Logits of a left-padded prompt (prefilled in two chunks) and of ``steps`` greedy
-    decode steps, and the cache's keys after them."""
-    width = max(len(r) for r in rows)
-    ids = torch.tensor([[PAD] * (width - len(r)) + r for r in rows])
-    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    cache = new_cache(decoder.model, width + steps)
-    logits = []
+def run(decoder: Decoder, rows: list[list[int]], steps: int) -> list[torch.Tensor]:
+    """Logits of left-padded prompts (prefilled in chunks of 2 columns) and of ``steps``
+    greedy decode steps, then the cache's keys and values."""
     with torch.inference_mode():
-        decoder._forward(ids[:, :5], mask[:, :5], positions[:, :5], cache, False)
-        logits.append(decoder._forward(ids[:, 5:], mask, positions, cache))
+        cache, ids, mask, positions, last = decoder._prefill(rows, PAD, [], None, steps)
+        logits = [last]
         for _ in range(steps):
             ids = torch.cat([ids, logits[-1].argmax(-1, keepdim=True)], dim=1)
             mask = torch.cat([mask, torch.ones(len(rows), 1, dtype=torch.long)], dim=1)
             positions = torch.cat([positions, positions[:, -1:] + 1], dim=1)
             logits.append(decoder._forward(ids[:, -1:], mask, positions, cache))
-    return logits, [layer.keys.clone() for layer in cache.layers]
+    return logits + [t.clone() for layer in cache.layers for t in (layer.keys, layer.values)]
 
 
 def assert_same_as_library(model: torch.nn.Module, steps: int = 4) -> None:
-    lean = Decoder(model, None, max_new_tokens=steps)
-    library = Decoder(model, None, max_new_tokens=steps)
+    lean = Decoder(model, None, max_new_tokens=steps, prefill_tokens=8)
+    library = Decoder(model, None, max_new_tokens=steps, prefill_tokens=8)
     assert lean.lean
     library.lean = False
     got, expected = run(lean, prompts(), steps), run(library, prompts(), steps)
-    for g, e in zip(got[0] + got[1], expected[0] + expected[1], strict=True):
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected, strict=True):
         assert torch.equal(g, e)
 
 
@@ -59,16 +54,26 @@ def test_with_a_lora_adapter():
     assert_same_as_library(lora(tiny("llama")))
 
 
-def test_on_the_nf4_serving_path_with_fused_projections(tiny_model_dir):
+def test_on_the_nf4_serving_path_with_fused_projections(tiny_model_dir, monkeypatch):
     from bitsandbytes.functional import has_avx512bf16
 
+    from product_descgen.llm import nf4_cpu
     from product_descgen.llm.hf_backend import load_model
 
     if not has_avx512bf16():
         pytest.skip("bitsandbytes' packed CPU kernel needs AVX512-BF16")
     model = load_model(str(tiny_model_dir), "float32", "nf4")
-    assert any(hasattr(m, "nf4_group") for m in model.modules())
+    split = [m for m in model.modules() if hasattr(m, "max_packed_rows")]
+    for module in split:  # 4 rows take the packed kernel, prompt chunks (8) the dense path
+        module.max_packed_rows = 4
+        if hasattr(module, "nf4_group"):  # o_proj and down_proj are in no group
+            module.nf4_group.max_rows = 4
+    dequantised = []
+    original = nf4_cpu._dequantised
+    monkeypatch.setattr(nf4_cpu, "_dequantised", lambda m: dequantised.append(m) or original(m))
     assert_same_as_library(model, steps=3)
+    assert len(dequantised) == len(split)  # 7 chunks, each weight dequantised once
+    assert_same_as_library(lora(model), steps=3)
 
 
 def test_other_models_keep_the_librarys_forward():

@@ -286,7 +286,8 @@ class Decoder:
         queries = ids.shape[1]
         masks, position_ids = self.attention(mask, positions, queries), positions[:, -queries:]
         if self.lean:
-            return llama_lean.forward(self.model, ids, masks, position_ids, cache, logits)
+            spans = [(0, queries, masks)]
+            return llama_lean.forward(self.model, ids, position_ids, cache, spans, logits)
         out = self.model(
             input_ids=ids,
             attention_mask=masks,
@@ -330,6 +331,19 @@ class Decoder:
                 layer.start(keys, values, len(rows))
         columns = max(1, self.prefill_tokens // len(rows))  # prompt columns per forward pass
         starts = range(len(prefix), ids.shape[1], columns)
+        if self.lean:  # the chunks layer by layer (see llama_lean.forward)
+            ends = [min(start + columns, ids.shape[1]) for start in starts]
+            spans = [
+                (
+                    start - len(prefix),
+                    end - len(prefix),
+                    self.attention(mask[:, :end], positions[:, :end], end - start),
+                )
+                for start, end in zip(starts, ends, strict=True)
+            ]
+            new = slice(len(prefix), None)
+            logits = llama_lean.forward(self.model, ids[:, new], positions[:, new], cache, spans)
+            return cache, ids, mask, positions, logits
         for start in starts:  # only the last chunk's logits are used
             end = min(start + columns, ids.shape[1])
             logits = self._forward(

@@ -14,10 +14,13 @@ Only plain Llama models take it (``supports``); anything else keeps the library'
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import torch
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+from product_descgen.llm import nf4_cpu
 
 
 def _base(model: Any) -> Any:
@@ -57,40 +60,51 @@ def rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tenso
     return out.add_(turned.mul_(sin))
 
 
+Span = tuple[int, int, "torch.Tensor | dict[str, torch.Tensor]"]  # columns [start, end), masks
+
+
 def forward(
     model: Any,
     ids: torch.Tensor,
-    masks: torch.Tensor | dict[str, torch.Tensor],
     position_ids: torch.Tensor,
     cache: Any,
+    spans: list[Span],
     logits: bool = True,
 ) -> torch.Tensor | None:
     """The new columns ``ids`` through the model, keys and values into ``cache`` (one layer
-    object per decoder layer); the last column's float logits, or None (``logits=False``)."""
+    object per decoder layer); the last column's float logits, or None (``logits=False``).
+    ``spans`` cut the columns into chunks, each with its attention masks: every layer runs
+    them all, in order, before the next layer starts, so activations are one chunk's while an
+    nf4 layer dequantises its weight once per prompt, not once per chunk."""
     base = _base(model)
     config, llama = base.config, base.model
     attend = ALL_ATTENTION_FUNCTIONS[config._attn_implementation]
     layer_types = getattr(config, "layer_types", None)
-    rows, columns = ids.shape
+    rows = ids.shape[0]
     hidden = llama.embed_tokens(ids)
     cos, sin = llama.rotary_emb(hidden, position_ids)
     cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
     for index, layer in enumerate(llama.layers[: config.num_hidden_layers]):
-        attention = layer.self_attn
-        mask = masks[layer_types[index]] if isinstance(masks, dict) else masks
-        x = rms_norm(layer.input_layernorm, hidden)
-        shape = (rows, columns, -1, attention.head_dim)
-        query = attention.q_proj(x).view(shape).transpose(1, 2)
-        key = attention.k_proj(x).view(shape).transpose(1, 2)
-        value = attention.v_proj(x).view(shape).transpose(1, 2)
-        query, key = rotary(query, cos, sin), rotary(key, cos, sin)
-        key, value = cache.layers[index].update(key, value)
-        out, _ = attend(attention, query, key, value, mask, dropout=0.0, scaling=attention.scaling)
-        hidden.add_(attention.o_proj(out.reshape(rows, columns, -1)))
-        x = rms_norm(layer.post_attention_layernorm, hidden)
-        mlp = layer.mlp
-        gated = mlp.act_fn(mlp.gate_proj(x))
-        hidden.add_(mlp.down_proj(gated.mul_(mlp.up_proj(x))))
+        attention, mlp, kv = layer.self_attn, layer.mlp, cache.layers[index]
+        with nf4_cpu.dequantise_once() if len(spans) > 1 else contextlib.nullcontext():
+            for start, end, masks in spans:
+                mask = masks[layer_types[index]] if isinstance(masks, dict) else masks
+                part = hidden[:, start:end]  # a view: the residual adds write into `hidden`
+                x = rms_norm(layer.input_layernorm, part)
+                shape = (rows, end - start, -1, attention.head_dim)
+                query = attention.q_proj(x).view(shape).transpose(1, 2)
+                key = attention.k_proj(x).view(shape).transpose(1, 2)
+                value = attention.v_proj(x).view(shape).transpose(1, 2)
+                angle = cos[:, :, start:end], sin[:, :, start:end]
+                query, key = rotary(query, *angle), rotary(key, *angle)
+                key, value = kv.update(key, value)
+                out, _ = attend(
+                    attention, query, key, value, mask, dropout=0.0, scaling=attention.scaling
+                )
+                part.add_(attention.o_proj(out.reshape(rows, end - start, -1)))
+                x = rms_norm(layer.post_attention_layernorm, part)
+                gated = mlp.act_fn(mlp.gate_proj(x))
+                part.add_(mlp.down_proj(gated.mul_(mlp.up_proj(x))))
     if not logits:
         return None
     return base.lm_head(rms_norm(llama.norm, hidden[:, -1:]))[:, -1, :].float()

@@ -22,12 +22,18 @@ bitsandbytes leaves them.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import types
+from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any
 
 logger = logging.getLogger(__name__)
+
+# layer id -> its float weight, inside `dequantise_once`
+_held: ContextVar[dict[int, Any] | None] = ContextVar("nf4_held", default=None)
 
 MAX_PACKED_ROWS = 48  # the two paths cost about the same at 64 rows on this CPU
 BLOCK_N = 32  # output rows per block in bitsandbytes' CPU packing (its default)
@@ -52,11 +58,51 @@ def unpack(packed: Any, shape: tuple[int, int]) -> Any:
     return out.view(-1, 1)
 
 
+@contextlib.contextmanager
+def dequantise_once() -> Iterator[None]:
+    """While active, each layer's dequantise path (prompts) keeps the float weight of its
+    first call for the next ones; all are dropped at exit. For the chunks of a long prompt
+    run through one layer after another: one dequantisation per layer, not per chunk."""
+    token = _held.set({})
+    try:
+        yield
+    finally:
+        _held.reset(token)
+
+
+def _dequantised(self: Any) -> Any:
+    """The layer's float weight, as bitsandbytes' ``gemm_4bit`` computes it on CPU."""
+    import torch
+
+    state = self.dense_state
+    absmax = state.absmax
+    if state.nested:
+        absmax = torch.ops.bitsandbytes.dequantize_blockwise.default(
+            absmax, state.state2.absmax, state.state2.code, state.state2.blocksize, torch.float32
+        )
+        absmax = absmax + state.offset
+    return torch.ops.bitsandbytes.dequantize_4bit.default(
+        unpack(self.packed_weight, tuple(state.shape)),
+        absmax,
+        state.blocksize,
+        state.quant_type,
+        state.shape,
+        self.compute_dtype,
+    )
+
+
 def _forward(self: Any, x: Any) -> Any:
     import bitsandbytes as bnb
+    import torch.nn.functional as F
 
     rows = x.numel() // x.shape[-1] if x.numel() else 0
     bias = None if self.bias is None else self.bias.to(self.compute_dtype)
+    held = _held.get()
+    if held is not None and rows > self.max_packed_rows and not (self.training or x.requires_grad):
+        weight = held.get(id(self))
+        if weight is None:
+            weight = held[id(self)] = _dequantised(self)
+        return F.linear(x.to(self.compute_dtype), weight, bias).to(x.dtype)
     if self.training or x.requires_grad or rows > self.max_packed_rows:
         weight = unpack(self.packed_weight, tuple(self.dense_state.shape))
         state = self.dense_state  # dequantise with the original float32 block scales

@@ -111,8 +111,9 @@ def test_prompts_prefilled_in_chunks_give_the_same_output(kind):
     eos_with_uneven_endings(model, prompts(), 12)
     prefix = list(range(30, 50))  # longer than Gemma's sliding window
     calls = []
-    # one embedding lookup per forward pass (Llama takes the lean forward, not model())
-    model.get_input_embeddings().register_forward_pre_hook(lambda module, args: calls.append(1))
+    # the first layer's query projection runs once per chunk and step (also in llama_lean)
+    first = model.model.layers[0].self_attn.q_proj
+    first.register_forward_pre_hook(lambda module, args: calls.append(1))
     whole = Decoder(model, None, max_new_tokens=12).decode(prompts(), PAD)
     one_pass = len(calls)
     chunked = Decoder(model, None, max_new_tokens=12, prefill_tokens=8)  # 2 columns a pass

@@ -64,6 +64,9 @@ def load_model(
         quantize_(model, Int8WeightOnlyConfig())
     _own_memory(model)
     model.eval()
+    from product_descgen.llm import attention
+
+    attention.use(model.get_base_model() if hasattr(model, "get_base_model") else model)
     return model
 
 

@@ -5,9 +5,11 @@ cache); a serving step needs one path. This walks the same modules (so LoRA wrap
 layers and fused projection groups work as they do there) and does the same arithmetic in
 the same order, with in-place updates where the library allocates: the residual adds, the
 norm's scaling, rotary embeddings and the MLP's product. The logits are the library's, bit
-for bit (tested). On the demo student (SmolLM2-135M, 30 layers) a 12-row decode step went
-from 70.5 to 64.9 ms and its prompts from 5.8 to 5.3 s (docs/benchmarks.md): with large
-blocks returned to the OS, every tensor not allocated is pages not faulted in.
+for bit (tested). A prompt's chunks run layer by layer, so an nf4 layer dequantises its weight
+once per prompt; the price is every chunk's attention mask held at once (about 2 MB for the
+12 demo prompts; rows x chunk x columns floats each). Measured alone, the demo student's 12
+prompts went from 5.8 to 4.2 s (with ``attention.py``) and a 12-row decode step from 70.5 to
+66.9 ms; inside the speed node the gain did not show (docs/benchmarks.md, "2026-11-27").
 
 Only plain Llama models take it (``supports``); anything else keeps the library's forward.
 """

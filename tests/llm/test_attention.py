@@ -27,16 +27,17 @@ def inputs(queries: int, heads: int = 6, kv_heads: int = 2, masked: bool = True)
 
 
 @pytest.mark.parametrize(
-    ("queries", "heads", "kv_heads", "masked", "transformers_copies"),
+    ("queries", "heads", "kv_heads", "masked", "transformers_copies", "copies_too"),
     [
-        (7, 6, 2, True, True),  # a masked prompt chunk: this module reads the heads in place
-        (1, 6, 2, True, False),  # a decode step: transformers packs the query heads
-        (7, 6, 6, True, False),  # no shared heads
-        (7, 6, 2, False, False),  # no mask: transformers itself passes enable_gqa
+        (7, 6, 2, True, True, False),  # a masked prompt chunk: read in place here
+        (7, 6, 1, True, True, True),  # one shared head (multi-query): transformers' path
+        (1, 6, 2, True, False, False),  # a decode step: transformers packs the query heads
+        (7, 6, 6, True, False, False),  # no shared heads
+        (7, 6, 2, False, False, False),  # no mask: transformers itself passes enable_gqa
     ],
 )
 def test_same_numbers_as_transformers(
-    queries, heads, kv_heads, masked, transformers_copies, monkeypatch
+    queries, heads, kv_heads, masked, transformers_copies, copies_too, monkeypatch
 ):
     q, k, v, mask = inputs(queries, heads, kv_heads, masked)
     module = Heads(heads // kv_heads)
@@ -50,7 +51,7 @@ def test_same_numbers_as_transformers(
     copies.clear()
     got, _ = attention.sdpa_gqa_prompts(module, q, k, v, mask, scaling=0.25)
     assert torch.equal(got, expected)
-    assert not copies
+    assert bool(copies) == copies_too
 
 
 def test_set_on_models_that_use_sdpa():

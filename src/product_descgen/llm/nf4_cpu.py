@@ -71,24 +71,11 @@ def dequantise_once() -> Iterator[None]:
 
 
 def _dequantised(self: Any) -> Any:
-    """The layer's float weight, as bitsandbytes' ``gemm_4bit`` computes it on CPU."""
-    import torch
+    """The layer's float weight, by bitsandbytes' own dequantisation (as its ``gemm_4bit``)."""
+    from bitsandbytes.functional import dequantize_4bit
 
-    state = self.dense_state
-    absmax = state.absmax
-    if state.nested:
-        absmax = torch.ops.bitsandbytes.dequantize_blockwise.default(
-            absmax, state.state2.absmax, state.state2.code, state.state2.blocksize, torch.float32
-        )
-        absmax = absmax + state.offset
-    return torch.ops.bitsandbytes.dequantize_4bit.default(
-        unpack(self.packed_weight, tuple(state.shape)),
-        absmax,
-        state.blocksize,
-        state.quant_type,
-        state.shape,
-        self.compute_dtype,
-    )
+    weight = unpack(self.packed_weight, tuple(self.dense_state.shape))
+    return dequantize_4bit(weight, self.dense_state).to(self.compute_dtype)
 
 
 def _forward(self: Any, x: Any) -> Any:

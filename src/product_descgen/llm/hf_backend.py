@@ -46,6 +46,9 @@ def load_model(
         model = AutoModelForCausalLM.from_pretrained(model_dir, quantization_config=config)
     else:
         model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, dtype))
+    from product_descgen.llm import attention
+
+    attention.use(model)  # before any adapter wraps it: the peft model shares its config
     if adapter:
         from peft import PeftModel
 
@@ -64,9 +67,6 @@ def load_model(
         quantize_(model, Int8WeightOnlyConfig())
     _own_memory(model)
     model.eval()
-    from product_descgen.llm import attention
-
-    attention.use(model.get_base_model() if hasattr(model, "get_base_model") else model)
     return model
 
 

@@ -153,6 +153,19 @@ def new_cache(model: Any, capacity: int, slots: int = 0) -> Cache:
     return Cache(layers=[SlotLayer(capacity, slots) for _ in range(layers)])
 
 
+def _chunks(mask: torch.Tensor, tokens: int, offset: int = 0) -> tuple[list[int], list[int]]:
+    """Column ranges ``[start, end)`` (plus ``offset``) of about ``tokens`` real tokens each
+    (``mask``'s ones, all rows together): left padding makes early columns sparse."""
+    starts, ends, count = [offset], [], 0
+    for column, real in enumerate(mask.sum(0).tolist()):
+        if count and count + real > tokens:
+            ends.append(offset + column)
+            starts.append(offset + column)
+            count = 0
+        count += real
+    return starts, ends + [offset + mask.shape[1]]
+
+
 @dataclass
 class Decoded:
     """One prompt's new tokens, why it stopped, and its latency (admitted to finished)."""
@@ -331,8 +344,8 @@ class Decoder:
                 layer.start(keys, values, len(rows))
         columns = max(1, self.prefill_tokens // len(rows))  # prompt columns per forward pass
         starts = range(len(prefix), ids.shape[1], columns)
-        if self.lean:  # the chunks layer by layer (see llama_lean.forward)
-            ends = [min(start + columns, ids.shape[1]) for start in starts]
+        if self.lean:  # the chunks layer by layer, padding skipped (see llama_lean.forward)
+            starts, ends = _chunks(mask[:, len(prefix) :], self.prefill_tokens, len(prefix))
             spans = [
                 (
                     start - len(prefix),
@@ -342,7 +355,9 @@ class Decoder:
                 for start, end in zip(starts, ends, strict=True)
             ]
             new = slice(len(prefix), None)
-            logits = llama_lean.forward(self.model, ids[:, new], positions[:, new], cache, spans)
+            logits = llama_lean.forward(
+                self.model, ids[:, new], positions[:, new], cache, spans, real=mask[:, new].bool()
+            )
             return cache, ids, mask, positions, logits
         for start in starts:  # only the last chunk's logits are used
             end = min(start + columns, ids.shape[1])

@@ -20,9 +20,10 @@ import contextlib
 from typing import Any
 
 import torch
+from transformers.activations import SiLUActivation
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
-from product_descgen.llm import nf4_cpu
+from product_descgen.llm import nf4_cpu, scratch
 
 
 def _base(model: Any) -> Any:
@@ -72,41 +73,148 @@ def forward(
     cache: Any,
     spans: list[Span],
     logits: bool = True,
+    real: torch.Tensor | None = None,
 ) -> torch.Tensor | None:
     """The new columns ``ids`` through the model, keys and values into ``cache`` (one layer
     object per decoder layer); the last column's float logits, or None (``logits=False``).
     ``spans`` cut the columns into chunks, each with its attention masks: every layer runs
     them all, in order, before the next layer starts, so activations are one chunk's while an
-    nf4 layer dequantises its weight once per prompt, not once per chunk."""
+    nf4 layer dequantises its weight once per prompt, not once per chunk.
+
+    ``real`` (``[rows, columns]``, true for prompt tokens, false for padding; every row's last
+    column real) marks a prompt: each chunk's real tokens are packed, so norms, projections
+    and the MLP skip the padding and only attention sees the padded grid (padding's keys and
+    values are zeros, masked as before), and every chunk and layer writes into the same
+    buffers (``scratch.py``)."""
     base = _base(model)
     config, llama = base.config, base.model
-    attend = ALL_ATTENTION_FUNCTIONS[config._attn_implementation]
     layer_types = getattr(config, "layer_types", None)
-    rows = ids.shape[0]
     hidden = llama.embed_tokens(ids)
     cos, sin = llama.rotary_emb(hidden, position_ids)
     cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+    prompt = real is not None and bool(real[:, -1].all())
+    if prompt:  # each chunk's real tokens, row by row, one chunk after another
+        picks = [real[:, start:end].contiguous() for start, end, _ in spans]
+        hidden = torch.cat([hidden[:, start:end][pick] for (start, end, _), pick in
+                            zip(spans, picks, strict=True)])  # fmt: skip
+        bounds = torch.tensor([0] + [int(pick.sum()) for pick in picks]).cumsum(0).tolist()
+        grid = max(pick.numel() for pick in picks)
+        buffers = scratch.Scratch(grid, hidden.dtype)
     for index, layer in enumerate(llama.layers[: config.num_hidden_layers]):
-        attention, mlp, kv = layer.self_attn, layer.mlp, cache.layers[index]
-        with nf4_cpu.dequantise_once() if len(spans) > 1 else contextlib.nullcontext():
-            for start, end, masks in spans:
+        kv = cache.layers[index]
+        with nf4_cpu.dequantise_once() if prompt or len(spans) > 1 else contextlib.nullcontext():
+            for number, (start, end, masks) in enumerate(spans):
                 mask = masks[layer_types[index]] if isinstance(masks, dict) else masks
-                part = hidden[:, start:end]  # a view: the residual adds write into `hidden`
-                x = rms_norm(layer.input_layernorm, part)
-                shape = (rows, end - start, -1, attention.head_dim)
-                query = attention.q_proj(x).view(shape).transpose(1, 2)
-                key = attention.k_proj(x).view(shape).transpose(1, 2)
-                value = attention.v_proj(x).view(shape).transpose(1, 2)
                 angle = cos[:, :, start:end], sin[:, :, start:end]
-                query, key = rotary(query, *angle), rotary(key, *angle)
-                key, value = kv.update(key, value)
-                out, _ = attend(
-                    attention, query, key, value, mask, dropout=0.0, scaling=attention.scaling
-                )
-                part.add_(attention.o_proj(out.reshape(rows, end - start, -1)))
-                x = rms_norm(layer.post_attention_layernorm, part)
-                gated = mlp.act_fn(mlp.gate_proj(x))
-                part.add_(mlp.down_proj(gated.mul_(mlp.up_proj(x))))
+                if prompt:  # a view: the residual adds write into `hidden`
+                    part = hidden[bounds[number] : bounds[number + 1]]
+                    _packed(config, layer, kv, part, angle, mask, picks[number], buffers)
+                else:
+                    _layer(config, layer, kv, hidden[:, start:end], angle, mask)
     if not logits:
         return None
+    if prompt:  # each row's last column: the last chunk's last real token of every row
+        last = bounds[-2] + picks[-1].sum(1).cumsum(0) - 1
+        return base.lm_head(rms_norm(llama.norm, hidden[last])).float()
     return base.lm_head(rms_norm(llama.norm, hidden[:, -1:]))[:, -1, :].float()
+
+
+def _layer(
+    config: Any,
+    layer: Any,
+    kv: Any,
+    part: torch.Tensor,
+    angle: tuple[torch.Tensor, torch.Tensor],
+    mask: Any,
+) -> None:
+    """One decoder layer over the columns ``part`` (``[rows, columns, hidden]``), in place."""
+    attention, mlp = layer.self_attn, layer.mlp
+    rows, columns = part.shape[:2]
+    x = rms_norm(layer.input_layernorm, part)
+    shape = (rows, columns, -1, attention.head_dim)
+    query = attention.q_proj(x).view(shape).transpose(1, 2)
+    key = attention.k_proj(x).view(shape).transpose(1, 2)
+    value = attention.v_proj(x).view(shape).transpose(1, 2)
+    query, key = rotary(query, *angle), rotary(key, *angle)
+    key, value = kv.update(key, value)
+    attend = ALL_ATTENTION_FUNCTIONS[config._attn_implementation]
+    out, _ = attend(attention, query, key, value, mask, dropout=0.0, scaling=attention.scaling)
+    part.add_(attention.o_proj(out.reshape(rows, columns, -1)))
+    x = rms_norm(layer.post_attention_layernorm, part)
+    gated = mlp.act_fn(mlp.gate_proj(x))
+    part.add_(mlp.down_proj(gated.mul_(mlp.up_proj(x))))
+
+
+def _packed(
+    config: Any,
+    layer: Any,
+    kv: Any,
+    part: torch.Tensor,
+    angle: tuple[torch.Tensor, torch.Tensor],
+    mask: Any,
+    pick: torch.Tensor,
+    buffers: scratch.Scratch,
+) -> None:
+    """One decoder layer over a chunk's real tokens ``part`` (``[tokens, hidden]``, picked by
+    ``pick`` from the chunk's ``[rows, columns]`` grid), in place, the same arithmetic as
+    :func:`_layer` written into ``buffers``."""
+    attention, mlp = layer.self_attn, layer.mlp
+    rows, columns = pick.shape
+    tokens, width = part.shape
+    x = _norm_into(layer.input_layernorm, part, buffers.get("x", tokens, width))
+
+    def heads(projection: Any, name: str) -> torch.Tensor:
+        size = projection.out_features if hasattr(projection, "out_features") else None
+        size = size or projection.base_layer.out_features
+        out = buffers.get(name, tokens, size)
+        scratch.linear_into(projection, x, out, buffers.get("spare", tokens, size))
+        padded = buffers.get("grid_" + name, rows * columns, size).zero_()
+        padded.view(rows, columns, size)[pick] = out
+        return padded.view(rows, columns, -1, attention.head_dim).transpose(1, 2)
+
+    query, key = heads(attention.q_proj, "q"), heads(attention.k_proj, "k")
+    value = heads(attention.v_proj, "v")
+    turned = buffers.get("turned", rows * columns, query.shape[1] * query.shape[-1])
+    _rotary_in_place(query, *angle, turned)
+    _rotary_in_place(key, *angle, turned)
+    key, value = kv.update(key, value)
+    attend = ALL_ATTENTION_FUNCTIONS[config._attn_implementation]
+    out, _ = attend(attention, query, key, value, mask, dropout=0.0, scaling=attention.scaling)
+    out = out.reshape(rows * columns, -1)
+    gathered = buffers.get("x", tokens, out.shape[-1])
+    torch.index_select(out, 0, pick.view(-1).nonzero()[:, 0], out=gathered)  # `pick`'s order
+    projected = buffers.get("q", tokens, width)
+    scratch.linear_into(attention.o_proj, gathered, projected, buffers.get("spare", tokens, width))
+    part.add_(projected)
+    x = _norm_into(layer.post_attention_layernorm, part, buffers.get("x", tokens, width))
+    size = mlp.gate_proj.out_features if hasattr(mlp.gate_proj, "out_features") else None
+    size = size or mlp.gate_proj.base_layer.out_features
+    gate, up = buffers.get("gate", tokens, size), buffers.get("up", tokens, size)
+    scratch.linear_into(mlp.gate_proj, x, gate, buffers.get("spare_wide", tokens, size))
+    scratch.linear_into(mlp.up_proj, x, up, buffers.get("spare_wide", tokens, size))
+    if type(mlp.act_fn) in (torch.nn.SiLU, SiLUActivation):  # both F.silu
+        gated = torch.nn.functional.silu(gate, inplace=True)
+    else:
+        gated = mlp.act_fn(gate)
+    down = buffers.get("q", tokens, width)
+    scratch.linear_into(mlp.down_proj, gated.mul_(up), down, buffers.get("spare", tokens, width))
+    part.add_(down)
+
+
+def _norm_into(norm: Any, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """:func:`rms_norm` written into ``out``."""
+    torch.pow(x, 2, out=out)
+    variance = out.mean(-1, keepdim=True)
+    variance.add_(norm.variance_epsilon).rsqrt_()
+    return torch.mul(x, variance, out=out).mul_(norm.weight)
+
+
+def _rotary_in_place(
+    x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, spare: torch.Tensor
+) -> None:
+    """:func:`rotary` in place on ``x`` (``spare``: at least as many elements)."""
+    half = x.shape[-1] // 2
+    turned = spare.view(-1)[: x.numel()].view(x.shape)
+    torch.neg(x[..., half:], out=turned[..., :half])
+    turned[..., half:] = x[..., :half]
+    x.mul_(cos).add_(turned.mul_(sin))

@@ -60,14 +60,21 @@ def unpack(packed: Any, shape: tuple[int, int]) -> Any:
 
 @contextlib.contextmanager
 def dequantise_once() -> Iterator[None]:
-    """While active, each layer's dequantise path (prompts) keeps the float weight of its
-    first call for the next ones; all are dropped at exit. For the chunks of a long prompt
-    run through one layer after another: one dequantisation per layer, not per chunk."""
+    """While active, every call of a split layer takes the dequantise path (a prompt's last
+    chunk may have only a few tokens) and the layer keeps the float weight of its first call
+    for the next ones; all are dropped at exit. For the chunks of a long prompt run through
+    one layer after another: one dequantisation per layer, not per chunk."""
     token = _held.set({})
     try:
         yield
     finally:
         _held.reset(token)
+
+
+def holding() -> bool:
+    """Whether a prompt is running under :func:`dequantise_once` (every call of a split
+    layer then takes the dequantise path, however few rows a chunk has)."""
+    return _held.get() is not None
 
 
 def _dequantised(self: Any) -> Any:
@@ -78,17 +85,26 @@ def _dequantised(self: Any) -> Any:
     return dequantize_4bit(weight, self.dense_state).to(self.compute_dtype)
 
 
+def dense_weight(module: Any) -> Any:
+    """A split layer's float weight while :func:`dequantise_once` is active (dequantised at
+    the first call, then held); None for other modules, or outside it."""
+    held = _held.get()
+    if held is None or not hasattr(module, "dense_state") or module.training:
+        return None
+    weight = held.get(id(module))
+    if weight is None:
+        weight = held[id(module)] = _dequantised(module)
+    return weight
+
+
 def _forward(self: Any, x: Any) -> Any:
     import bitsandbytes as bnb
     import torch.nn.functional as F
 
     rows = x.numel() // x.shape[-1] if x.numel() else 0
     bias = None if self.bias is None else self.bias.to(self.compute_dtype)
-    held = _held.get()
-    if held is not None and rows > self.max_packed_rows and not (self.training or x.requires_grad):
-        weight = held.get(id(self))
-        if weight is None:
-            weight = held[id(self)] = _dequantised(self)
+    weight = None if x.requires_grad else dense_weight(self)
+    if weight is not None:
         return F.linear(x.to(self.compute_dtype), weight, bias).to(x.dtype)
     if self.training or x.requires_grad or rows > self.max_packed_rows:
         weight = unpack(self.packed_weight, tuple(self.dense_state.shape))

@@ -27,6 +27,8 @@ import types
 from collections.abc import Sequence
 from typing import Any
 
+from product_descgen.llm import nf4_cpu
+
 logger = logging.getLogger(__name__)
 
 GROUPS = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"))
@@ -110,6 +112,7 @@ class FusedGroup:
         rows = x.numel() // x.shape[-1] if x.numel() else 0
         return (
             0 < rows <= self.max_rows
+            and not nf4_cpu.holding()  # a prompt's chunks: each layer's dequantise path
             and not x.requires_grad
             and not part.training
             and all(_adapter_state(p) == s for p, s in zip(self.parts, self.states, strict=True))

@@ -163,18 +163,20 @@ def _packed(
     tokens, width = part.shape
     x = _norm_into(layer.input_layernorm, part, buffers.get("x", tokens, width))
 
+    def spare(size: int) -> Any:  # free until the rotary embeddings
+        return lambda: buffers.get("spare", tokens, size)
+
     def heads(projection: Any, name: str) -> torch.Tensor:
-        size = projection.out_features if hasattr(projection, "out_features") else None
-        size = size or projection.base_layer.out_features
+        size = _features(projection)
         out = buffers.get(name, tokens, size)
-        scratch.linear_into(projection, x, out, buffers.get("spare", tokens, size))
+        scratch.linear_into(projection, x, out, spare(size))
         padded = buffers.get("grid_" + name, rows * columns, size).zero_()
         padded.view(rows, columns, size)[pick] = out
         return padded.view(rows, columns, -1, attention.head_dim).transpose(1, 2)
 
     query, key = heads(attention.q_proj, "q"), heads(attention.k_proj, "k")
     value = heads(attention.v_proj, "v")
-    turned = buffers.get("turned", rows * columns, query.shape[1] * query.shape[-1])
+    turned = buffers.get("spare", rows * columns, query.shape[1] * query.shape[-1])
     _rotary_in_place(query, *angle, turned)
     _rotary_in_place(key, *angle, turned)
     key, value = kv.update(key, value)
@@ -184,21 +186,25 @@ def _packed(
     gathered = buffers.get("x", tokens, out.shape[-1])
     torch.index_select(out, 0, pick.view(-1).nonzero()[:, 0], out=gathered)  # `pick`'s order
     projected = buffers.get("q", tokens, width)
-    scratch.linear_into(attention.o_proj, gathered, projected, buffers.get("spare", tokens, width))
+    scratch.linear_into(attention.o_proj, gathered, projected, spare(width))
     part.add_(projected)
     x = _norm_into(layer.post_attention_layernorm, part, buffers.get("x", tokens, width))
-    size = mlp.gate_proj.out_features if hasattr(mlp.gate_proj, "out_features") else None
-    size = size or mlp.gate_proj.base_layer.out_features
+    size = _features(mlp.gate_proj)
     gate, up = buffers.get("gate", tokens, size), buffers.get("up", tokens, size)
-    scratch.linear_into(mlp.gate_proj, x, gate, buffers.get("spare_wide", tokens, size))
-    scratch.linear_into(mlp.up_proj, x, up, buffers.get("spare_wide", tokens, size))
+    scratch.linear_into(mlp.gate_proj, x, gate, spare(size))
+    scratch.linear_into(mlp.up_proj, x, up, spare(size))
     if type(mlp.act_fn) in (torch.nn.SiLU, SiLUActivation):  # both F.silu
         gated = torch.nn.functional.silu(gate, inplace=True)
     else:
         gated = mlp.act_fn(gate)
     down = buffers.get("q", tokens, width)
-    scratch.linear_into(mlp.down_proj, gated.mul_(up), down, buffers.get("spare", tokens, width))
+    scratch.linear_into(mlp.down_proj, gated.mul_(up), down, spare(width))
     part.add_(down)
+
+
+def _features(projection: Any) -> int:
+    """Output features of a linear layer, or of the one a LoRA layer wraps."""
+    return getattr(projection, "out_features", None) or projection.base_layer.out_features
 
 
 def _norm_into(norm: Any, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -214,7 +220,7 @@ def _rotary_in_place(
 ) -> None:
     """:func:`rotary` in place on ``x`` (``spare``: at least as many elements)."""
     half = x.shape[-1] // 2
-    turned = spare.view(-1)[: x.numel()].view(x.shape)
+    turned = spare.view(-1)[: x.numel()].view(x.shape)  # spare: contiguous
     torch.neg(x[..., half:], out=turned[..., :half])
     turned[..., half:] = x[..., :half]
     x.mul_(cos).add_(turned.mul_(sin))

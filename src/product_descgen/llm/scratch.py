@@ -16,6 +16,7 @@ adapter, not merged). Anything else runs its own forward and is copied in.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -24,7 +25,8 @@ from product_descgen.llm import nf4_cpu
 
 
 class Scratch:
-    """Named float buffers of at most ``rows`` rows each, allocated at first use."""
+    """Named float buffers of at most ``rows`` rows each, allocated at first use and handed
+    out as contiguous views."""
 
     def __init__(self, rows: int, dtype: torch.dtype = torch.float32) -> None:
         self.rows, self.dtype = rows, dtype
@@ -36,9 +38,9 @@ class Scratch:
             raise ValueError(f"{shape[0]} rows in a scratch of {self.rows}")
         width = math.prod(shape[1:])
         buffer = self._store.get(name)
-        if buffer is None or buffer.shape[1] < width:
-            buffer = self._store[name] = torch.empty(self.rows, width, dtype=self.dtype)
-        return buffer[: shape[0], :width].view(shape)
+        if buffer is None or buffer.numel() < self.rows * width:
+            buffer = self._store[name] = torch.empty(self.rows * width, dtype=self.dtype)
+        return buffer[: math.prod(shape)].view(shape)
 
 
 def _weight(module: Any) -> torch.Tensor | None:
@@ -69,9 +71,12 @@ def _lora(module: Any) -> tuple[Any, Any, Any, float] | None:
     return module.base_layer, lora_a, lora_b, module.scaling[name]
 
 
-def linear_into(module: Any, x: torch.Tensor, out: torch.Tensor, spare: torch.Tensor) -> None:
+def linear_into(
+    module: Any, x: torch.Tensor, out: torch.Tensor, spare: Callable[[], torch.Tensor]
+) -> None:
     """``out[:] = module(x)`` for 2-D ``x``, without new large tensors where the module is
-    one :func:`linear_into` knows (``spare``: a buffer shaped like ``out`` for LoRA's term)."""
+    one :func:`linear_into` knows (``spare()``: a buffer shaped like ``out``, for a LoRA
+    layer's term)."""
     lora = _lora(module)
     base = lora[0] if lora else module
     weight = _weight(base)
@@ -81,5 +86,5 @@ def linear_into(module: Any, x: torch.Tensor, out: torch.Tensor, spare: torch.Te
     torch.matmul(x, weight.t(), out=out)
     if lora:
         _, lora_a, lora_b, scaling = lora
-        torch.matmul(lora_a(x), lora_b.weight.t(), out=spare)
-        out.add_(spare.mul_(scaling))
+        term = torch.matmul(lora_a(x), lora_b.weight.t(), out=spare())
+        out.add_(term.mul_(scaling))

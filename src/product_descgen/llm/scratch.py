@@ -46,8 +46,9 @@ class Scratch:
 def _weight(module: Any) -> torch.Tensor | None:
     """The float weight ``module`` multiplies by, when it is a plain linear layer or a split
     nf4 layer inside ``nf4_cpu.dequantise_once``."""
-    if type(module) is torch.nn.Linear:
-        return module.weight
+    if type(module) is torch.nn.Linear:  # a plain weight (not, e.g., torchao's int8 tensor)
+        weight = module.weight
+        return weight if type(weight.data) is torch.Tensor else None
     return nf4_cpu.dense_weight(module)
 
 

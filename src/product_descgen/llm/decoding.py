@@ -236,6 +236,7 @@ class Decoder:
     ) -> None:
         self.model = model
         self.lean = llama_lean.supports(model)  # Llama: a forward with fewer operations
+        self.pack = True  # lean prompts skip their padding (False: padded, for comparison)
         self.prefill_tokens = prefill_tokens
         self.max_new_tokens = max_new_tokens
         self.room = max_new_tokens  # free cache columns reserved at each (re)allocation
@@ -345,7 +346,10 @@ class Decoder:
         columns = max(1, self.prefill_tokens // len(rows))  # prompt columns per forward pass
         starts = range(len(prefix), ids.shape[1], columns)
         if self.lean:  # the chunks layer by layer, padding skipped (see llama_lean.forward)
-            starts, ends = _chunks(mask[:, len(prefix) :], self.prefill_tokens, len(prefix))
+            if self.pack:
+                starts, ends = _chunks(mask[:, len(prefix) :], self.prefill_tokens, len(prefix))
+            else:
+                ends = [min(start + columns, ids.shape[1]) for start in starts]
             spans = [
                 (
                     start - len(prefix),
@@ -356,7 +360,12 @@ class Decoder:
             ]
             new = slice(len(prefix), None)
             logits = llama_lean.forward(
-                self.model, ids[:, new], positions[:, new], cache, spans, real=mask[:, new].bool()
+                self.model,
+                ids[:, new],
+                positions[:, new],
+                cache,
+                spans,
+                real=mask[:, new].bool() if self.pack else None,
             )
             return cache, ids, mask, positions, logits
         for start in starts:  # only the last chunk's logits are used

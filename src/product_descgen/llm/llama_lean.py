@@ -4,15 +4,20 @@ transformers' Llama layers are written for every use (training, output capture, 
 cache); a serving step needs one path. This walks the same modules (so LoRA wrappers, nf4
 layers and fused projection groups work as they do there) and does the same arithmetic in
 the same order, with in-place updates where the library allocates: the residual adds, the
-norm's scaling, rotary embeddings and the MLP's product. The logits are the library's, bit
-for bit (tested). A prompt's chunks run layer by layer, so an nf4 layer dequantises its weight
-once per prompt; the price is every chunk's attention mask held at once (about 2 MB for the
-12 demo prompts; rows x chunk x columns floats each). Measured alone, the demo student's 12
-prompts went from 5.8 to 4.2 s (with ``attention.py``) and a 12-row decode step from 70.5 to
-66.9 ms; inside the speed node the gain did not show (docs/benchmarks.md, "2026-11-27").
+norm's scaling, rotary embeddings and the MLP's product. Decode steps give the library's
+logits bit for bit (tested). A prompt's chunks run layer by layer, so an nf4 layer dequantises
+its weight once per prompt; the price is every chunk's attention mask held at once (about
+2 MB for the 12 demo prompts; rows x chunk x columns floats each).
 
-Only plain Llama models take it (``supports``); anything else keeps the library's forward.
-"""
+Prompts skip their padding: each chunk's real tokens are packed for the norms, projections and
+MLP (22% of the demo student's prompt columns were padding), only attention sees the padded
+grid, and every chunk and layer writes into the same buffers (``scratch.py``) instead of fresh
+ones that the speed workers' allocator pages in each time. The numbers then differ from the
+library's by float rounding (other matrix shapes), not by arithmetic. The demo student's 12
+prompts, in one process (``benchmarks/student_prompts.py``): library 5.5 s, this forward on
+the padded chunks 4.3 s, packed 2.6 s (docs/benchmarks.md, "Prompts without their padding").
+
+Only plain Llama models take it (``supports``); anything else keeps the library's forward."""
 
 from __future__ import annotations
 

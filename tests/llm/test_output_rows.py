@@ -114,3 +114,33 @@ def test_a_real_loop_decides_each_count_once_its_trials_are_done():
             for _ in range(2 * TRIALS):
                 model.head(torch.randn(rows, 32))
     assert set(choice.chosen) == set(range(2, BLOCK))
+
+
+def test_logits_go_into_one_buffer_only_inside_reuse_logits():
+    from product_descgen.llm.output_rows import reuse_logits
+
+    torch.manual_seed(0)
+    head = torch.nn.Linear(32, 100, bias=False)
+    choose_row_blocks(_With(head))
+    x, y = torch.randn(20, 1, 32), torch.randn(4, 1, 32)
+    with torch.inference_mode():
+        expected_x, expected_y = torch.nn.Linear.forward(head, x), torch.nn.Linear.forward(head, y)
+        outside = head(x)
+        assert torch.equal(outside, expected_x)
+        assert head(x).data_ptr() != outside.data_ptr()  # a new tensor each call
+        with reuse_logits():
+            first = head(x)
+            assert torch.equal(first, expected_x) and first.shape == (20, 1, 100)
+            pointer = first.data_ptr()
+            second = head(y)  # fewer rows, the same buffer
+            assert torch.equal(second, expected_y) and second.data_ptr() == pointer
+        assert head(x).data_ptr() != pointer
+
+
+class _With(torch.nn.Module):
+    def __init__(self, head: torch.nn.Linear) -> None:
+        super().__init__()
+        self.head = head
+
+    def get_output_embeddings(self) -> torch.nn.Module:
+        return self.head

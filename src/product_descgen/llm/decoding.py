@@ -37,7 +37,7 @@ from transformers.generation.logits_process import (
 )
 from transformers.generation.stopping_criteria import StopStringCriteria
 
-from product_descgen.llm import llama_lean
+from product_descgen.llm import llama_lean, output_rows
 from product_descgen.llm.logits import RepetitionPenaltyInPlace, greedy
 
 KV = tuple[list[torch.Tensor], list[torch.Tensor]]  # per layer keys, values: [1, H, P, D]
@@ -417,7 +417,8 @@ class Decoder:
     ) -> Iterator[tuple[int, Decoded]]:
         queue = deque(range(len(rows)))
         generator = torch.Generator().manual_seed(self.seed)
-        with torch.inference_mode():
+        # each step's logits are done with before the next step's: one buffer for them all
+        with torch.inference_mode(), output_rows.reuse_logits():
             while queue:  # a new grid: the next `slots` rows in one batched prefill
                 first = [queue.popleft() for _ in range(min(slots, len(queue)))]
                 flight.update(first)

@@ -18,10 +18,12 @@ only in float rounding (about 1e-5 relative). Anything that needs gradients is u
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from typing import Any
 
 import torch
@@ -31,6 +33,8 @@ logger = logging.getLogger(__name__)
 BLOCK = 16  # rows of the product a slow row count is computed as
 MARGIN = 0.9  # pad only where the block is at least 10% faster
 TRIALS = 2  # timed calls each way per row count before choosing
+
+_logits: ContextVar[dict[str, torch.Tensor] | None] = ContextVar("logits", default=None)
 
 
 class RowChoice:
@@ -62,24 +66,57 @@ class RowChoice:
             logger.debug("Output layer at %d rows: %s", rows, way)
 
 
+@contextlib.contextmanager
+def reuse_logits() -> Iterator[None]:
+    """While active, every call of an output layer given the choice below writes its logits
+    into one buffer, the same for every call: for a decode loop that is done with a step's
+    logits before the next step (the teacher's are 32 MB a step at 32 rows, which the speed
+    workers' allocator otherwise maps and pages in afresh each time)."""
+    token = _logits.set({})
+    try:
+        yield
+    finally:
+        _logits.reset(token)
+
+
+def _linear(layer: Any, flat: torch.Tensor) -> torch.Tensor:
+    """``layer(flat)`` for 2-D ``flat``, into the reused buffer inside :func:`reuse_logits`."""
+    store = _logits.get()
+    if store is None or layer.bias is not None:
+        return torch.nn.functional.linear(flat, layer.weight, layer.bias)
+    size = flat.shape[0] * layer.out_features
+    buffer = store.get("logits")
+    if buffer is None or buffer.numel() < size or buffer.dtype != flat.dtype:
+        buffer = store["logits"] = torch.empty(size, dtype=flat.dtype)
+    out = buffer[:size].view(flat.shape[0], layer.out_features)
+    return torch.matmul(flat, layer.weight.t(), out=out)
+
+
 def _block(layer: Any, x: torch.Tensor, rows: int) -> torch.Tensor:
     flat = x.reshape(rows, x.shape[-1])
     block = torch.cat([flat, flat.new_zeros(BLOCK - rows, x.shape[-1])])
-    out = torch.nn.functional.linear(block, layer.weight, layer.bias)[:rows]
+    out = _linear(layer, block)[:rows]
+    return out.reshape(*x.shape[:-1], out.shape[-1])
+
+
+def _plain(layer: Any, x: torch.Tensor, rows: int) -> torch.Tensor:
+    out = _linear(layer, x.reshape(rows, x.shape[-1]))
     return out.reshape(*x.shape[:-1], out.shape[-1])
 
 
 def _forward(self: Any, x: torch.Tensor) -> torch.Tensor:
     rows = x.numel() // x.shape[-1] if x.numel() else 0
-    if not 2 <= rows < BLOCK or x.requires_grad:
+    if x.requires_grad or x.dtype != self.weight.dtype or not rows:
         return type(self).forward(self, x)
+    if not 2 <= rows < BLOCK:
+        return _plain(self, x, rows)
     choice: RowChoice = self.row_choice
     padded = choice.padded(rows)
     if padded is not None:
-        return _block(self, x, rows) if padded else type(self).forward(self, x)
+        return _block(self, x, rows) if padded else _plain(self, x, rows)
     padded = choice.trial(rows)
     start = choice.clock()
-    out = _block(self, x, rows) if padded else type(self).forward(self, x)
+    out = _block(self, x, rows) if padded else _plain(self, x, rows)
     choice.record(rows, padded, choice.clock() - start)
     return out
 

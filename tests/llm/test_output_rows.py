@@ -144,3 +144,17 @@ class _With(torch.nn.Module):
 
     def get_output_embeddings(self) -> torch.nn.Module:
         return self.head
+
+
+def test_an_int8_output_layer_keeps_its_own_product():
+    from torchao.quantization import Int8WeightOnlyConfig, quantize_
+
+    from product_descgen.llm.output_rows import reuse_logits
+
+    torch.manual_seed(0)
+    model = _With(torch.nn.Linear(32, 100, bias=False))
+    quantize_(model, Int8WeightOnlyConfig())
+    choose_row_blocks(model)
+    x = torch.randn(20, 1, 32)
+    with torch.inference_mode(), reuse_logits():
+        assert torch.equal(model.head(x), torch.nn.Linear.forward(model.head, x))

@@ -82,7 +82,8 @@ def reuse_logits() -> Iterator[None]:
 def _linear(layer: Any, flat: torch.Tensor) -> torch.Tensor:
     """``layer(flat)`` for 2-D ``flat``, into the reused buffer inside :func:`reuse_logits`."""
     store = _logits.get()
-    if store is None or layer.bias is not None:
+    plain = type(layer.weight.data) is torch.Tensor  # not, e.g., torchao's int8 tensor
+    if store is None or layer.bias is not None or not plain:
         return torch.nn.functional.linear(flat, layer.weight, layer.bias)
     size = flat.shape[0] * layer.out_features
     buffer = store.get("logits")

@@ -100,11 +100,12 @@ def forward(
     prompt = real is not None and bool(real[:, -1].all())
     if prompt:  # each chunk's real tokens, row by row, one chunk after another
         picks = [real[:, start:end].contiguous() for start, end, _ in spans]
+        places = [pick.view(-1).nonzero()[:, 0] for pick in picks]  # in the packed order
         hidden = torch.cat([hidden[:, start:end][pick] for (start, end, _), pick in
                             zip(spans, picks, strict=True)])  # fmt: skip
-        bounds = torch.tensor([0] + [int(pick.sum()) for pick in picks]).cumsum(0).tolist()
-        grid = max(pick.numel() for pick in picks)
-        buffers = scratch.Scratch(grid, hidden.dtype)
+        bounds = torch.tensor([0] + [len(place) for place in places]).cumsum(0).tolist()
+        largest = max(pick.numel() for pick in picks)
+        buffers = scratch.Scratch(largest, hidden.dtype)
     for index, layer in enumerate(llama.layers[: config.num_hidden_layers]):
         kv = cache.layers[index]
         with nf4_cpu.dequantise_once() if prompt or len(spans) > 1 else contextlib.nullcontext():
@@ -113,7 +114,8 @@ def forward(
                 angle = cos[:, :, start:end], sin[:, :, start:end]
                 if prompt:  # a view: the residual adds write into `hidden`
                     part = hidden[bounds[number] : bounds[number + 1]]
-                    _packed(config, layer, kv, part, angle, mask, picks[number], buffers)
+                    grid = (*picks[number].shape, places[number])
+                    _packed(config, layer, kv, part, angle, mask, grid, buffers)
                 else:
                     _layer(config, layer, kv, hidden[:, start:end], angle, mask)
     if not logits:
@@ -157,14 +159,14 @@ def _packed(
     part: torch.Tensor,
     angle: tuple[torch.Tensor, torch.Tensor],
     mask: Any,
-    pick: torch.Tensor,
+    grid: tuple[int, int, torch.Tensor],
     buffers: scratch.Scratch,
 ) -> None:
-    """One decoder layer over a chunk's real tokens ``part`` (``[tokens, hidden]``, picked by
-    ``pick`` from the chunk's ``[rows, columns]`` grid), in place, the same arithmetic as
-    :func:`_layer` written into ``buffers``."""
+    """One decoder layer over a chunk's real tokens ``part`` (``[tokens, hidden]``; ``grid``:
+    the chunk's rows and columns and where in them, flattened, each token is), in place, the
+    same arithmetic as :func:`_layer` written into ``buffers``."""
     attention, mlp = layer.self_attn, layer.mlp
-    rows, columns = pick.shape
+    rows, columns, places = grid
     tokens, width = part.shape
     x = _norm_into(layer.input_layernorm, part, buffers.get("x", tokens, width))
 
@@ -176,7 +178,7 @@ def _packed(
         out = buffers.get(name, tokens, size)
         scratch.linear_into(projection, x, out, spare(size))
         padded = buffers.get("grid_" + name, rows * columns, size).zero_()
-        padded.view(rows, columns, size)[pick] = out
+        padded.index_copy_(0, places, out)
         return padded.view(rows, columns, -1, attention.head_dim).transpose(1, 2)
 
     query, key = heads(attention.q_proj, "q"), heads(attention.k_proj, "k")
@@ -189,7 +191,7 @@ def _packed(
     out, _ = attend(attention, query, key, value, mask, dropout=0.0, scaling=attention.scaling)
     out = out.reshape(rows * columns, -1)
     gathered = buffers.get("x", tokens, out.shape[-1])
-    torch.index_select(out, 0, pick.view(-1).nonzero()[:, 0], out=gathered)  # `pick`'s order
+    torch.index_select(out, 0, places, out=gathered)
     projected = buffers.get("q", tokens, width)
     scratch.linear_into(attention.o_proj, gathered, projected, spare(width))
     part.add_(projected)

@@ -28,6 +28,8 @@ from typing import Any
 
 import torch
 
+from product_descgen.llm import scratch
+
 logger = logging.getLogger(__name__)
 
 BLOCK = 16  # rows of the product a slow row count is computed as
@@ -82,15 +84,15 @@ def reuse_logits() -> Iterator[None]:
 def _linear(layer: Any, flat: torch.Tensor) -> torch.Tensor:
     """``layer(flat)`` for 2-D ``flat``, into the reused buffer inside :func:`reuse_logits`."""
     store = _logits.get()
-    plain = type(layer.weight.data) is torch.Tensor  # not, e.g., torchao's int8 tensor
-    if store is None or layer.bias is not None or not plain:
+    weight = scratch.float_weight(layer)  # None for, e.g., torchao's int8 tensor
+    if store is None or layer.bias is not None or weight is None:
         return torch.nn.functional.linear(flat, layer.weight, layer.bias)
     size = flat.shape[0] * layer.out_features
     buffer = store.get("logits")
     if buffer is None or buffer.numel() < size or buffer.dtype != flat.dtype:
         buffer = store["logits"] = torch.empty(size, dtype=flat.dtype)
     out = buffer[:size].view(flat.shape[0], layer.out_features)
-    return torch.matmul(flat, layer.weight.t(), out=out)
+    return torch.matmul(flat, weight.t(), out=out)
 
 
 def _block(layer: Any, x: torch.Tensor, rows: int) -> torch.Tensor:

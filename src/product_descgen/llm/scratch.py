@@ -43,7 +43,7 @@ class Scratch:
         return buffer[: math.prod(shape)].view(shape)
 
 
-def _weight(module: Any) -> torch.Tensor | None:
+def float_weight(module: Any) -> torch.Tensor | None:
     """The float weight ``module`` multiplies by, when it is a plain linear layer or a split
     nf4 layer inside ``nf4_cpu.dequantise_once``."""
     if type(module) is torch.nn.Linear:  # a plain weight (not, e.g., torchao's int8 tensor)
@@ -80,7 +80,7 @@ def linear_into(
     layer's term)."""
     lora = _lora(module)
     base = lora[0] if lora else module
-    weight = _weight(base)
+    weight = float_weight(base)
     if weight is None or getattr(base, "bias", None) is not None or x.dtype != weight.dtype:
         out.copy_(module(x))
         return

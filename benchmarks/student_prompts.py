@@ -6,7 +6,7 @@ The speed test's own student job (its test products, its serving: nf4 base + ada
 prompts of one batch as the decode loop admits them, through ``Decoder._prefill``:
 
 * ``library``: transformers' Llama forward, column chunks of the padded batch;
-* ``lean, padded``: ``llm/llama_lean.py`` on the same column chunks, padding included;
+* ``lean, padded``: ``llm/lean.py`` on the same column chunks, padding included;
 * ``lean, packed``: the decode loop's path: each chunk's real tokens only, written into
   buffers reused by every chunk and layer (``llm/scratch.py``).
 

@@ -14,6 +14,8 @@ Side by side in one run, on the same real draft prompts (demo catalogue, teacher
   (``llm/decoding.py``: preallocated KV cache, a finished row's slot refilled at once);
 * ``pipeline, plain head`` (``--paths``): the pipeline with the output layer computed at every
   row count as it comes (no 16-row blocks at slow counts, ``llm/output_rows.py``);
+* ``pipeline, library forward`` (``--paths``): the pipeline with transformers' own forward
+  pass instead of ``llm/lean.py`` (prompts with their padding, fresh tensors);
 * ``generate_batch`` (``--continuous``): transformers' own continuous batching (paged
   attention), full prompts (it has no cached-prefix input).
 Time is split into tokenisation, prefill (forward passes over prompts), decode (one-token
@@ -39,6 +41,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
+from product_descgen.llm import lean  # noqa: E402
 from product_descgen.llm.hf_backend import TransformersBackend  # noqa: E402
 from product_descgen.llm.output_rows import RowChoice  # noqa: E402
 from product_descgen.llm.prompts import PromptSet, render  # noqa: E402
@@ -50,8 +53,9 @@ logger = logging.getLogger("benchmark")
 
 
 class ForwardTimer:
-    """Times every forward pass of the model: passes over more than one new token per row are
-    prefill (prompts), single-token passes are decode steps."""
+    """Times every forward pass of the model, the library's (forward hooks) or the pipeline's
+    own (``lean.forward``, wrapped): passes over more than one new token per row are prefill
+    (prompts), single-token passes are decode steps."""
 
     def __init__(self, model: torch.nn.Module) -> None:
         self.prefill: list[float] = []
@@ -59,6 +63,16 @@ class ForwardTimer:
         self._start, self._tokens = 0.0, 0
         model.register_forward_pre_hook(self._pre, with_kwargs=True)
         model.register_forward_hook(self._post)
+        forward = lean.forward
+
+        def timed(model, ids, *args, **kwargs):  # noqa: ANN001, ANN202
+            self._pre(None, (ids,), {})
+            try:
+                return forward(model, ids, *args, **kwargs)
+            finally:
+                self._post()
+
+        lean.forward = timed
 
     def clear(self) -> None:
         self.prefill.clear()
@@ -156,6 +170,16 @@ def run_pipeline_plain_head(backend, requests, timer):
         layer.row_choice = choice
 
 
+def run_pipeline_library_forward(backend, requests, timer):
+    """The pipeline with transformers' forward pass (``llm/lean.py`` off), for comparison."""
+    decoder = backend.decoder()
+    lean, decoder.lean = decoder.lean, False
+    try:
+        return run_pipeline(backend, requests, timer)
+    finally:
+        decoder.lean = lean
+
+
 def run_continuous(backend, requests, timer):
     """transformers' own continuous batching (``generate_batch``, paged attention)."""
     from transformers import ContinuousBatchingConfig, GenerationConfig
@@ -249,7 +273,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 8, 16, 32])
     parser.add_argument(
         "--paths", nargs="+", default=["plain", "generate+prefix", "pipeline"],
-        choices=["plain", "generate+prefix", "pipeline", "pipeline, plain head"],
+        choices=["plain", "generate+prefix", "pipeline", "pipeline, plain head",
+                 "pipeline, library forward"],
         help="which paths to time ('pipeline, plain head': without output-layer blocks)",
     )  # fmt: skip
     args = parser.parse_args()
@@ -284,6 +309,7 @@ def main() -> None:
             ("generate+prefix", run_generate_prefix, (backend, requests, timer)),
             ("pipeline", run_pipeline, (backend, requests, timer)),
             ("pipeline, plain head", run_pipeline_plain_head, (backend, requests, timer)),
+            ("pipeline, library forward", run_pipeline_library_forward, (backend, requests, timer)),
         ]
         paths = [p for p in paths if p[0] in args.paths]
         if args.continuous:

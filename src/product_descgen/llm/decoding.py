@@ -37,7 +37,7 @@ from transformers.generation.logits_process import (
 )
 from transformers.generation.stopping_criteria import StopStringCriteria
 
-from product_descgen.llm import llama_lean, output_rows
+from product_descgen.llm import lean, output_rows
 from product_descgen.llm.logits import RepetitionPenaltyInPlace, greedy
 
 KV = tuple[list[torch.Tensor], list[torch.Tensor]]  # per layer keys, values: [1, H, P, D]
@@ -235,7 +235,7 @@ class Decoder:
         prefill_tokens: int = PREFILL_TOKENS,
     ) -> None:
         self.model = model
-        self.lean = llama_lean.supports(model)  # Llama: a forward with fewer operations
+        self.lean = lean.supports(model)  # Llama, Gemma 3: a forward with fewer operations
         self.pack = True  # lean prompts skip their padding (False: padded, for comparison)
         self.prefill_tokens = prefill_tokens
         self.max_new_tokens = max_new_tokens
@@ -301,7 +301,7 @@ class Decoder:
         masks, position_ids = self.attention(mask, positions, queries), positions[:, -queries:]
         if self.lean:
             spans = [(0, queries, masks)]
-            return llama_lean.forward(self.model, ids, position_ids, cache, spans, logits)
+            return lean.forward(self.model, ids, position_ids, cache, spans, logits)
         out = self.model(
             input_ids=ids,
             attention_mask=masks,
@@ -345,7 +345,7 @@ class Decoder:
                 layer.start(keys, values, len(rows))
         columns = max(1, self.prefill_tokens // len(rows))  # prompt columns per forward pass
         starts = range(len(prefix), ids.shape[1], columns)
-        if self.lean:  # the chunks layer by layer, padding skipped (see llama_lean.forward)
+        if self.lean:  # the chunks layer by layer, padding skipped (see lean.forward)
             if self.pack:
                 starts, ends = _chunks(mask[:, len(prefix) :], self.prefill_tokens, len(prefix))
             else:
@@ -359,7 +359,7 @@ class Decoder:
                 for start, end in zip(starts, ends, strict=True)
             ]
             new = slice(len(prefix), None)
-            logits = llama_lean.forward(
+            logits = lean.forward(
                 self.model,
                 ids[:, new],
                 positions[:, new],

@@ -16,7 +16,7 @@ from bitsandbytes.functional import (
 
 from product_descgen.llm.decoding import Decoder
 from product_descgen.llm.hf_backend import load_model
-from product_descgen.llm.nf4_cpu import MAX_PACKED_ROWS, unpack
+from product_descgen.llm.nf4_cpu import MAX_PACKED_ROWS, packed_product, unpack
 
 pytestmark = pytest.mark.skipif(
     not has_avx512bf16(), reason="bitsandbytes' packed CPU kernel needs AVX512-BF16"
@@ -76,6 +76,29 @@ def test_few_rows_take_the_packed_kernel(nf4_model, plain_nf4, rows):
         exact = x @ dequantize_4bit(reference.weight.data, reference.weight.quant_state).T
     assert torch.equal(got, packed)
     torch.testing.assert_close(got, exact, atol=0.05, rtol=0.05)  # bf16 activations
+
+
+def test_the_kernel_is_called_directly_with_bitsandbytes_numbers(nf4_model, monkeypatch):
+    """A decode step's call goes straight to bitsandbytes' kernel (same numbers as through
+    its Python path); a call it would not make that way (a bias) still goes through it."""
+    layer = layers(nf4_model)[0]
+    x = torch.randn(5, layer.in_features)
+    with torch.inference_mode():
+        expected = bnb.matmul_4bit(x, layer.packed_weight, quant_state=layer.packed_state)
+        bias = torch.randn(layer.out_features)
+        expected_with_bias = bnb.matmul_4bit(
+            x, layer.packed_weight, quant_state=layer.packed_state, bias=bias
+        )
+        through = []
+        matmul = bnb.matmul_4bit
+        monkeypatch.setattr(
+            bnb, "matmul_4bit", lambda *a, **k: through.append(1) or matmul(*a, **k)
+        )
+        assert torch.equal(packed_product(x, layer.packed_weight, layer.packed_state), expected)
+        assert torch.equal(layer(x), expected)
+        assert not through
+        got = packed_product(x, layer.packed_weight, layer.packed_state, bias)
+        assert torch.equal(got, expected_with_bias) and through == [1]
 
 
 def test_many_rows_take_dequantise_and_float32_matmul(nf4_model, plain_nf4):

@@ -119,11 +119,10 @@ class FusedGroup:
         )
 
     def output(self, x: Any, index: int) -> Any:
-        import bitsandbytes as bnb
         import torch.nn.functional as F
 
         if self._input is not x:
-            out = bnb.matmul_4bit(x.to(self.compute_dtype), self.weight, quant_state=self.state)
+            out = nf4_cpu.packed_product(x.to(self.compute_dtype), self.weight, self.state)
             out = out.to(x.dtype)
             if self.lora_a is not None:
                 h = F.linear(x.to(self.lora_a.dtype), self.lora_a)

@@ -103,3 +103,34 @@ def test_other_models_keep_the_librarys_forward():
     config = LlamaConfig(vocab_size=97, hidden_size=32, intermediate_size=64,
                          num_hidden_layers=1, num_attention_heads=4, pretraining_tp=2)  # fmt: skip
     assert not lean.supports(LlamaForCausalLM(config).eval())
+
+
+@pytest.mark.parametrize("kind", ["llama", "gemma3"])
+def test_decode_steps_read_a_shared_prefix_once(kind, monkeypatch):
+    """Decode steps over a cached prefix (longer than the tiny Gemma 3's sliding window) give
+    the logits of attention over whole rows, up to float rounding."""
+    model = tiny(kind)
+    prefix = list(range(30, 50))
+    rows = prompts()
+
+    def steps(cascade: bool) -> list[torch.Tensor]:
+        monkeypatch.setattr(lean, "CASCADE", cascade)
+        decoder = Decoder(model, None, max_new_tokens=6)
+        with torch.inference_mode():
+            kv = decoder.prefix_cache(prefix)
+            cache, ids, mask, positions, last = decoder._prefill(rows, PAD, prefix, kv, 6)
+            logits = [last]
+            for _ in range(6):
+                ids = torch.cat([ids, logits[-1].argmax(-1, keepdim=True)], dim=1)
+                mask = torch.cat([mask, torch.ones(len(rows), 1, dtype=torch.long)], dim=1)
+                positions = torch.cat([positions, positions[:, -1:] + 1], dim=1)
+                logits.append(decoder._forward(ids[:, -1:], mask, positions, cache))
+        return logits
+
+    calls = []
+    cascade = lean._cascade
+    monkeypatch.setattr(lean, "_cascade", lambda *a: calls.append(1) or cascade(*a))
+    got, expected = steps(True), steps(False)
+    assert len(calls) == 6 * model.config.num_hidden_layers
+    for g, e in zip(got, expected, strict=True):
+        torch.testing.assert_close(g, e, rtol=0, atol=1e-5)

@@ -95,7 +95,10 @@ class SlotLayer(DynamicLayer):
         return self.keys, self.values
 
     def start(self, keys: torch.Tensor, values: torch.Tensor, rows: int) -> None:
-        """Begin ``rows`` rows from the same cached prefix (``[1, H, P, D]``)."""
+        """Begin ``rows`` rows from the same cached prefix (``[1, H, P, D]``), which stays
+        the first ``P`` columns of every row, and is kept as ``shared`` (one copy, for
+        attention that reads it once for all rows: ``lean.py``)."""
+        self.shared = keys, values
         self.lazy_initialization(keys.expand(rows, -1, -1, -1), values.expand(rows, -1, -1, -1))
         self.length = 0
         self.update(keys.expand(rows, -1, -1, -1), values.expand(rows, -1, -1, -1))

@@ -19,6 +19,13 @@ prompts in one process, ``benchmarks/student_prompts.py``: library 5.5 s, this f
 the padded chunks 4.3 s, packed 2.6 s; docs/benchmarks.md, "Prompts without their
 padding"), and 32% of the default teacher's at 32 rows in flight.
 
+Decode steps over a shared prompt prefix (the teacher's instructions and worked examples,
+``decoding.SlotLayer.start``) read its keys and values once for all rows (``_cascade``):
+each row's copy of them was about half of what a teacher step's attention read at 32 rows
+(344 of ~720 columns). A decode step there took 169 against 185 ms (median, alternated in
+one process; docs/benchmarks.md); the logits differ from the whole-row softmax's by float
+rounding (tested).
+
 Gemma 3 differs from Llama in four places, all taken here: norms scale by ``1 + weight``,
 queries and keys are normed per head, the attention and MLP outputs are normed before their
 residual adds, and each layer type has its own rotary embedding. Only these two model
@@ -39,6 +46,7 @@ from transformers.models.gemma3.modeling_gemma3 import Gemma3RMSNorm
 from product_descgen.llm import nf4_cpu, scratch
 
 FAMILIES = {("llama", "LlamaForCausalLM"), ("gemma3_text", "Gemma3ForCausalLM")}
+CASCADE = True  # decode steps read a shared prefix's keys and values once (``_cascade``)
 
 
 def _base(model: Any) -> Any:
@@ -201,12 +209,56 @@ def _layer(
         query, key = rms_norm(attention.q_norm, query), rms_norm(attention.k_norm, key)
     query, key = rotary(query, *angle), rotary(key, *angle)
     key, value = kv.update(key, value)
-    out = _attend(config, attention, query, key, value, mask)
+    shared = getattr(kv, "shared", None)
+    if CASCADE and shared is not None and columns == 1 and isinstance(mask, torch.Tensor):
+        out = _cascade(attention, query, key, value, mask, shared)
+    else:
+        out = _attend(config, attention, query, key, value, mask)
     out = attention.o_proj(out.reshape(rows, columns, -1))
     part.add_(out if after_attention is None else rms_norm(after_attention, out))
     x = rms_norm(before_mlp, part)
     out = mlp.down_proj(_activate(mlp.act_fn, mlp.gate_proj(x)).mul_(mlp.up_proj(x)))
     part.add_(out if after_mlp is None else rms_norm(after_mlp, out))
+
+
+def _cascade(
+    attention: Any,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    mask: torch.Tensor,
+    shared: tuple[torch.Tensor, torch.Tensor],
+) -> torch.Tensor:
+    """Attention of one new column per row (``query``: ``[rows, heads, 1, dim]``; ``mask``
+    additive, ``[rows, 1, 1, columns]``) in two parts: the shared prefix's keys and values
+    (``shared``, ``[1, kv heads, P, dim]``), read once for every row's queries, and each
+    row's own columns after it; the two softmaxes are joined by their log-sum-exps. The
+    same attention as over the whole row up to float rounding; grouped heads are read in
+    place. Returns ``[rows, 1, heads, dim]``, as the attention functions do."""
+    flash = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
+    keys, values = shared
+    rows, heads, _, dim = query.shape
+    kv_heads, p = keys.shape[1], keys.shape[2]
+    group = heads // kv_heads
+    # the prefix: all rows' queries of a key/value head as one sequence against one copy
+    queries = query.view(rows, kv_heads, group, dim).transpose(0, 1)
+    queries = queries.reshape(1, kv_heads, rows * group, dim)
+    ahead = mask[:, 0, 0, :p, None].expand(rows, p, group).transpose(1, 2)
+    ahead = ahead.reshape(1, 1, rows * group, p)
+    first, first_lse = flash(queries, keys, values, 0.0, False, attn_mask=ahead,
+                             scale=attention.scaling)  # fmt: skip
+    first = first.view(kv_heads, rows, group, dim).transpose(0, 1)
+    first_lse = first_lse.view(kv_heads, rows, group).transpose(0, 1)
+    # each row's own columns: a row's query heads of a key/value head as its queries
+    queries = query.view(rows, kv_heads, group, dim)
+    own = mask[:, :, :, p:].expand(rows, 1, group, mask.shape[-1] - p)
+    second, second_lse = flash(queries, key[:, :, p:], value[:, :, p:], 0.0, False,
+                               attn_mask=own, scale=attention.scaling)  # fmt: skip
+    top = torch.maximum(first_lse, second_lse)
+    first_weight, second_weight = (first_lse - top).exp_(), (second_lse - top).exp_()
+    out = first.mul_(first_weight[..., None]).add_(second.mul_(second_weight[..., None]))
+    out = out.div_(first_weight.add_(second_weight)[..., None])  # [rows, kv, group, dim]
+    return out.reshape(rows, 1, heads, dim)
 
 
 def _activate(act: Any, gate: torch.Tensor) -> torch.Tensor:

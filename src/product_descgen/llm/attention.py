@@ -5,7 +5,9 @@ For several queries and a mask, transformers copies every key/value head once pe
 (``repeat_kv``) before PyTorch's attention; the kernel can read the shared heads itself, with
 the same numbers (tested). On a 12-row, 85-column chunk of the demo student (9 query heads on
 3 key/value heads) that took attention from 8.4 to 3.4 ms, without the copies' memory. Decode
-steps (one query) keep transformers' path, which is faster there (0.30 against 0.45 ms). So
+steps (one query) keep transformers' path, which is faster there (0.30 against 0.45 ms); the
+models ``lean.py`` serves take its own call for them (a row's grouped query heads as the
+queries of their shared head, no copies: faster than both). So
 do models with a single key/value head (the default teacher, Gemma 3 270M: 4 query heads on
 one of dimension 256), where the copy is cheap next to the product: the kernel was no faster on
 its chunks (``benchmarks/attention_gqa.py``) and its whole pipeline 3% slower at batch 32

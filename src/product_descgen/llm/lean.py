@@ -211,7 +211,7 @@ def _layer(
     key, value = kv.update(key, value)
     shared = getattr(kv, "shared", None)
     if columns == 1 and isinstance(mask, torch.Tensor):  # a decode step
-        if CASCADE and shared is not None:
+        if CASCADE and shared is not None and rows > 1:  # one row reads its prefix once anyway
             out = _cascade(attention, query, key, value, mask, shared)
         else:
             out = _own(attention, query, key, value, mask)[0].reshape(rows, 1, -1, key.shape[-1])

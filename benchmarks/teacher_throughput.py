@@ -347,8 +347,9 @@ def write_section(table: str, args: argparse.Namespace, model_dir: str) -> None:
         before, _, rest = text.partition(header)
         section, _, later = rest.partition("\n## ")
         lines = section.split("\n")
-        table = [i for i, line in enumerate(lines) if line.startswith("|")]
-        notes = "\n".join(lines[table[-1] + 1 :]).strip("\n") if table else ""
+        start = next((i for i, line in enumerate(lines) if line.startswith("|")), len(lines))
+        end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), start)
+        notes = "\n".join(lines[end:]).strip("\n")  # after the first table: older tables too
         text = before + body + (f"\n{notes}\n" if notes else "")
         text += "\n## " + later if later else ""
     else:

@@ -173,11 +173,11 @@ def run_pipeline_plain_head(backend, requests, timer):
 def run_pipeline_library_forward(backend, requests, timer):
     """The pipeline with transformers' forward pass (``llm/lean.py`` off), for comparison."""
     decoder = backend.decoder()
-    lean, decoder.lean = decoder.lean, False
+    was, decoder.lean = decoder.lean, False
     try:
         return run_pipeline(backend, requests, timer)
     finally:
-        decoder.lean = lean
+        decoder.lean = was
 
 
 def run_continuous(backend, requests, timer):

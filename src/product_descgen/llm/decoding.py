@@ -64,6 +64,7 @@ class SlotLayer(DynamicLayer):
         self.slots = slots  # rows to allocate (at least the rows of the first update)
         self.length = 0
         self.rows = 0
+        self.shared: tuple[torch.Tensor, torch.Tensor] | None = None  # set by `start`
 
     def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
         rows, heads = key_states.shape[:2]

@@ -79,11 +79,7 @@ def _eps_scale(norm: Any) -> tuple[float, torch.Tensor]:
 
 def rms_norm(norm: Any, x: torch.Tensor) -> torch.Tensor:
     """``LlamaRMSNorm`` or ``Gemma3RMSNorm`` (float32 models): two new tensors, not three."""
-    eps, scale = _eps_scale(norm)
-    variance = x.pow(2).mean(-1, keepdim=True)
-    variance.add_(eps).rsqrt_()
-    out = x * variance
-    return out.mul_(scale)
+    return _norm_into(norm, x, torch.empty_like(x))
 
 
 def rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -214,7 +210,7 @@ def _layer(
         if CASCADE and shared is not None and rows > 1:  # one row reads its prefix once anyway
             out = _cascade(attention, query, key, value, mask, shared)
         else:
-            out = _own(attention, query, key, value, mask)[0].reshape(rows, 1, -1, key.shape[-1])
+            out = _own(attention, query, key, value, mask)[0]
     else:
         out = _attend(config, attention, query, key, value, mask)
     out = attention.o_proj(out.reshape(rows, columns, -1))
@@ -237,7 +233,7 @@ def _cascade(
     (``shared``, ``[1, kv heads, P, dim]``), read once for every row's queries, and each
     row's own columns after it; the two softmaxes are joined by their log-sum-exps. The
     same attention as over the whole row up to float rounding; grouped heads are read in
-    place. Returns ``[rows, 1, heads, dim]``, as the attention functions do."""
+    place. Returns ``[rows, kv heads, group, dim]``, as :func:`_own`."""
     flash = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
     keys, values = shared
     rows, heads, _, dim = query.shape
@@ -256,8 +252,7 @@ def _cascade(
     top = torch.maximum(first_lse, second_lse)
     first_weight, second_weight = (first_lse - top).exp_(), (second_lse - top).exp_()
     out = first.mul_(first_weight[..., None]).add_(second.mul_(second_weight[..., None]))
-    out = out.div_(first_weight.add_(second_weight)[..., None])  # [rows, kv, group, dim]
-    return out.reshape(rows, 1, heads, dim)
+    return out.div_(first_weight.add_(second_weight)[..., None])
 
 
 def _own(

@@ -47,6 +47,7 @@ def main() -> None:
     ids = backend._tokenise(requests)[: backend.batch_size]
     ids.sort(key=len, reverse=True)  # as the decode loop admits them
     decoder = backend.decoder()
+    decoder.screen = None  # logits from every way (the screened layer takes its input)
     pad = backend.tokenizer.pad_token_id or 0
     times = {way: [] for way in WAYS}
     faults, logits = {}, {}

@@ -12,10 +12,12 @@ Side by side in one run, on the same real draft prompts (demo catalogue, teacher
 * ``pipeline``: the project's ``TransformersBackend`` as teacher_generation runs it: the same
   sorting and prefix cache, then continuous batching in its own decode loop
   (``llm/decoding.py``: preallocated KV cache, a finished row's slot refilled at once);
-* ``pipeline, plain head`` (``--paths``): the pipeline with the output layer computed at every
+* ``pipeline, float32 head`` (``--paths``): the pipeline choosing each greedy token from the
+  float32 output layer (no float16 screen, ``llm/screen.py``; the same tokens);
+* ``pipeline, plain head`` (``--paths``): that, with the output layer computed at every
   row count as it comes (no 16-row blocks at slow counts, ``llm/output_rows.py``);
 * ``pipeline, library forward`` (``--paths``): the pipeline with transformers' own forward
-  pass instead of ``llm/lean.py`` (prompts with their padding, fresh tensors);
+  pass instead of ``llm/lean.py`` (prompts with their padding, fresh tensors; float32 head);
 * ``generate_batch`` (``--continuous``): transformers' own continuous batching (paged
   attention), full prompts (it has no cached-prefix input).
 Time is split into tokenisation, prefill (forward passes over prompts), decode (one-token
@@ -165,9 +167,20 @@ def run_pipeline_plain_head(backend, requests, timer):
     choice = getattr(layer, "row_choice", None)
     layer.row_choice = RowChoice(fixed=False)
     try:
-        return run_pipeline(backend, requests, timer)
+        return run_pipeline_float32_head(backend, requests, timer)
     finally:
         layer.row_choice = choice
+
+
+def run_pipeline_float32_head(backend, requests, timer):
+    """The pipeline with the float32 output layer for every greedy choice (no float16
+    screen, ``llm/screen.py``), for comparison."""
+    decoder = backend.decoder()
+    was, decoder.screen = decoder.screen, None
+    try:
+        return run_pipeline(backend, requests, timer)
+    finally:
+        decoder.screen = was
 
 
 def run_pipeline_library_forward(backend, requests, timer):
@@ -273,9 +286,9 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 8, 16, 32])
     parser.add_argument(
         "--paths", nargs="+", default=["plain", "generate+prefix", "pipeline"],
-        choices=["plain", "generate+prefix", "pipeline", "pipeline, plain head",
-                 "pipeline, library forward"],
-        help="which paths to time ('pipeline, plain head': without output-layer blocks)",
+        choices=["plain", "generate+prefix", "pipeline", "pipeline, float32 head",
+                 "pipeline, plain head", "pipeline, library forward"],
+        help="which paths to time ('pipeline, plain head': the float32 head without blocks)",
     )  # fmt: skip
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -308,6 +321,7 @@ def main() -> None:
             ("plain", run_plain, plain),
             ("generate+prefix", run_generate_prefix, (backend, requests, timer)),
             ("pipeline", run_pipeline, (backend, requests, timer)),
+            ("pipeline, float32 head", run_pipeline_float32_head, (backend, requests, timer)),
             ("pipeline, plain head", run_pipeline_plain_head, (backend, requests, timer)),
             ("pipeline, library forward", run_pipeline_library_forward, (backend, requests, timer)),
         ]

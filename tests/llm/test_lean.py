@@ -42,6 +42,7 @@ def assert_same_as_library(model: torch.nn.Module, steps: int = 4) -> None:
     ours = Decoder(model, None, max_new_tokens=steps, prefill_tokens=8)
     library = Decoder(model, None, max_new_tokens=steps, prefill_tokens=8)
     assert ours.lean
+    ours.screen = None  # logits, not the output layer's input (screen.py)
     library.lean = False
     even = [row[:4] for row in prompts()]  # no padding; chunks of 8 tokens (2 columns)
     got, expected = run(ours, even, steps), run(library, even, steps)
@@ -116,6 +117,7 @@ def test_decode_steps_read_a_shared_prefix_once(kind, monkeypatch):
     def steps(cascade: bool) -> list[torch.Tensor]:
         monkeypatch.setattr(lean, "CASCADE", cascade)
         decoder = Decoder(model, None, max_new_tokens=6)
+        decoder.screen = None  # logits, not the output layer's input
         with torch.inference_mode():
             kv = decoder.prefix_cache(prefix)
             cache, ids, mask, positions, last = decoder._prefill(rows, PAD, prefix, kv, 6)

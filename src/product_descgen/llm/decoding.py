@@ -39,6 +39,7 @@ from transformers.generation.stopping_criteria import StopStringCriteria
 
 from product_descgen.llm import lean, output_rows
 from product_descgen.llm.logits import RepetitionPenaltyInPlace, greedy
+from product_descgen.llm.screen import ScreenedHead
 
 KV = tuple[list[torch.Tensor], list[torch.Tensor]]  # per layer keys, values: [1, H, P, D]
 # Prompts go through the model in chunks of about this many tokens (all rows together): the
@@ -256,6 +257,11 @@ class Decoder:
             if top_p < 1.0:
                 self.processors.append(TopPLogitsWarper(top_p))
         self.stop = StopStringCriteria(tokenizer, stop) if stop else None
+        # greedy with processors that only lower scores: a float16 screen of the output layer
+        self.lipschitz = max(float(repetition_penalty), 1.0)
+        # (None: the float32 layer; used only on the lean forward, which can stop before it)
+        lowering = self.lean and temperature == 0 and repetition_penalty >= 1.0
+        self.screen = ScreenedHead.of(model.get_output_embeddings()) if lowering else None
         config = model.config.get_text_config()
         self.layer_types = set(getattr(config, "layer_types", None) or [])
         self.window = getattr(config, "sliding_window", None)
@@ -268,6 +274,10 @@ class Decoder:
         eos = model.generation_config.eos_token_id
         eos = eos if isinstance(eos, list) else [eos]
         self.eos = torch.tensor([e for e in eos if e is not None], dtype=torch.long)
+
+    @property
+    def _screen(self) -> ScreenedHead | None:
+        return self.screen if self.lean else None
 
     def attention(self, mask: torch.Tensor, positions: torch.Tensor, queries: int) -> Any:
         """Additive attention masks for the last ``queries`` columns, per layer type: causal
@@ -299,13 +309,16 @@ class Decoder:
         logits: bool = True,
     ) -> torch.Tensor | None:
         """Run the new columns ``ids`` (the last of ``mask``/``positions``) through the model;
-        the last column's logits, or only the cache (``logits=False``: no output layer, which
-        is 60% of the teacher's parameters)."""
+        the last column's logits (its output-layer input where the layer is screened), or
+        only the cache (``logits=False``: no output layer, 60% of the teacher's parameters)."""
         queries = ids.shape[1]
         masks, position_ids = self.attention(mask, positions, queries), positions[:, -queries:]
         if self.lean:
             spans = [(0, queries, masks)]
-            return lean.forward(self.model, ids, position_ids, cache, spans, logits)
+            screened = self._screen is not None
+            return lean.forward(
+                self.model, ids, position_ids, cache, spans, logits, hidden_only=screened
+            )
         out = self.model(
             input_ids=ids,
             attention_mask=masks,
@@ -370,6 +383,7 @@ class Decoder:
                 cache,
                 spans,
                 real=mask[:, new].bool() if self.pack else None,
+                hidden_only=self._screen is not None,
             )
             return cache, ids, mask, positions, logits
         for start in starts:  # only the last chunk's logits are used
@@ -460,11 +474,17 @@ class Decoder:
         self, ids: torch.Tensor, logits: torch.Tensor, generator: torch.Generator
     ) -> tuple[torch.Tensor, list[bool], list[bool]]:
         """Each row's next token, whether it is an EOS, and whether it ends the row (EOS or
-        a completed stop string)."""
-        scores = self.processors(ids, logits)
-        if self.temperature > 0:
+        a completed stop string). ``logits``: the output layer's input where it is screened."""
+        if self._screen is not None:
+            approximate = self._screen.approximate(logits)
+            token, scores = self._screen.choose(
+                logits, approximate, lambda s: self.processors(ids, s), self.lipschitz
+            )
+        elif self.temperature > 0:
+            scores = self.processors(ids, logits)
             token = torch.multinomial(torch.softmax(scores, -1), 1, generator=generator)[:, 0]
         else:
+            scores = self.processors(ids, logits)
             token = greedy(scores)
         is_eos = torch.isin(token, self.eos)
         stopped = is_eos.clone()

@@ -123,6 +123,7 @@ class TransformersBackend:
         self.has_chat_template = bool(self.tokenizer.chat_template)
         self._decoder: Decoder | None = None
         self._decoder_settings: GenerationSettings | None = None
+        self.decoder()  # at load: its output-layer screen (screen.py) and stop-string tables
 
     def render(self, request: Request) -> str:
         """The exact text the model sees (chat template applied for chat requests)."""

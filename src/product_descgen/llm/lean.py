@@ -117,9 +117,11 @@ def forward(
     spans: list[Span],
     logits: bool = True,
     real: torch.Tensor | None = None,
+    hidden_only: bool = False,
 ) -> torch.Tensor | None:
     """The new columns ``ids`` through the model, keys and values into ``cache`` (one layer
-    object per decoder layer); the last column's float logits, or None (``logits=False``).
+    object per decoder layer); the last column's float logits, or None (``logits=False``), or
+    (``hidden_only``) its final-normed hidden states, the output layer's input (``screen.py``).
     ``spans`` cut the columns into chunks, each with its attention masks: every layer runs
     them all, in order, before the next layer starts, so activations are one chunk's while an
     nf4 layer dequantises its weight once per prompt, not once per chunk.
@@ -161,8 +163,10 @@ def forward(
         return None
     if prompt:  # each row's last column: the last chunk's last real token of every row
         last = bounds[-2] + picks[-1].sum(1).cumsum(0) - 1
-        return base.lm_head(rms_norm(inner.norm, hidden[last])).float()
-    return base.lm_head(rms_norm(inner.norm, hidden[:, -1:]))[:, -1, :].float()
+        normed = rms_norm(inner.norm, hidden[last])
+    else:
+        normed = rms_norm(inner.norm, hidden[:, -1])
+    return normed if hidden_only else base.lm_head(normed).float()
 
 
 def _norms(layer: Any) -> tuple[Any, Any, Any]:

@@ -10,7 +10,7 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from product_descgen.llm import lean
+from product_descgen.llm import cascade, lean
 from product_descgen.llm.decoding import Decoder
 from tests.llm.test_decoding import PAD, prompts, tiny
 
@@ -107,16 +107,17 @@ def test_other_models_keep_the_librarys_forward():
 
 
 @pytest.mark.parametrize("kind", ["llama", "gemma3"])
-def test_decode_steps_read_a_shared_prefix_once(kind, monkeypatch):
-    """Decode steps over a cached prefix (longer than the tiny Gemma 3's sliding window) give
-    the logits of attention over whole rows, up to float rounding."""
+def test_attention_reads_a_shared_prefix_once(kind, monkeypatch):
+    """Prompt chunks and decode steps over a cached prefix (longer than the tiny Gemma 3's
+    sliding window) give the logits and cache of attention over whole rows, up to float
+    rounding."""
     model = tiny(kind)
     prefix = list(range(30, 50))
     rows = prompts()
 
-    def steps(cascade: bool) -> list[torch.Tensor]:
-        monkeypatch.setattr(lean, "CASCADE", cascade)
-        decoder = Decoder(model, None, max_new_tokens=6)
+    def steps(on: bool) -> list[torch.Tensor]:
+        monkeypatch.setattr(lean, "CASCADE", on)
+        decoder = Decoder(model, None, max_new_tokens=6, prefill_tokens=8)  # several chunks
         decoder.screen = None  # logits, not the output layer's input
         with torch.inference_mode():
             kv = decoder.prefix_cache(prefix)
@@ -127,12 +128,16 @@ def test_decode_steps_read_a_shared_prefix_once(kind, monkeypatch):
                 mask = torch.cat([mask, torch.ones(len(rows), 1, dtype=torch.long)], dim=1)
                 positions = torch.cat([positions, positions[:, -1:] + 1], dim=1)
                 logits.append(decoder._forward(ids[:, -1:], mask, positions, cache))
-        return logits
+        real = mask.bool()[:, None, :, None]  # padding's keys and values are left as zeros
+        return logits + [t * real for layer in cache.layers for t in (layer.keys, layer.values)]
 
-    calls = []
-    cascade = lean._cascade
-    monkeypatch.setattr(lean, "_cascade", lambda *a: calls.append(1) or cascade(*a))
+    calls = {"decode_step": [], "prompt_chunk": []}
+    for name, record in calls.items():
+        function = getattr(cascade, name)
+        monkeypatch.setattr(cascade, name, lambda *a, f=function, r=record: r.append(1) or f(*a))
     got, expected = steps(True), steps(False)
-    assert len(calls) == 6 * model.config.num_hidden_layers
+    layers = model.config.num_hidden_layers
+    assert len(calls["decode_step"]) == 6 * layers
+    assert len(calls["prompt_chunk"]) > layers  # chunks after the first: no chunk left out
     for g, e in zip(got, expected, strict=True):
         torch.testing.assert_close(g, e, rtol=0, atol=1e-5)

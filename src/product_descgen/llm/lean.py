@@ -19,12 +19,9 @@ prompts in one process, ``benchmarks/student_prompts.py``: library 5.5 s, this f
 the padded chunks 4.3 s, packed 2.6 s; docs/benchmarks.md, "Prompts without their
 padding"), and 32% of the default teacher's at 32 rows in flight.
 
-Decode steps over a shared prompt prefix (the teacher's instructions and worked examples,
-``decoding.SlotLayer.start``) read its keys and values once for all rows (``_cascade``):
-each row's copy of them was about half of what a teacher step's attention read at 32 rows
-(344 of ~720 columns). A decode step there took 169 against 185 ms (median, alternated in
-one process; docs/benchmarks.md); the logits differ from the whole-row softmax's by float
-rounding (tested).
+Decode steps and prompt chunks over a shared prompt prefix (the teacher's instructions and
+worked examples, ``decoding.SlotLayer.start``) read its keys and values once for all rows
+(``cascade.py``); the logits differ from the whole-row softmax's by float rounding (tested).
 
 Gemma 3 differs from Llama in four places, all taken here: norms scale by ``1 + weight``,
 queries and keys are normed per head, the attention and MLP outputs are normed before their
@@ -43,10 +40,10 @@ from transformers.activations import GELUTanh, SiLUActivation
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.models.gemma3.modeling_gemma3 import Gemma3RMSNorm
 
-from product_descgen.llm import nf4_cpu, scratch
+from product_descgen.llm import cascade, nf4_cpu, scratch
 
 FAMILIES = {("llama", "LlamaForCausalLM"), ("gemma3_text", "Gemma3ForCausalLM")}
-CASCADE = True  # decode steps read a shared prefix's keys and values once (``_cascade``)
+CASCADE = True  # attention reads a shared prefix's keys and values once (``cascade.py``)
 
 
 def _base(model: Any) -> Any:
@@ -212,9 +209,9 @@ def _layer(
     shared = getattr(kv, "shared", None)
     if columns == 1 and isinstance(mask, torch.Tensor):  # a decode step
         if CASCADE and shared is not None and rows > 1:  # one row reads its prefix once anyway
-            out = _cascade(attention, query, key, value, mask, shared)
+            out = cascade.decode_step(attention, query, key, value, mask, shared)
         else:
-            out = _own(attention, query, key, value, mask)[0]
+            out = cascade.own(attention, query, key, value, mask)[0]
     else:
         out = _attend(config, attention, query, key, value, mask)
     out = attention.o_proj(out.reshape(rows, columns, -1))
@@ -222,58 +219,6 @@ def _layer(
     x = rms_norm(before_mlp, part)
     out = mlp.down_proj(_activate(mlp.act_fn, mlp.gate_proj(x)).mul_(mlp.up_proj(x)))
     part.add_(out if after_mlp is None else rms_norm(after_mlp, out))
-
-
-def _cascade(
-    attention: Any,
-    query: torch.Tensor,
-    key: torch.Tensor,
-    value: torch.Tensor,
-    mask: torch.Tensor,
-    shared: tuple[torch.Tensor, torch.Tensor],
-) -> torch.Tensor:
-    """Attention of one new column per row (``query``: ``[rows, heads, 1, dim]``; ``mask``
-    additive, ``[rows, 1, 1, columns]``) in two parts: the shared prefix's keys and values
-    (``shared``, ``[1, kv heads, P, dim]``), read once for every row's queries, and each
-    row's own columns after it; the two softmaxes are joined by their log-sum-exps. The
-    same attention as over the whole row up to float rounding; grouped heads are read in
-    place. Returns ``[rows, kv heads, group, dim]``, as :func:`_own`."""
-    flash = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
-    keys, values = shared
-    rows, heads, _, dim = query.shape
-    kv_heads, p = keys.shape[1], keys.shape[2]
-    group = heads // kv_heads
-    # the prefix: all rows' queries of a key/value head as one sequence against one copy
-    queries = query.view(rows, kv_heads, group, dim).transpose(0, 1)
-    queries = queries.reshape(1, kv_heads, rows * group, dim)
-    ahead = mask[:, 0, 0, :p, None].expand(rows, p, group).transpose(1, 2)
-    ahead = ahead.reshape(1, 1, rows * group, p)
-    first, first_lse = flash(queries, keys, values, 0.0, False, attn_mask=ahead,
-                             scale=attention.scaling)  # fmt: skip
-    first = first.view(kv_heads, rows, group, dim).transpose(0, 1)
-    first_lse = first_lse.view(kv_heads, rows, group).transpose(0, 1)
-    second, second_lse = _own(attention, query, key[:, :, p:], value[:, :, p:], mask[..., p:])
-    top = torch.maximum(first_lse, second_lse)
-    first_weight, second_weight = (first_lse - top).exp_(), (second_lse - top).exp_()
-    out = first.mul_(first_weight[..., None]).add_(second.mul_(second_weight[..., None]))
-    return out.div_(first_weight.add_(second_weight)[..., None])
-
-
-def _own(
-    attention: Any, query: Any, key: Any, value: Any, mask: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Attention of one new column per row over that row's keys and values, and its
-    log-sum-exp: a row's query heads that share a key/value head are that head's queries, so
-    grouped heads are read in place (transformers copies them per query head first: the
-    student's decode steps took 60.2 against 61.7 ms at 12 rows, 22.5 against 23.3 at 1,
-    with the same numbers). ``[rows, kv heads, group, dim]`` and ``[rows, kv heads, group]``."""
-    flash = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
-    rows, heads, _, dim = query.shape
-    kv_heads = key.shape[1]
-    group = heads // kv_heads
-    queries = query.view(rows, kv_heads, group, dim)
-    allowed = mask.expand(rows, 1, group, mask.shape[-1])
-    return flash(queries, key, value, 0.0, False, attn_mask=allowed, scale=attention.scaling)
 
 
 def _activate(act: Any, gate: torch.Tensor) -> torch.Tensor:
@@ -325,9 +270,13 @@ def _packed(
     _rotary_in_place(query, *angle, turned)
     _rotary_in_place(key, *angle, turned)
     key, value = kv.update(key, value)
-    out = _attend(config, attention, query, key, value, mask).reshape(rows * columns, -1)
-    gathered = buffers.get("x", tokens, out.shape[-1])
-    torch.index_select(out, 0, places, out=gathered)
+    shared = getattr(kv, "shared", None)
+    if CASCADE and shared is not None and isinstance(mask, torch.Tensor):
+        gathered = cascade.prompt_chunk(attention, query, key, value, mask, shared, places)
+    else:
+        out = _attend(config, attention, query, key, value, mask).reshape(rows * columns, -1)
+        gathered = buffers.get("x", tokens, out.shape[-1])
+        torch.index_select(out, 0, places, out=gathered)
     projected = buffers.get("q", tokens, width)
     scratch.linear_into(attention.o_proj, gathered, projected, spare(width))
     if after_attention is not None:  # `x` is free again

@@ -47,6 +47,7 @@ from product_descgen.llm import lean  # noqa: E402
 from product_descgen.llm.hf_backend import TransformersBackend  # noqa: E402
 from product_descgen.llm.output_rows import RowChoice  # noqa: E402
 from product_descgen.llm.prompts import PromptSet, render  # noqa: E402
+from product_descgen.llm.screen import ScreenedHead  # noqa: E402
 from product_descgen.llm.types import GenerationSettings  # noqa: E402
 from product_descgen.models import ModelsParams, resolve_model_dir  # noqa: E402
 from product_descgen.project_config import load_project_params  # noqa: E402
@@ -57,12 +58,15 @@ logger = logging.getLogger("benchmark")
 class ForwardTimer:
     """Times every forward pass of the model, the library's (forward hooks) or the pipeline's
     own (``lean.forward``, wrapped): passes over more than one new token per row are prefill
-    (prompts), single-token passes are decode steps."""
+    (prompts), single-token passes are decode steps. The output layer's float16 screen and
+    float32 candidates (``llm/screen.py``, run after ``lean.forward`` returns its input) count
+    with the pass whose output they take."""
 
     def __init__(self, model: torch.nn.Module) -> None:
         self.prefill: list[float] = []
         self.decode: list[float] = []
         self._start, self._tokens = 0.0, 0
+        self._last = self.decode
         model.register_forward_pre_hook(self._pre, with_kwargs=True)
         model.register_forward_hook(self._post)
         forward = lean.forward
@@ -75,6 +79,17 @@ class ForwardTimer:
                 self._post()
 
         lean.forward = timed
+        for name in ("approximate", "choose"):
+            method = getattr(ScreenedHead, name)
+
+            def timed_head(head, *args, _method=method):  # noqa: ANN001, ANN202
+                start = time.perf_counter()
+                try:
+                    return _method(head, *args)
+                finally:
+                    self._last[-1] += time.perf_counter() - start
+
+            setattr(ScreenedHead, name, timed_head)
 
     def clear(self) -> None:
         self.prefill.clear()
@@ -87,7 +102,8 @@ class ForwardTimer:
 
     def _post(self, *_: object) -> None:
         elapsed = time.perf_counter() - self._start
-        (self.prefill if self._tokens > 1 else self.decode).append(elapsed)
+        self._last = self.prefill if self._tokens > 1 else self.decode
+        self._last.append(elapsed)
 
 
 def draft_prompts(n: int) -> list[str]:

@@ -32,6 +32,7 @@ import copy
 import logging
 import os
 import platform
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -53,6 +54,9 @@ from product_descgen.models import ModelsParams, resolve_model_dir  # noqa: E402
 from product_descgen.project_config import load_project_params  # noqa: E402
 
 logger = logging.getLogger("benchmark")
+
+
+DEFAULT_PATHS = ["plain", "generate+prefix", "pipeline"]
 
 
 class ForwardTimer:
@@ -301,7 +305,7 @@ def main() -> None:
     parser.add_argument("--quantization", default="none", choices=["none", "int8", "nf4"])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 8, 16, 32])
     parser.add_argument(
-        "--paths", nargs="+", default=["plain", "generate+prefix", "pipeline"],
+        "--paths", nargs="+", default=DEFAULT_PATHS,
         choices=["plain", "generate+prefix", "pipeline", "pipeline, float32 head",
                  "pipeline, plain head", "pipeline, library forward"],
         help="which paths to time ('pipeline, plain head': the float32 head without blocks)",
@@ -363,6 +367,8 @@ def write_section(table: str, args: argparse.Namespace, model_dir: str) -> None:
         f" --quantization {args.quantization}" if args.quantization != "none" else ""
     ) + (" --as-configured" if args.as_configured else "") + (
         f" --sizes {' '.join(map(str, args.sizes))}" if args.sizes != [1, 4, 8, 16, 32] else ""
+    ) + (
+        f" --paths {shlex.join(args.paths)}" if args.paths != DEFAULT_PATHS else ""
     )  # fmt: skip
     body = (
         f"{header}\n\n"

@@ -155,7 +155,7 @@ def _import_libraries(job: SpeedJob) -> None:
         importlib.import_module(module)
     architecture = AutoConfig.from_pretrained(job.model_dir).architectures[0]
     getattr(transformers, architecture)  # its modelling module, imported lazily otherwise
-    if job.connection.quantization in ("int8", "float16"):
+    if job.connection.quantization == "int8":
         importlib.import_module("torch.ao.nn.quantized.dynamic")
 
 

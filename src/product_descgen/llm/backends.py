@@ -26,7 +26,7 @@ class Connection(BaseModel):
     backend: Literal["transformers", "openai"] = "transformers"
     # transformers
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
-    quantization: Literal["none", "int8", "nf4", "float16"] = "none"  # how the weights are served
+    quantization: Literal["none", "int8", "nf4"] = "none"  # how the weights are served
     batch_size: PositiveInt = 16
     threads: PositiveInt | None = None
     # openai

@@ -33,14 +33,11 @@ def load_model(
     ``nf4``: bitsandbytes 4-bit, QLoRA's format: a QLoRA adapter is served on the base it was
     trained on, unmerged. (torch's dynamic int8, which also quantises activations, was 1.5-2x
     faster here but wrecked both default models' text: docs/benchmarks.md.)
-    ``float16``: the decoder's linear layers with float16 weights, computed in float32
-    (``float16_linears``); a QLoRA adapter is merged into its nf4 base's dequantised values,
-    the weights it was trained on.
     """
     import torch
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
-    if quantization == "nf4" or (quantization == "float16" and adapter):
+    if quantization == "nf4":
         config = BitsAndBytesConfig(
             load_in_4bit=True,
             bnb_4bit_quant_type="nf4",
@@ -52,8 +49,6 @@ def load_model(
     from product_descgen.llm import attention
 
     attention.use(model)  # before any adapter wraps it: the peft model shares its config
-    if quantization == "float16" and adapter:
-        model = model.dequantize()  # the nf4 base's values, as QLoRA trained the adapter on
     if adapter:
         from peft import PeftModel
 
@@ -71,34 +66,8 @@ def load_model(
 
         quantize_(model, Int8WeightOnlyConfig())
     _own_memory(model)
-    if quantization == "float16":
-        float16_linears(model)
     model.eval()
     return model
-
-
-def float16_linears(model: Any) -> Any:
-    """``model``'s float32 linear layers, the output layer's aside (screened: screen.py), as
-    float16 weights that fbgemm widens to float32 in registers (inputs and sums float32):
-    half the weights' memory, and on this CPU faster than MKL's float32 products at a decode
-    step's few rows (docs/benchmarks.md). torch's own module for it (``torch.ao``'s dynamic
-    float16 linear, which torchao has no replacement for on CPU)."""
-    import warnings
-
-    import torch
-    from torch.ao.quantization import float16_dynamic_qconfig, quantize_dynamic
-
-    output = model.get_output_embeddings()
-    spec = {
-        name: float16_dynamic_qconfig
-        for name, module in model.named_modules()
-        if type(module) is torch.nn.Linear
-        and module is not output
-        and module.weight.dtype == torch.float32
-    }
-    with warnings.catch_warnings():  # torch.ao's notice that it moves to torchao, which has
-        warnings.simplefilter("ignore", DeprecationWarning)  # no CPU float16 kernel (2026-11)
-        return quantize_dynamic(model, qconfig_spec=spec, dtype=torch.float16, inplace=True)
 
 
 def _own_memory(model: Any) -> None:

@@ -257,9 +257,9 @@ class Decoder:
             if top_p < 1.0:
                 self.processors.append(TopPLogitsWarper(top_p))
         self.stop = StopStringCriteria(tokenizer, stop) if stop else None
-        # greedy with processors that only lower scores: a float16 screen of the output layer
-        self.lipschitz = max(float(repetition_penalty), 1.0)
-        # (None: the float32 layer; used only on the lean forward, which can stop before it)
+        # greedy, with processors that only lower scores: the output layer screened by a
+        # float16 copy (screen.py), on the lean forward, which can stop before that layer
+        self.lipschitz = max(float(repetition_penalty), 1.0)  # how far a score error can move
         lowering = self.lean and temperature == 0 and repetition_penalty >= 1.0
         self.screen = ScreenedHead.of(model.get_output_embeddings()) if lowering else None
         config = model.config.get_text_config()
@@ -277,6 +277,7 @@ class Decoder:
 
     @property
     def _screen(self) -> ScreenedHead | None:
+        """The screen in use: none while the library's forward is (``lean`` off)."""
         return self.screen if self.lean else None
 
     def attention(self, mask: torch.Tensor, positions: torch.Tensor, queries: int) -> Any:

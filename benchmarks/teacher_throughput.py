@@ -36,6 +36,7 @@ import shlex
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
@@ -195,22 +196,14 @@ def run_pipeline_plain_head(backend, requests, timer):
 def run_pipeline_float32_head(backend, requests, timer):
     """The pipeline with the float32 output layer for every greedy choice (no float16
     screen, ``llm/screen.py``), for comparison."""
-    decoder = backend.decoder()
-    was, decoder.screen = decoder.screen, None
-    try:
+    with mock.patch.object(backend.decoder(), "screen", None):
         return run_pipeline(backend, requests, timer)
-    finally:
-        decoder.screen = was
 
 
 def run_pipeline_library_forward(backend, requests, timer):
     """The pipeline with transformers' forward pass (``llm/lean.py`` off), for comparison."""
-    decoder = backend.decoder()
-    was, decoder.lean = decoder.lean, False
-    try:
+    with mock.patch.object(backend.decoder(), "lean", False):
         return run_pipeline(backend, requests, timer)
-    finally:
-        decoder.lean = was
 
 
 def run_continuous(backend, requests, timer):

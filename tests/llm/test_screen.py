@@ -14,6 +14,17 @@ from product_descgen.llm.screen import ScreenedHead
 from tests.llm.test_decoding import PAD, prompts, tiny
 
 
+def _fbgemm() -> bool:
+    try:
+        torch.ops.quantized.linear_prepack_fp16(torch.ones(1, 1), None)
+    except RuntimeError:
+        return False
+    return True
+
+
+pytestmark = pytest.mark.skipif(not _fbgemm(), reason="fbgemm (x86 with AVX2) is not here")
+
+
 def near_ties(vocab: int = 3000, features: int = 64, seed: int = 0) -> torch.Tensor:
     """Random output-layer weights in which every odd row is its even neighbour moved by less
     than float16 resolves (its spacing is about 3e-5 at 0.05): the float16 copy cannot tell

@@ -38,6 +38,29 @@ def _join(
     return out.div_(first_weight.add_(second_weight)[..., None])
 
 
+def _prefix(
+    attention: Any,
+    queries: torch.Tensor,
+    ahead: torch.Tensor,
+    shared: tuple[torch.Tensor, torch.Tensor],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention of ``queries`` (``[tokens, heads, dim]``) over the shared prefix only
+    (``shared``, ``[1, kv heads, P, dim]``; ``ahead``: the additive mask, ``[tokens, P]``):
+    every token's query heads of a key/value head as one sequence against the one copy.
+    ``[tokens, kv heads, group, dim]`` and its log-sum-exp ``[tokens, kv heads, group]``."""
+    keys, values = shared
+    tokens, heads, dim = queries.shape
+    kv_heads, p = keys.shape[1], keys.shape[2]
+    group = heads // kv_heads
+    sequence = queries.view(tokens, kv_heads, group, dim).transpose(0, 1)
+    sequence = sequence.reshape(1, kv_heads, tokens * group, dim)
+    allowed = ahead[:, None].expand(tokens, group, p).reshape(1, 1, tokens * group, p)
+    out, lse = flash(sequence, keys, values, 0.0, False, attn_mask=allowed,
+                     scale=attention.scaling)  # fmt: skip
+    out = out.view(kv_heads, tokens, group, dim).transpose(0, 1)
+    return out, lse.view(kv_heads, tokens, group).transpose(0, 1)
+
+
 def decode_step(
     attention: Any,
     query: torch.Tensor,
@@ -50,19 +73,9 @@ def decode_step(
     ``value``: each row's whole columns; ``mask`` additive, ``[rows, 1, 1, columns]``) over
     the shared prefix (``shared``, ``[1, kv heads, P, dim]``) and each row's own columns
     after it. Returns ``[rows, kv heads, group, dim]``, as :func:`own`."""
-    keys, values = shared
     rows, heads, _, dim = query.shape
-    kv_heads, p = keys.shape[1], keys.shape[2]
-    group = heads // kv_heads
-    # the prefix: all rows' queries of a key/value head as one sequence against one copy
-    queries = query.view(rows, kv_heads, group, dim).transpose(0, 1)
-    queries = queries.reshape(1, kv_heads, rows * group, dim)
-    ahead = mask[:, 0, 0, :p, None].expand(rows, p, group).transpose(1, 2)
-    ahead = ahead.reshape(1, 1, rows * group, p)
-    first, first_lse = flash(queries, keys, values, 0.0, False, attn_mask=ahead,
-                             scale=attention.scaling)  # fmt: skip
-    first = first.view(kv_heads, rows, group, dim).transpose(0, 1)
-    first_lse = first_lse.view(kv_heads, rows, group).transpose(0, 1)
+    p = shared[0].shape[2]
+    first, first_lse = _prefix(attention, query.view(rows, heads, dim), mask[:, 0, 0, :p], shared)
     second, second_lse = own(attention, query, key[:, :, p:], value[:, :, p:], mask[..., p:])
     return _join(first, first_lse, second, second_lse)
 
@@ -95,20 +108,13 @@ def prompt_chunk(
     grid; ``key``, ``value``: each row's whole columns; ``mask`` additive, ``[rows, 1,
     columns, all columns]``) for its real tokens (``places``: where in the flattened grid),
     ``[tokens, heads * dim]``."""
-    keys, values = shared
     rows, heads, columns, dim = query.shape
-    kv_heads, p = keys.shape[1], keys.shape[2]
+    kv_heads, p = shared[0].shape[1], shared[0].shape[2]
     group, tokens = heads // kv_heads, places.numel()
-    # the prefix: every real token's query heads of a key/value head as one sequence
+    # the prefix, for the real tokens only
     real = query.transpose(1, 2).reshape(rows * columns, heads, dim).index_select(0, places)
-    queries = real.view(tokens, kv_heads, group, dim).transpose(0, 1)
-    queries = queries.reshape(1, kv_heads, tokens * group, dim)
     ahead = mask[:, 0, :, :p].reshape(rows * columns, p).index_select(0, places)
-    ahead = ahead[:, None].expand(tokens, group, p).reshape(1, 1, tokens * group, p)
-    first, first_lse = flash(queries, keys, values, 0.0, False, attn_mask=ahead,
-                             scale=attention.scaling)  # fmt: skip
-    first = first.view(kv_heads, tokens, group, dim).transpose(0, 1)
-    first_lse = first_lse.view(kv_heads, tokens, group).transpose(0, 1)
+    first, first_lse = _prefix(attention, real, ahead, shared)
     # each row's own columns: a key/value head's queries ordered (column, group)
     grid = query.transpose(1, 2).reshape(rows, columns, kv_heads, group, dim)
     grid = grid.transpose(1, 2).reshape(rows, kv_heads, columns * group, dim)

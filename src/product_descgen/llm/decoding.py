@@ -481,12 +481,13 @@ class Decoder:
             token, scores = self._screen.choose(
                 logits, approximate, lambda s: self.processors(ids, s), self.lipschitz
             )
-        elif self.temperature > 0:
-            scores = self.processors(ids, logits)
-            token = torch.multinomial(torch.softmax(scores, -1), 1, generator=generator)[:, 0]
         else:
             scores = self.processors(ids, logits)
-            token = greedy(scores)
+            if self.temperature > 0:
+                probabilities = torch.softmax(scores, -1)
+                token = torch.multinomial(probabilities, 1, generator=generator)[:, 0]
+            else:
+                token = greedy(scores)
         is_eos = torch.isin(token, self.eos)
         stopped = is_eos.clone()
         if self.stop is not None:

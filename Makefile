@@ -7,6 +7,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed
+# The export toolchain: OpenVINO's exporter (optimum-intel pins transformers <5.6, so it has its
+# own venv) and llama.cpp's LoRA-to-GGUF converter, taken from the llama-cpp-python sdist.
+EXPORT_VENV := .venv-export
+EXPORT_STAMP := $(EXPORT_VENV)/.installed
+LLAMA_CPP_SDIST := llama-cpp-python==0.3.36
 
 # The project runs offline and quietly: no telemetry, no model hub.
 export KEDRO_DISABLE_TELEMETRY := true
@@ -14,10 +19,7 @@ export DO_NOT_TRACK := 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
-# Torch threads: 2 cores here. Runs use both; tests use 1 because some start a second process
-# (a server) that would otherwise fight for the same cores (50x slower matmuls were seen).
-RUN_THREADS ?= 2
-TEST_THREADS ?= 1
+# CPU threads are one setting, runtime.threads in conf/base/parameters.yml (tests: tests/conftest.py).
 
 .PHONY: help install system-deps models run test viz viz-build mlflow-ui lint format clean
 
@@ -33,7 +35,19 @@ $(STAMP): pyproject.toml requirements/lock.txt requirements/nodeps.txt
 	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
 	touch $@
 
-install: $(STAMP)  ## create .venv (if missing) and install the pinned dependencies
+$(EXPORT_STAMP): requirements/export.txt | $(STAMP)
+	test -x $(EXPORT_VENV)/bin/python || $(BIN)/uv venv --quiet --python $(PYTHON) $(EXPORT_VENV)
+	$(BIN)/uv pip install --python $(EXPORT_VENV)/bin/python -r requirements/export.txt
+	rm -rf $(EXPORT_VENV)/sdist $(EXPORT_VENV)/llama.cpp && mkdir -p $(EXPORT_VENV)/sdist
+	$(BIN)/python -m pip download --quiet --disable-pip-version-check --no-binary :all: --no-deps \
+		$(LLAMA_CPP_SDIST) -d $(EXPORT_VENV)/sdist
+	tar -xzf $(EXPORT_VENV)/sdist/*.tar.gz -C $(EXPORT_VENV)/sdist --wildcards \
+		'*/vendor/llama.cpp/convert_*.py' '*/vendor/llama.cpp/conversion/*' \
+		'*/vendor/llama.cpp/gguf-py/*' '*/vendor/llama.cpp/LICENSE'
+	mv $(EXPORT_VENV)/sdist/*/vendor/llama.cpp $(EXPORT_VENV)/llama.cpp && rm -rf $(EXPORT_VENV)/sdist
+	touch $@
+
+install: $(STAMP) $(EXPORT_STAMP)  ## create .venv and .venv-export (if missing), install pinned deps
 
 system-deps:  ## Debian packages the browser tests drive: chromium and its driver (needs root)
 	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then \
@@ -42,14 +56,14 @@ system-deps:  ## Debian packages the browser tests drive: chromium and its drive
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
 	fi
 
-models: $(STAMP)  ## convert the configured teacher and student to model dirs (cached)
-	OMP_NUM_THREADS=$(RUN_THREADS) $(BIN)/python -m product_descgen.models prepare
+models: $(STAMP) $(EXPORT_STAMP)  ## convert the configured teacher and student to model dirs (cached)
+	$(BIN)/python -m product_descgen.models prepare
 
 run: models  ## install, prepare models, run the default pipeline on the demo catalogue
-	OMP_NUM_THREADS=$(RUN_THREADS) $(BIN)/kedro run
+	$(BIN)/kedro run
 
-test: $(STAMP)  ## install, then run the test suite
-	OMP_NUM_THREADS=$(TEST_THREADS) $(BIN)/python -m pytest
+test: $(STAMP) $(EXPORT_STAMP)  ## install, then run the test suite
+	$(BIN)/python -m pytest
 
 viz: $(STAMP)  ## Kedro-Viz on http://127.0.0.1:4141
 	$(BIN)/kedro viz run

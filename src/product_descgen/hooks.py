@@ -17,6 +17,18 @@ logger = logging.getLogger(__name__)
 PIPELINES = ("data_prep", "teacher_generation", "finetune", "evaluation", "describe", "reporting")
 
 
+class RuntimeHooks:
+    """Applies the ``runtime`` parameters (CPU threads) before any node runs."""
+
+    @hook_impl
+    def after_context_created(self, context: Any) -> None:
+        from product_descgen.runtime import RuntimeParams, set_threads
+
+        params = RuntimeParams.model_validate(context.params.get("runtime", {}))
+        set_threads(params.threads)
+        logger.info("Runtime: %d CPU thread(s) per process", params.threads)
+
+
 class PipelineTimingHooks:
     """Sums node wall time by pipeline (its tag) and logs the table after the run."""
 

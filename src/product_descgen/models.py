@@ -149,19 +149,44 @@ def resolve_model_dir(spec: ModelSpec | dict[str, Any], cache_dir: str | Path) -
     return str(convert_gguf(gguf_path, out_dir).resolve())
 
 
+def openvino_dir(spec: ModelSpec | dict[str, Any], cache_dir: str | Path, weights: str) -> str:
+    """The model exported for the OpenVINO engine with ``weights`` (exported once, cached under
+    ``cache_dir/openvino``)."""
+    from product_descgen.export.openvino import export_openvino, is_exported
+
+    spec = ModelSpec.model_validate(spec)
+    hf_dir = resolve_model_dir(spec, cache_dir)
+    name = spec.cache_name if spec.gguf_package else re.sub(r"[^A-Za-z0-9_.-]+", "_", hf_dir)
+    out_dir = Path(cache_dir) / "openvino" / f"{name.strip('_')}--{weights}"
+    if not is_exported(out_dir):
+        export_openvino(hf_dir, out_dir, weights)  # type: ignore[arg-type]
+    return str(out_dir.resolve())
+
+
+def served_model_dir(
+    spec: ModelSpec | dict[str, Any], cache_dir: str | Path, connection: Any
+) -> str:
+    """What ``make_backend`` needs for ``spec`` served by ``connection``: the exported OpenVINO
+    directory for the ``openvino`` backend, the model directory otherwise."""
+    if connection.backend == "openvino":
+        return openvino_dir(spec, cache_dir, connection.weights)
+    return resolve_model_dir(spec, cache_dir)
+
+
 def load_tokenizer(spec: ModelSpec | dict[str, Any], cache_dir: str | Path) -> Any:
     """The tokenizer of the model that ``spec`` names."""
     from transformers import AutoTokenizer
 
     spec = ModelSpec.model_validate(spec)
-    return AutoTokenizer.from_pretrained(resolve_model_dir(spec, cache_dir), revision=spec.revision)
+    return AutoTokenizer.from_pretrained(resolve_model_dir(spec, cache_dir))
 
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m product_descgen.models prepare``: convert the models in the project config."""
     import argparse
 
-    from product_descgen.project_config import load_project_params
+    from product_descgen.llm.backends import Connection
+    from product_descgen.project_config import load_project_config, load_project_params
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["prepare"])
@@ -169,10 +194,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     models = ModelsParams.model_validate(load_project_params(args.env)["models"])
+    catalog = load_project_config("catalog", args.env)
     for role, spec in (("student", models.student), ("teacher", models.teacher),
                        ("judge", models.judge_spec)):  # fmt: skip
         where = resolve_model_dir(spec, models.cache_dir)
         logger.info("%s model ready: %s", role, where)
+        entry = catalog.get(f"{role}_llm", {})
+        connection = Connection.model_validate(entry.get("connection", {}))
+        if connection.backend == "openvino" and role != "student":  # the student: finetune's
+            where = openvino_dir(spec, models.cache_dir, connection.weights)
+            logger.info("%s model for OpenVINO ready: %s", role, where)
 
 
 if __name__ == "__main__":

@@ -10,9 +10,16 @@ from kedro.config import OmegaConfigLoader
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
-def load_project_params(env: str | None = None, root: Path = PROJECT_ROOT) -> dict[str, Any]:
-    """Parameters as ``kedro run --env ENV`` would see them."""
+def load_project_config(
+    kind: str, env: str | None = None, root: Path = PROJECT_ROOT
+) -> dict[str, Any]:
+    """Configuration of ``kind`` ("parameters", "catalog") as ``kedro run --env ENV`` sees it."""
     loader = OmegaConfigLoader(
         conf_source=str(root / "conf"), base_env="base", default_run_env="local", env=env
     )
-    return dict(loader["parameters"])
+    return dict(loader[kind])
+
+
+def load_project_params(env: str | None = None, root: Path = PROJECT_ROOT) -> dict[str, Any]:
+    """Parameters as ``kedro run --env ENV`` would see them."""
+    return load_project_config("parameters", env, root)

@@ -7,6 +7,6 @@ CONFIG_LOADER_ARGS = {
     "default_run_env": "local",
 }
 
-from product_descgen.hooks import MlflowParamsHooks, PipelineTimingHooks  # noqa: E402
+from product_descgen.hooks import MlflowParamsHooks, PipelineTimingHooks, RuntimeHooks  # noqa: E402
 
-HOOKS = (PipelineTimingHooks(), MlflowParamsHooks())
+HOOKS = (RuntimeHooks(), PipelineTimingHooks(), MlflowParamsHooks())

@@ -1,5 +1,10 @@
-from product_descgen.llm.hf_backend import TransformersBackend
+import pytest
+import torch
+
+from product_descgen.llm.hf_backend import TransformersBackend, load_model, resolve_device
 from product_descgen.llm.types import GenerationSettings, Request
+
+CHAT = Request(key="c", messages=({"role": "user", "content": "Hi"},))
 
 
 def make_requests(n: int) -> list[Request]:
@@ -9,100 +14,202 @@ def make_requests(n: int) -> list[Request]:
     ]
 
 
-def test_batched_generation_returns_every_item_with_counts(tiny_model_dir):
-    backend = TransformersBackend(
-        str(tiny_model_dir), GenerationSettings(max_new_tokens=6), batch_size=3, threads=1
-    )
-    batches = list(backend.generate(make_requests(7)))
+def run(backend: TransformersBackend, requests: list[Request]) -> dict:
+    return {r.key: r for batch in backend.generate(requests) for r in batch}
+
+
+@pytest.fixture(scope="module")
+def backend(tiny_model_dir):
+    """One loaded tiny model (float32, CPU); tests set ``settings`` and ``batch_size``."""
+    return TransformersBackend(str(tiny_model_dir), GenerationSettings(), device="cpu")
+
+
+@pytest.fixture(autouse=True)
+def reset(backend):
+    model, config = backend.model, backend.model.generation_config.to_dict()
+    yield
+    backend.settings, backend.batch_size, backend.model = GenerationSettings(), 16, model
+    backend.model.generation_config.update(**config)
+
+
+def test_batches_come_back_longest_first_with_counts(backend):
+    backend.settings, backend.batch_size = GenerationSettings(max_new_tokens=6), 3
+    requests = make_requests(7)
+    batches = list(backend.generate(requests))
     assert [len(b) for b in batches] == [3, 3, 1]
     results = [r for b in batches for r in b]
-    assert sorted(r.key for r in results) == sorted(f"k{i}" for i in range(7))
-    assert all(r.ok and 0 < r.completion_tokens <= 6 for r in results)
-    # longest prompts first, so each batch pads little
-    lengths = [r.prompt_tokens for r in results]
-    assert lengths == sorted(lengths, reverse=True)
-    assert all(r.meta["item_id"] for r in results)
+    assert sorted(r.key for r in results) == sorted(r.key for r in requests)
+    lengths = {r.key: len(backend.tokenise(r)) for r in requests}
+    assert [r.prompt_tokens for r in results] == [lengths[r.key] for r in results]
+    assert [r.prompt_tokens for r in results] == sorted(lengths.values(), reverse=True)
+    # the random tiny model emits no EOS in 6 tokens: every row runs to max_new_tokens
+    assert all(r.ok and r.completion_tokens == 6 and r.finish_reason == "length" for r in results)
+    assert all(r.meta["item_id"] and r.meta["batch_size"] == 3 for r in results)
+    for batch in batches:  # every row of a batch gets the batch's wall time
+        assert len({r.latency_s for r in batch}) == 1 and batch[0].latency_s > 0
 
 
-def test_greedy_is_deterministic_and_batch_independent(tiny_model_dir):
-    settings = GenerationSettings(max_new_tokens=8)
-    one = TransformersBackend(str(tiny_model_dir), settings, batch_size=1, threads=1)
-    many = TransformersBackend(str(tiny_model_dir), settings, batch_size=3, threads=1)
-    texts_one = {r.key: r.text for b in one.generate(make_requests(7)) for r in b}
-    chunks = list(many.generate(make_requests(7)))
-    texts_many = {r.key: r.text for b in chunks for r in b}
-    assert texts_one == texts_many  # padding and slot refills do not change greedy outputs
-    assert all(len(chunk) <= 3 for chunk in chunks)
+def test_greedy_is_batch_size_independent(backend):
+    """Left padding is masked out, so in float32 a prompt's greedy text does not depend on
+    what it is batched with."""
+    backend.settings = GenerationSettings(max_new_tokens=8)
+    backend.batch_size = 1
+    alone = {k: r.text for k, r in run(backend, make_requests(7)).items()}
+    backend.batch_size = 3
+    batched = {k: r.text for k, r in run(backend, make_requests(7)).items()}
+    assert batched == alone
+    assert len(set(alone.values())) > 1  # the prompts do give different texts
 
 
-def test_seeded_sampling_is_reproducible(tiny_model_dir):
-    settings = GenerationSettings(max_new_tokens=8, temperature=1.0, seed=3)
-    backend = TransformersBackend(str(tiny_model_dir), settings, batch_size=2, threads=1)
-    first = [r.text for b in backend.generate(make_requests(2)) for r in b]
-    again = [r.text for b in backend.generate(make_requests(2)) for r in b]
-    assert first == again
+def test_seeded_sampling_is_reproducible(backend):
+    backend.settings, backend.batch_size = GenerationSettings(max_new_tokens=8), 2
+    greedy = {k: r.text for k, r in run(backend, make_requests(4)).items()}
+    sampled = []
+    for seed in (3, 3, 4):
+        backend.settings = GenerationSettings(max_new_tokens=8, temperature=1.0, seed=seed)
+        sampled.append({k: r.text for k, r in run(backend, make_requests(4)).items()})
+    assert sampled[0] == sampled[1]
+    assert sampled[0] != sampled[2] and sampled[0] != greedy
 
 
-def test_chat_requests_use_the_chat_template(tiny_model_dir):
-    backend = TransformersBackend(str(tiny_model_dir), GenerationSettings(max_new_tokens=4))
-    request = Request(key="c", messages=({"role": "user", "content": "Hi"},))
-    assert "<|im_start|>user\nHi" in backend.render(request)
-    [[result]] = list(backend.generate([request]))
-    assert result.ok
-
-
-def test_prefix_cache_gives_the_same_greedy_output(tiny_model_dir):
-    shared = "Instructions shared by every prompt, long enough to be cached. " * 4
-    requests = [Request(key=str(i), prompt=shared + "Product number " + "x " * i) for i in range(5)]
-    settings = GenerationSettings(max_new_tokens=8)
-    cached = TransformersBackend(str(tiny_model_dir), settings, batch_size=3, threads=1)
-    plain = TransformersBackend(
-        str(tiny_model_dir), settings, batch_size=1, threads=1, prefix_cache=False
-    )
-    ids = cached._tokenise(requests)
-    assert cached.shared_prefix(ids) >= 32
-    assert plain.shared_prefix(ids) == 0
-    with_cache = {r.key: r.text for b in cached.generate(requests) for r in b}
-    alone = {r.key: r.text for b in plain.generate(requests) for r in b}
-    assert with_cache == alone
-
-
-def test_plain_prompts_get_the_tokenizers_special_tokens_chat_prompts_do_not(tiny_model_dir):
-    backend = TransformersBackend(str(tiny_model_dir), GenerationSettings(max_new_tokens=2))
-    plain, chat = backend._tokenise(
-        [
-            Request(key="p", prompt="Hi"),
-            Request(key="c", messages=({"role": "user", "content": "Hi"},)),
-        ]
-    )
+def test_chat_requests_use_the_chat_template(backend, monkeypatch):
+    assert "<|im_start|>user\nHi" in backend.render(CHAT)
+    plain, chat = backend.tokenise(Request(key="p", prompt="Hi")), backend.tokenise(CHAT)
     assert plain == backend.tokenizer("Hi")["input_ids"]
-    rendered = backend.render(Request(key="c", messages=({"role": "user", "content": "Hi"},)))
-    assert chat == backend.tokenizer(rendered, add_special_tokens=False)["input_ids"]
+    assert chat == backend.tokenizer(backend.render(CHAT), add_special_tokens=False)["input_ids"]
+    seen, generate = [], backend.model.generate
+    monkeypatch.setattr(
+        backend.model, "generate", lambda **kw: seen.append(kw["input_ids"]) or generate(**kw)
+    )
+    backend.settings = GenerationSettings(max_new_tokens=4)
+    [[result]] = list(backend.generate([CHAT]))
+    assert result.ok and result.prompt_tokens == len(chat)
+    assert seen[0][0].tolist() == chat
 
 
-def test_a_failure_costs_only_the_prompts_in_flight(tiny_model_dir, monkeypatch):
-    """An error mid-decode is recorded for the rows then in flight; the rest still finish,
-    with the outputs they get without the failure."""
-    from product_descgen.llm.decoding import Decoder
+def test_stop_strings_cut_the_text_and_end_the_row(backend):
+    backend.settings, backend.batch_size = GenerationSettings(max_new_tokens=8), 7
+    plain = run(backend, make_requests(7))
+    words = plain["k3"].text.split(" ")
+    assert len(words) > 2  # the tiny model repeats a word: stop across its first two
+    stop = words[0][-2:] + " " + words[1][:1]  # mid-token: generate's own text runs past it
+    backend.settings = GenerationSettings(max_new_tokens=8, stop=[stop])
+    cut = run(backend, make_requests(7))
+    assert {r.finish_reason for r in cut.values()} == {"stop", "length"}  # rows of both kinds
+    for key, result in cut.items():
+        before = plain[key].text
+        if stop in before:
+            assert result.finish_reason == "stop"
+            assert result.text == before[: before.index(stop)].strip()
+            # ended early: the padding after it (other rows ran on) is not counted
+            assert 0 < result.completion_tokens < 8
+        else:
+            assert result.finish_reason == "length" and result.completion_tokens == 8
+            assert result.text == before
 
-    settings = GenerationSettings(max_new_tokens=6)
-    clean = TransformersBackend(str(tiny_model_dir), settings, batch_size=2, threads=1)
-    expected = {r.key: r.text for b in clean.generate(make_requests(7)) for r in b}
-    forward, calls = Decoder._forward, []
 
-    def failing(self, *args, **kwargs):
+def test_eos_ends_a_row_with_stop_and_is_not_counted(backend):
+    backend.settings, backend.batch_size = GenerationSettings(max_new_tokens=8), 7
+    plain = run(backend, make_requests(7))
+    first = backend.tokenizer(" " + plain["k3"].text.split(" ")[1])["input_ids"][0]
+    backend.model.generation_config.eos_token_id = first  # pad (<|im_end|>) is now not EOS
+    ended = run(backend, make_requests(7))
+    assert {r.finish_reason for r in ended.values()} == {"stop", "length"}
+    for key, result in ended.items():
+        if result.finish_reason == "stop":  # the EOS itself is not a generated token
+            assert result.completion_tokens == len(backend.tokenizer(result.text)["input_ids"])
+            assert result.completion_tokens < 8 and plain[key].text.startswith(result.text)
+        else:
+            assert result.completion_tokens == 8 and result.text == plain[key].text
+
+
+class FakeModel:
+    """Reports a device no tensor is on by default and records what ``generate`` gets."""
+
+    def __init__(self, real) -> None:
+        self.device = torch.device("meta")
+        self.generation_config = real.generation_config
+        self.calls: list[dict] = []
+
+    def generate(self, **kwargs):
+        self.calls.append(kwargs)
+        rows, width = kwargs["input_ids"].shape
+        return torch.full((rows, width + 3), 42)
+
+
+def test_every_input_goes_to_the_models_device(backend):
+    fake = FakeModel(backend.model)
+    backend.model, backend.batch_size = fake, 3
+    backend.settings = GenerationSettings(max_new_tokens=3)
+    results = [r for b in backend.generate(make_requests(5)) for r in b]
+    assert len(fake.calls) == 2 and all(r.completion_tokens == 3 for r in results)
+    for kwargs in fake.calls:
+        tensors = [v for v in kwargs.values() if isinstance(v, torch.Tensor)]
+        assert {"input_ids", "attention_mask"} <= kwargs.keys()
+        assert all(t.device == fake.device for t in tensors)
+
+
+def test_an_error_in_generate_propagates(backend, monkeypatch):
+    calls, generate = [], backend.model.generate
+
+    def failing(**kwargs):
         calls.append(1)
-        if len(calls) == 3:  # the first grid's second decode step
-            raise RuntimeError("boom")
-        return forward(self, *args, **kwargs)
+        if len(calls) == 2:
+            raise RuntimeError("CUDA out of memory")
+        return generate(**kwargs)
 
-    monkeypatch.setattr(Decoder, "_forward", failing)
-    backend = TransformersBackend(str(tiny_model_dir), settings, batch_size=2, threads=1)
-    results = [r for b in backend.generate(make_requests(7)) for r in b]
-    assert sorted(r.key for r in results) == sorted(expected)  # each once
-    lost = [r for r in results if not r.ok]
-    assert len(lost) == 2 and all(r.error == "RuntimeError: boom" for r in lost)
-    assert {r.key for r in lost} == {"k4", "k3"}  # the longest two: the first grid
-    assert {r.key: r.text for r in results if r.ok} == {
-        k: v for k, v in expected.items() if k not in {r.key for r in lost}
-    }
+    monkeypatch.setattr(backend.model, "generate", failing)
+    backend.settings, backend.batch_size = GenerationSettings(max_new_tokens=3), 3
+    stream = backend.generate(make_requests(7))
+    assert all(r.ok for r in next(stream))  # the first batch is delivered as it finishes
+    with pytest.raises(RuntimeError, match="out of memory"):
+        next(stream)
+
+
+def test_an_empty_prompt_is_a_failed_row(backend):
+    backend.settings = GenerationSettings(max_new_tokens=2)
+    results = run(backend, [Request(key="e", prompt=""), *make_requests(2)])
+    assert results["e"].error == "empty prompt" and not results["e"].ok
+    assert results["k0"].ok and results["k1"].ok
+
+
+def test_a_missing_chat_template_fails_loudly(backend, monkeypatch):
+    monkeypatch.setattr(backend, "has_chat_template", False)
+    with pytest.raises(ValueError, match="no chat template"):
+        list(backend.generate([CHAT]))
+
+
+def test_auto_device_is_cuda_when_there_is_one_else_cpu(backend):
+    assert backend.model.device == torch.device("cpu")
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device("cpu") == "cpu" and resolve_device("cuda") == "cuda"
+
+
+def test_an_adapter_is_merged_into_a_plain_base_and_kept_on_a_quantized_one(
+    tiny_model_dir, tmp_path
+):
+    from peft import LoraConfig, PeftModel, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    lora = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+    for name, param in lora.named_parameters():
+        if "lora_B" in name:  # non-zero B, so the adapter changes the output
+            torch.nn.init.normal_(param, std=0.5)
+    lora.save_pretrained(tmp_path / "adapter")
+    adapter = str(tmp_path / "adapter")
+
+    plain = load_model(str(tiny_model_dir), adapter=adapter, device="cpu")
+    assert not isinstance(plain, PeftModel)
+    assert not any("lora" in name for name, _ in plain.named_parameters())
+    nf4 = load_model(str(tiny_model_dir), quantization="nf4", adapter=adapter, device="cpu")
+    assert isinstance(nf4, PeftModel) and nf4.device == torch.device("cpu")
+    ids = torch.tensor([[1, 2, 3, 4]])
+    with torch.inference_mode():
+        reference = PeftModel.from_pretrained(
+            AutoModelForCausalLM.from_pretrained(tiny_model_dir), adapter
+        )(ids).logits
+        without = AutoModelForCausalLM.from_pretrained(tiny_model_dir)(ids).logits
+        assert torch.allclose(plain(ids).logits, reference, atol=1e-4)
+        assert not torch.allclose(plain(ids).logits, without, atol=1e-4)

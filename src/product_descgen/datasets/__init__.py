@@ -3,10 +3,15 @@
 from product_descgen.datasets.folders import RatingsFolderDataset
 from product_descgen.datasets.jsonlines import JSONLinesDataset
 from product_descgen.datasets.llm import CallStoreDataset, LLMConnectionDataset
-from product_descgen.datasets.models import LudwigModelDataset, PeftAdapterDataset
+from product_descgen.datasets.models import (
+    ExportedModelDataset,
+    LudwigModelDataset,
+    PeftAdapterDataset,
+)
 
 __all__ = [
     "CallStoreDataset",
+    "ExportedModelDataset",
     "JSONLinesDataset",
     "LLMConnectionDataset",
     "LudwigModelDataset",

@@ -88,3 +88,36 @@ class PeftAdapterDataset(_VersionedDirectory):
         path = Path(self._get_save_path())
         shutil.rmtree(path, ignore_errors=True)
         peft_model.save_pretrained(str(path))
+
+
+class ExportedModelDataset(_VersionedDirectory):
+    """A model exported for a serving engine (an OpenVINO IR directory, a GGUF adapter folder).
+
+    The export node builds the directory in a temporary place and returns its path; saving moves
+    it under ``<filepath>/<version>/``. Loading gives the directory's path, which backends and
+    servers open themselves.
+    """
+
+    def __init__(
+        self,
+        filepath: str,
+        marker: str,
+        version: Version | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(filepath=filepath, version=version, metadata=metadata)
+        self._marker = marker  # a file every complete export holds
+
+    def load(self) -> str:
+        path = Path(self._get_load_path())
+        if not (path / self._marker).is_file():
+            raise DatasetError(f"no exported model at {path} ({self._marker} missing)")
+        return str(path)
+
+    def save(self, data: str) -> None:
+        source = Path(data)
+        if not (source / self._marker).is_file():
+            raise DatasetError(f"{source} is not a complete export ({self._marker} missing)")
+        path = Path(self._get_save_path())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(source, path)

@@ -24,9 +24,9 @@ class ServingOverride(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    precision: str | None = Field(None, pattern="^(f32|auto)$")
     quantization: str | None = Field(None, pattern="^(none|int8|nf4)$")
     batch_size: PositiveInt | None = None
-    threads: PositiveInt | None = None
 
 
 class SpeedParams(BaseModel):
@@ -35,6 +35,8 @@ class SpeedParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     sample_size: PositiveInt = 16
+    warmup_size: int = Field(4, ge=0)  # products served before the clock starts (not measured)
+    pairs: PositiveInt = 3  # rounds of both systems, fresh processes, order alternating
     seed: int = 0
     teacher: ServingOverride = ServingOverride()
     student: ServingOverride = ServingOverride()
@@ -77,6 +79,5 @@ class DescribeParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    generation: GenerationSettings = GenerationSettings(max_new_tokens=160)
     gate: GateParams = GateParams()
     progress: bool = True

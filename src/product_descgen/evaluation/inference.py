@@ -33,20 +33,30 @@ def student_requests(items: pd.DataFrame, template: str) -> list[Request]:
     ]
 
 
+def served_student(
+    connection: Any, base_model_dir: str, adapter: str, exported: str
+) -> tuple[str, str | None]:
+    """What serves the fine-tuned student under ``connection``: the exported OpenVINO model
+    (adapter merged in) for ``openvino``; the base model and the peft adapter otherwise."""
+    if connection.backend == "openvino":
+        return exported, None
+    return base_model_dir, adapter
+
+
 def run_student(
     items: pd.DataFrame,
     connection: Any,
-    model_dir: str,
-    adapter: str,
+    model: tuple[str, str | None],
     template: str,
     settings: Any,
     desc: str,
     progress: bool = True,
 ) -> pd.DataFrame:
-    """The fine-tuned student on ``items``: one inference each, as a results table."""
+    """The fine-tuned student on ``items``: one inference each, as a results table.
+    ``model``: the model directory and adapter from :func:`served_student`."""
     from product_descgen.llm.backends import make_backend
 
-    backend = make_backend(connection, model_dir, settings, adapter=adapter)
+    backend = make_backend(connection, model[0], settings, adapter=model[1])
     return results_frame(generate_all(backend, student_requests(items, template), desc, progress))
 
 

@@ -1,19 +1,15 @@
 """Throughput, memory and cost: the teacher pipeline (two inferences) against the student (one),
-each system measured in its own process so its memory figures are its own.
+each system served by its configured engine in a fresh process of its own, so its memory figures
+are its own.
 
     python -m product_descgen.evaluation.speed JOB.json RESULT.json   # what the node runs
 
-Memory, from the kernel's counters of the worker process:
-* ``rss_before_load_mb``: the process before the model is loaded (Python, torch, tokenizer);
-* ``loaded_mb``: resident memory after loading, less that baseline (weights as served);
-* ``model_peak_mb``: peak resident memory while generating, less the baseline (weights plus
-  runtime: KV cache, activations, logits). The load's own transient peak is excluded by
-  resetting the high-water mark (``/proc/self/clear_refs``) once the model is in place;
-* ``process_peak_mb``: the whole process's peak while generating.
-
-Workers return large freed blocks to the OS (``release_freed_memory``), so the peaks count
-live memory, not what glibc's allocator chose to keep; serve with
-``MALLOC_MMAP_THRESHOLD_=131072`` to get the same footprint.
+Protocol (the same for both systems): the model, tokenizer and engine are built at load; a
+warm-up serves products outside the measured sample; the measured products are then served
+once, each request's clock starting before its prefill. Memory comes from the kernel's counters
+of the worker process: ``loaded_mb`` is resident memory after loading less the process before
+loading (Python and libraries); ``model_peak_mb`` the peak while serving less that baseline
+(weights plus runtime: KV cache, activations); ``process_peak_mb`` the whole process's peak.
 """
 
 from __future__ import annotations
@@ -24,6 +20,7 @@ import gc
 import json
 import logging
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,6 +36,8 @@ from product_descgen.evaluation.inference import student_requests
 from product_descgen.llm.backends import Connection, make_backend
 from product_descgen.llm.prompts import PromptSet
 from product_descgen.llm.types import GenerationSettings
+from product_descgen.runtime import ENV_VAR as THREADS_ENV
+from product_descgen.runtime import threads
 from product_descgen.teacher.generate import draft_variables, refine_variables, step_requests
 
 logger = logging.getLogger(__name__)
@@ -64,8 +63,9 @@ class SpeedJob(BaseModel):
     # student: its training prompt and settings
     template: str | None = None
     generation: GenerationSettings | None = None
+    warmup_items: list[dict[str, Any]] = []  # served before the clock starts, not measured
+    gate: dict[str, Any] | None = None  # quality gate thresholds: pass rate beside throughput
     return_texts: bool = False  # add the final texts to the result (benchmarks compare them)
-    mmap_threshold: int | None = 128 * 1024  # glibc's, bytes (release_freed_memory)
 
 
 def _status_kb(field: str) -> int:
@@ -83,20 +83,6 @@ def peak_mb() -> float:
     return _status_kb("VmHWM") / 1024
 
 
-def release_freed_memory(threshold: int | None = 128 * 1024) -> None:
-    """Have glibc hand large freed blocks back to the OS: a fixed mmap threshold of
-    ``threshold`` bytes, as ``MALLOC_MMAP_THRESHOLD_`` does (``None``: glibc's default). By
-    default glibc raises the threshold after the first large frees, so freed activations stay
-    resident: 150-500 MB on the demo student, which the peak would then count as the model's.
-    The price is speed: every large block is then a fresh mapping, paged in as it is written
-    (``benchmarks/allocator_threshold.py`` measures both). Both systems' workers run with the
-    same setting."""
-    if threshold is None:
-        return
-    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to set
-        ctypes.CDLL("libc.so.6").mallopt(-3, threshold)  # -3: M_MMAP_THRESHOLD
-
-
 def reset_peak() -> None:
     """Return freed heap to the OS, then restart the peak counter at the current RSS."""
     gc.collect()
@@ -105,7 +91,10 @@ def reset_peak() -> None:
     Path("/proc/self/clear_refs").write_text("5")
 
 
-def _teacher(backend: Any, job: SpeedJob) -> tuple[list[float], list[int], int, list]:
+Served = dict[str, Any]  # latency, per-step tokens, the delivered texts
+
+
+def _teacher(backend: Any, job: SpeedJob, items: list[dict[str, Any]]) -> Served:
     prompts = PromptSet.model_validate(job.prompts).require("draft", "refine")
     rules, model = job.rules or {}, job.model_dir
 
@@ -119,26 +108,57 @@ def _teacher(backend: Any, job: SpeedJob) -> tuple[list[float], list[int], int, 
         by_key = {r.key: r for batch in backend.generate(requests) for r in batch}
         return {item["product_id"]: by_key[r.key] for item, r in zip(items, requests, strict=True)}
 
-    drafts = step("draft", job.items, job.draft or GenerationSettings())
-    drafted = [{**it, "draft": drafts[it["product_id"]].text} for it in job.items]
+    drafts = step("draft", items, job.draft or GenerationSettings())
+    drafted = [{**it, "draft": drafts[it["product_id"]].text} for it in items]
     refined = step(
         "refine", [it for it in drafted if it["draft"]], job.refine or GenerationSettings()
     )
-    latency, tokens, texts = [], [], []
-    for item in job.items:
-        parts = [drafts[item["product_id"]], refined.get(item["product_id"])]
-        latency.append(sum(p.latency_s for p in parts if p))
-        tokens.append(sum(p.completion_tokens for p in parts if p))
-        texts.append(parts[1].text if parts[1] else None)
-    return latency, tokens, 2, texts
+    out: Served = {"latency": [], "texts": [], "finish": [], "steps": {"draft": [], "refine": []}}
+    for item in items:
+        parts = {"draft": drafts[item["product_id"]], "refine": refined.get(item["product_id"])}
+        out["latency"].append(sum(p.latency_s for p in parts.values() if p))
+        for name, part in parts.items():
+            out["steps"][name].append(part)
+        final = parts["refine"]
+        out["texts"].append(final.text if final else None)
+        out["finish"].append(final.finish_reason if final else None)
+    return out
 
 
-def _student(backend: Any, job: SpeedJob) -> tuple[list[float], list[int], int, list]:
-    requests = student_requests(pd.DataFrame(job.items), job.template or "")
+def _student(backend: Any, job: SpeedJob, items: list[dict[str, Any]]) -> Served:
+    requests = student_requests(pd.DataFrame(items), job.template or "")
     by_key = {r.key: r for batch in backend.generate(requests) for r in batch}
     results = [by_key[r.key] for r in requests]
-    latency = [r.latency_s for r in results]
-    return latency, [r.completion_tokens for r in results], 1, [r.text for r in results]
+    return {
+        "latency": [r.latency_s for r in results],
+        "texts": [r.text for r in results],
+        "finish": [r.finish_reason for r in results],
+        "steps": {"describe": results},
+    }
+
+
+def _tokens(served: Served) -> dict[str, float]:
+    """Prompt and generated tokens per description, per step and in all."""
+    out: dict[str, float] = {}
+    n = len(served["latency"])
+    for name, results in served["steps"].items():
+        out[f"{name}_prompt_tokens"] = sum(r.prompt_tokens for r in results if r) / n
+        out[f"{name}_generated_tokens"] = sum(r.completion_tokens for r in results if r) / n
+    last = list(served["steps"].values())[-1]
+    out["final_text_tokens"] = sum(r.completion_tokens for r in last if r) / n
+    return out
+
+
+def gate_pass_rate(texts: list, items: list[dict[str, Any]], finish: list, gate: Any) -> float:
+    """Share of the delivered texts that pass the quality gate."""
+    from product_descgen.quality.checks import GateParams, check_description
+
+    params = GateParams.model_validate(gate or {})
+    passed = [
+        not check_description(text, item["input_text"], params, reason)
+        for text, item, reason in zip(texts, items, finish, strict=True)
+    ]
+    return sum(passed) / len(passed) if passed else float("nan")
 
 
 def _import_libraries(job: SpeedJob) -> None:
@@ -146,6 +166,10 @@ def _import_libraries(job: SpeedJob) -> None:
     footprint, not the model's."""
     import importlib
 
+    if job.connection.backend == "openvino":
+        for module in ("openvino", "openvino_genai", "transformers"):
+            importlib.import_module(module)
+        return
     if job.connection.backend != "transformers":
         return
     import transformers
@@ -155,13 +179,13 @@ def _import_libraries(job: SpeedJob) -> None:
         importlib.import_module(module)
     architecture = AutoConfig.from_pretrained(job.model_dir).architectures[0]
     getattr(transformers, architecture)  # its modelling module, imported lazily otherwise
-    if job.connection.quantization == "int8":
-        importlib.import_module("torch.ao.nn.quantized.dynamic")
+    if job.connection.quantization != "none":
+        importlib.import_module("bitsandbytes")
 
 
 def measure(job: SpeedJob) -> dict[str, Any]:
     """Serve ``job.items`` with the system and report speed and memory (in this process)."""
-    release_freed_memory(job.mmap_threshold)
+    load_average = os.getloadavg()[0]
     _import_libraries(job)
     reset_peak()
     base = rss_mb()
@@ -169,39 +193,43 @@ def measure(job: SpeedJob) -> dict[str, Any]:
     settings = job.generation or job.draft or GenerationSettings()
     backend = make_backend(job.connection, job.model_dir, settings, adapter=job.adapter)
     load_s = time.perf_counter() - started
-    load_peak = peak_mb()
+    run = _teacher if job.system == "teacher" else _student
+    if job.warmup_items:
+        run(backend, job, job.warmup_items)
     reset_peak()
     loaded = rss_mb()
     started = time.perf_counter()
-    run = _teacher if job.system == "teacher" else _student
-    latency, tokens, inferences, texts = run(backend, job)
+    served = run(backend, job, job.items)
     seconds = time.perf_counter() - started
     peak = peak_mb()
     n = len(job.items)
+    tokens = _tokens(served)
+    generated = sum(v for k, v in tokens.items() if k.endswith("_generated_tokens")) * n
     return {
         "system": job.system,
-        "serving": job.connection.quantization
-        if job.connection.backend == "transformers"
-        else f"server {job.connection.model}",
+        "serving": job.connection.serving,
         "backend": job.connection.backend,
         "batch_size": job.connection.batch_size,
-        "threads": job.connection.threads,
+        "threads": threads(),
+        "load_average": load_average,
         "descriptions": n,
-        "inferences_per_description": inferences,
+        "warmup_descriptions": len(job.warmup_items),
+        "inferences_per_description": len(served["steps"]),
         "seconds": seconds,
         "load_seconds": load_s,
         "descriptions_per_s": n / seconds,
-        "generated_tokens": int(sum(tokens)),
-        "generated_tokens_per_s": sum(tokens) / seconds,
-        "latency_p50_s": float(np.percentile(latency, 50)),
-        "latency_p95_s": float(np.percentile(latency, 95)),
+        "generated_tokens": int(generated),
+        "generated_tokens_per_s": generated / seconds,
+        "seconds_per_final_token": seconds / (tokens["final_text_tokens"] * n),
+        **tokens,
+        "gate_pass_rate": gate_pass_rate(served["texts"], job.items, served["finish"], job.gate),
+        "latency_p50_s": float(np.percentile(served["latency"], 50)),
+        "latency_p95_s": float(np.percentile(served["latency"], 95)),
         "rss_before_load_mb": base,
         "loaded_mb": loaded - base,
         "model_peak_mb": peak - base,
         "process_peak_mb": peak,
-        "load_peak_mb": load_peak - base,
-        "mmap_threshold": job.mmap_threshold,
-        **({"texts": texts} if job.return_texts else {}),
+        **({"texts": served["texts"]} if job.return_texts else {}),
     }
 
 
@@ -210,9 +238,7 @@ def run_isolated(job: SpeedJob, timeout_s: int = 3600) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         job_path, out_path = Path(tmp, "job.json"), Path(tmp, "result.json")
         job_path.write_text(job.model_dump_json())
-        env = dict(os.environ)
-        if job.connection.threads:
-            env["OMP_NUM_THREADS"] = str(job.connection.threads)
+        env = {**os.environ, THREADS_ENV: str(threads())}
         logger.info("Speed test: %s on %d products (own process)", job.system, len(job.items))
         command = [sys.executable, "-m", __name__, str(job_path), str(out_path)]
         done = subprocess.run(
@@ -235,3 +261,35 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main(sys.argv[1:]))
+
+
+def run_pairs(jobs: tuple[SpeedJob, SpeedJob], pairs: int, timeout_s: int) -> list[dict[str, Any]]:
+    """``pairs`` rounds of both systems, each in a fresh process, the order alternating
+    (teacher first in odd rounds); every result carries its round."""
+    results = []
+    for round_ in range(pairs):
+        order = jobs if round_ % 2 == 0 else jobs[::-1]
+        for job in order:
+            results.append({**run_isolated(job, timeout_s), "round": round_})
+    return results
+
+
+def summarise_rounds(results: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per system: the median of every numeric figure over the rounds, with the
+    minimum and maximum of the headline ones."""
+    frame = pd.DataFrame(results)
+    rows = []
+    for system, part in frame.groupby("system", sort=False):
+        numeric = part.select_dtypes("number").drop(columns=["round"])
+        row = {col: statistics.median(numeric[col]) for col in numeric.columns}
+        for col in (
+            "descriptions_per_s",
+            "generated_tokens_per_s",
+            "model_peak_mb",
+            "load_average",
+        ):
+            row[f"{col}_min"], row[f"{col}_max"] = float(part[col].min()), float(part[col].max())
+        first = part.iloc[0]
+        rows.append({"system": system, "serving": first["serving"], "backend": first["backend"],
+                     "rounds": len(part), **row})  # fmt: skip
+    return pd.DataFrame(rows)

@@ -19,16 +19,21 @@ class Backend(Protocol):
 
 
 class Connection(BaseModel):
-    """How to reach the model: in-process transformers, or an OpenAI-compatible server."""
+    """How a model is served: in-process on OpenVINO GenAI (the CPU default) or transformers
+    (the reference path; GPUs), or through an OpenAI-compatible server (vLLM, llama.cpp, ...)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    backend: Literal["transformers", "openai"] = "transformers"
+    backend: Literal["openvino", "transformers", "openai"] = "openvino"
+    batch_size: PositiveInt = 16  # requests in flight
+    # openvino: the exported weights and the compute precision
+    weights: Literal["fp32", "int8", "int4"] = "int8"
+    precision: Literal["f32", "auto"] = "f32"  # auto: the CPU plugin's choice (bf16 where fast)
+    prefix_caching: bool = True
     # transformers
+    device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
-    quantization: Literal["none", "int8", "nf4"] = "none"  # how the weights are served
-    batch_size: PositiveInt = 16
-    threads: PositiveInt | None = None
+    quantization: Literal["none", "int8", "nf4"] = "none"  # bitsandbytes weights on a GPU
     # openai
     base_url: str | None = None
     api_key: str | None = None
@@ -38,6 +43,15 @@ class Connection(BaseModel):
     max_attempts: PositiveInt = 5
     backoff_s: PositiveFloat = 1.0
     backoff_max_s: PositiveFloat = 30.0
+
+    @property
+    def serving(self) -> str:
+        """A short name of how the weights are served, for reports and cache keys."""
+        if self.backend == "openvino":
+            return f"openvino {self.weights} ({self.precision})"
+        if self.backend == "transformers":
+            return f"transformers {self.quantization} {self.dtype}"
+        return f"server {self.model}"
 
 
 def make_backend(
@@ -49,7 +63,23 @@ def make_backend(
     """A ready backend. ``adapter``: a LoRA adapter directory merged into the local model (a
     server loads its own: name it in ``connection.model``). For ``openai``, base URL and key
     fall back to ``OPENAI_BASE_URL`` and ``OPENAI_API_KEY``; the model name falls back to the
-    registry's model."""
+    registry's model. For ``openvino``, ``model_dir`` is an exported OpenVINO directory with
+    any adapter already merged (product_descgen.export.openvino)."""
+    if connection.backend == "openvino":
+        if adapter:
+            raise ValueError(
+                "the openvino backend serves an exported model with its adapter merged in: "
+                "pass the exported directory (student_openvino), not an adapter"
+            )
+        from product_descgen.llm.openvino_backend import OpenVINOBackend
+
+        return OpenVINOBackend(
+            model_dir,
+            settings,
+            batch_size=connection.batch_size,
+            precision=connection.precision,
+            prefix_caching=connection.prefix_caching,
+        )
     if connection.backend == "transformers":
         from product_descgen.llm.hf_backend import TransformersBackend
 
@@ -58,9 +88,9 @@ def make_backend(
             settings,
             batch_size=connection.batch_size,
             dtype=connection.dtype,
-            threads=connection.threads,
             quantization=connection.quantization,
             adapter=adapter,
+            device=connection.device,
         )
     from product_descgen.llm.openai_backend import OpenAIBackend
 

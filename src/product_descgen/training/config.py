@@ -39,7 +39,6 @@ class FinetuneParams(BaseModel):
     probe: ProbeParams = ProbeParams()
     vices: ViceThresholds = ViceThresholds()
     ludwig: dict[str, Any] = Field(default_factory=dict)
-    threads: PositiveInt | None = None
     work_dir: Path = Path("data/06_models/student_training")  # checkpoints, for resuming
 
 

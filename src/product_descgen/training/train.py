@@ -133,10 +133,6 @@ def train_student(
     if validation.empty:
         raise ValueError("the validation set is empty: needed for early stopping and the probe")
     ludwig_compat.apply()
-    if params.threads:
-        import torch
-
-        torch.set_num_threads(params.threads)
     tokenizer = AutoTokenizer.from_pretrained(ludwig_config["base_model"])
     columns = [params.input_column, params.target_column]
     text = (train[params.input_column] + train[params.target_column]).tolist()

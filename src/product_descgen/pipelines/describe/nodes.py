@@ -7,8 +7,9 @@ import logging
 import pandas as pd
 
 from product_descgen.evaluation.config import DescribeParams
-from product_descgen.evaluation.inference import results_frame, run_student
+from product_descgen.evaluation.inference import results_frame, run_student, served_student
 from product_descgen.llm.backends import Connection
+from product_descgen.llm.types import GenerationSettings
 from product_descgen.models import ModelsParams, resolve_model_dir
 from product_descgen.quality.checks import check_description
 from product_descgen.training.config import FinetuneParams
@@ -24,18 +25,22 @@ COLUMNS = [
 def generate_new_descriptions(
     new_inputs: pd.DataFrame,
     student_adapter: str,
+    student_openvino: str,
     student_llm: Connection,
     models: ModelsParams,
     finetune: FinetuneParams,
+    generation: GenerationSettings,
     params: DescribeParams,
 ) -> pd.DataFrame:
-    """One student inference per usable new product."""
+    """One student inference per usable new product, served exactly as evaluation serves it."""
     if new_inputs.empty:
         logger.warning("describe: no usable new products (see the quarantine reasons)")
         return results_frame([])
+    base = resolve_model_dir(models.student, models.cache_dir)
+    model = served_student(student_llm, base, student_adapter, student_openvino)
     return run_student(
-        new_inputs, student_llm, resolve_model_dir(models.student, models.cache_dir),
-        student_adapter, finetune.prompt_template, params.generation, "describe",
+        new_inputs, student_llm, model,
+        finetune.prompt_template, GenerationSettings.model_validate(generation), "describe",
         params.progress,
     )  # fmt: skip
 

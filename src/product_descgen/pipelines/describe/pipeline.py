@@ -51,9 +51,11 @@ def create_pipeline(**kwargs) -> Pipeline:
                 [
                     "new_inputs",
                     "student_adapter",
+                    "student_openvino",
                     "student_llm",
                     "params:models",
                     "params:finetune",
+                    "params:evaluation.student_generation",
                     "params:describe",
                 ],
                 "new_outputs",

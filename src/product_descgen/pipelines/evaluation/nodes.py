@@ -15,11 +15,12 @@ from product_descgen.evaluation.inference import (
     generate_all,
     results_frame,
     run_student,
+    served_student,
 )
 from product_descgen.llm.backends import Connection, make_backend
 from product_descgen.llm.prompts import PromptSet
 from product_descgen.llm.store import CallStore
-from product_descgen.models import ModelsParams, resolve_model_dir
+from product_descgen.models import ModelsParams, resolve_model_dir, served_model_dir
 from product_descgen.teacher.config import TeacherParams
 from product_descgen.teacher.generate import run_step
 from product_descgen.training.config import FinetuneParams
@@ -42,16 +43,17 @@ def build_eval_set(distill_test: pd.DataFrame, test_examples: pd.DataFrame) -> p
 def describe_with_student(
     eval_set: pd.DataFrame,
     student_adapter: str,
+    student_openvino: str,
     student_llm: Connection,
     models: ModelsParams,
     finetune: FinetuneParams,
     params: EvaluationParams,
 ) -> pd.DataFrame:
     """The fine-tuned student: one inference per product with its short training prompt."""
+    base = resolve_model_dir(models.student, models.cache_dir)
     return run_student(
-        eval_set, student_llm, resolve_model_dir(models.student, models.cache_dir),
-        student_adapter, finetune.prompt_template, params.student_generation, "student",
-        params.progress,
+        eval_set, student_llm, served_student(student_llm, base, student_adapter, student_openvino),
+        finetune.prompt_template, params.student_generation, "student", params.progress,
     )  # fmt: skip
 
 
@@ -67,7 +69,7 @@ def describe_with_base_student(
     prompts = PromptSet.model_validate(baseline_prompts)
     settings = prompts.with_stop(params.baseline_generation)
     backend = make_backend(
-        student_llm, resolve_model_dir(models.student, models.cache_dir), settings
+        student_llm, served_model_dir(models.student, models.cache_dir, student_llm), settings
     )
     requests = baseline_requests(eval_set, prompts, teacher.rules.model_dump())
     return results_frame(generate_all(backend, requests, "base student", params.progress))
@@ -154,9 +156,9 @@ def judge_pairs(
         return empty, {"enabled": params.judge.enabled, **preference.preference_summary(empty)}
     prompts = PromptSet.model_validate(judge_prompts)
     settings = prompts.with_stop(params.judge.generation)
-    model_dir = resolve_model_dir(models.judge_spec, models.cache_dir)
+    model_dir = served_model_dir(models.judge_spec, models.cache_dir, judge_llm)
     model_id = judge_llm.model if judge_llm.backend == "openai" and judge_llm.model else model_dir
-    model_id = f"{model_id}|{judge_llm.quantization}"
+    model_id = f"{model_id}|{judge_llm.serving}"
     answers = {}
     for order in judge.ORDERS:
         requests = judge.judge_requests(pairs, prompts, order, model_id, settings)
@@ -190,6 +192,7 @@ def judge_pairs(
 def speed_jobs(
     test_examples: pd.DataFrame,
     student_adapter: str,
+    student_openvino: str,
     teacher_prompts: dict[str, Any],
     teacher_llm: Connection,
     student_llm: Connection,
@@ -198,28 +201,42 @@ def speed_jobs(
     finetune: FinetuneParams,
     params: EvaluationParams,
 ) -> tuple[speed.SpeedJob, speed.SpeedJob]:
-    """The teacher's and the student's speed-test jobs, on the same sample of test products.
-    Any test product will do (no reference is needed), so the sample is drawn from the whole
-    test split, not only the products whose teacher output passed the gate."""
+    """The teacher's and the student's speed-test jobs, on the same sample of test products
+    and the same warm-up products. Any test product will do (no reference is needed), so both
+    are drawn from the whole test split."""
     p = params.speed
     if test_examples.empty:
         raise ValueError("the test split is empty: nothing to measure speed on")
-    sample = test_examples.sample(n=min(p.sample_size, len(test_examples)), random_state=p.seed)
-    items = sample[["product_id", "input_text", "audience"]].to_dict(orient="records")
+    drawn = test_examples.sample(
+        n=min(p.sample_size + p.warmup_size, len(test_examples)), random_state=p.seed
+    )
+    records = drawn[["product_id", "input_text", "audience"]].to_dict(orient="records")
+    n_warm = min(p.warmup_size, len(records) - 1)
+    warmup, items = records[:n_warm], records[n_warm:]
+    if len(items) < p.sample_size:
+        logger.warning(
+            "Speed test on %d products (sample_size %d): the test split is small",
+            len(items), p.sample_size,
+        )  # fmt: skip
 
     def served(connection: Connection, override: Any) -> Connection:
         return connection.model_copy(update=override.model_dump(exclude_none=True))
 
+    teacher_llm, student_llm = served(teacher_llm, p.teacher), served(student_llm, p.student)
+    common = {"items": items, "warmup_items": warmup, "gate": teacher.gate.model_dump()}
     teacher_job = speed.SpeedJob(
-        system="teacher", connection=served(teacher_llm, p.teacher),
-        model_dir=resolve_model_dir(models.teacher, models.cache_dir), items=items,
+        system="teacher", connection=teacher_llm,
+        model_dir=served_model_dir(models.teacher, models.cache_dir, teacher_llm),
         prompts=teacher_prompts, rules=teacher.rules.model_dump(),
-        draft=teacher.draft, refine=teacher.refine,
+        draft=teacher.draft, refine=teacher.refine, **common,
+    )  # fmt: skip
+    model_dir, adapter = served_student(
+        student_llm, resolve_model_dir(models.student, models.cache_dir), student_adapter,
+        student_openvino,
     )  # fmt: skip
     student_job = speed.SpeedJob(
-        system="student", connection=served(student_llm, p.student),
-        model_dir=resolve_model_dir(models.student, models.cache_dir), adapter=student_adapter,
-        items=items, template=finetune.prompt_template, generation=params.student_generation,
+        system="student", connection=student_llm, model_dir=model_dir, adapter=adapter,
+        template=finetune.prompt_template, generation=params.student_generation, **common,
     )  # fmt: skip
     return teacher_job, student_job
 
@@ -227,6 +244,7 @@ def speed_jobs(
 def measure_speed(
     test_examples: pd.DataFrame,
     student_adapter: str,
+    student_openvino: str,
     teacher_prompts: dict[str, Any],
     teacher_llm: Connection,
     student_llm: Connection,
@@ -235,18 +253,20 @@ def measure_speed(
     finetune: FinetuneParams,
     params: EvaluationParams,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Teacher pipeline vs student on the same test products, each in its own process."""
+    """Teacher pipeline vs student on the same test products: alternated rounds, each system
+    in a fresh process; medians over the rounds with their spread."""
     p = params.speed
-    teacher_job, student_job = speed_jobs(
-        test_examples, student_adapter, teacher_prompts, teacher_llm, student_llm, models,
-        teacher, finetune, params,
+    jobs = speed_jobs(
+        test_examples, student_adapter, student_openvino, teacher_prompts, teacher_llm,
+        student_llm, models, teacher, finetune, params,
     )  # fmt: skip
-    results = [speed.run_isolated(job, p.timeout_s) for job in (teacher_job, student_job)]
+    rounds = speed.summarise_rounds(speed.run_pairs(jobs, p.pairs, p.timeout_s))
+    by_system = {row["system"]: row for row in rounds.to_dict(orient="records")}
     machines = {
         "teacher": p.teacher_machine.model_dump(),
         "student": p.student_machine.model_dump(),
     }
-    table = cost.speed_table(*results, machines=machines)
+    table = cost.speed_table(by_system["teacher"], by_system["student"], machines=machines)
     summary = cost.compare(table)
     for line in summary["headline"]:
         logger.info(line)

@@ -19,6 +19,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 [
                     "eval_set",
                     "student_adapter",
+                    "student_openvino",
                     "student_llm",
                     "params:models",
                     "params:finetune",
@@ -77,6 +78,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 [
                     "test_examples",
                     "student_adapter",
+                    "student_openvino",
                     "teacher_prompts",
                     "teacher_llm",
                     "student_llm",

@@ -8,6 +8,8 @@ from typing import Any
 
 import pandas as pd
 
+from product_descgen.export import student
+from product_descgen.llm.backends import Connection
 from product_descgen.models import ModelsParams, resolve_model_dir
 from product_descgen.training.config import FinetuneParams, build_ludwig_config
 from product_descgen.training.train import train_student
@@ -47,3 +49,14 @@ def train_student_model(
         "last_epoch": json.loads(history.iloc[-1].to_json()) if len(history) else {},
     }
     return result.model, result.model, history, result.probe_outputs, report
+
+
+def export_student_for_openvino(student_adapter: str, student_llm: Connection) -> str:
+    """The adapter merged into the base and exported for the OpenVINO engine, with the weights
+    the student is served with (``student_llm.weights``)."""
+    return str(student.student_for_openvino(student_adapter, student_llm.weights))
+
+
+def export_student_gguf(student_adapter: str) -> str:
+    """The adapter as a GGUF LoRA, for llama.cpp (``--lora``) and Ollama (``ADAPTER``)."""
+    return str(student.student_gguf(student_adapter))

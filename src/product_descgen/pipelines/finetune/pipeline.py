@@ -31,6 +31,18 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ],
                 name="train_student_model_node",
             ),  # fmt: skip
+            Node(
+                nodes.export_student_for_openvino,
+                ["student_adapter", "student_llm"],
+                "student_openvino",
+                name="export_student_for_openvino_node",
+            ),
+            Node(
+                nodes.export_student_gguf,
+                "student_adapter",
+                "student_gguf",
+                name="export_student_gguf_node",
+            ),
         ],
         tags="finetune",
     )

@@ -11,7 +11,7 @@ from product_descgen.llm.backends import Connection, make_backend
 from product_descgen.llm.prompts import PromptSet
 from product_descgen.llm.store import CallStore
 from product_descgen.llm.types import GenerationSettings
-from product_descgen.models import ModelsParams, resolve_model_dir
+from product_descgen.models import ModelsParams, served_model_dir
 from product_descgen.prep.split import SPLITS
 from product_descgen.quality.checks import check_description, words
 from product_descgen.teacher.config import TeacherParams
@@ -45,14 +45,12 @@ def select_teacher_inputs(
     return out
 
 
-def _model_id(connection: Connection, models: ModelsParams) -> str:
-    """What generated the text, for cache keys: the server's model, or the local model dir
-    and how its weights are served (int8 and float32 give different texts)."""
+def _model_id(connection: Connection, model_dir: str) -> str:
+    """What generated the text, for cache keys: the server's model, or the local model and how
+    it is served (engines and weight formats give different texts)."""
     if connection.backend == "openai" and connection.model:
         return connection.model
-    model_dir = resolve_model_dir(models.teacher, models.cache_dir)
-    served = connection.quantization
-    return model_dir if served == "none" else f"{model_dir}|{served}"
+    return f"{model_dir}|{connection.serving}"
 
 
 def _run(
@@ -66,8 +64,8 @@ def _run(
     settings: GenerationSettings,
     progress: bool,
 ) -> pd.DataFrame:
-    model_id = _model_id(connection, models)
-    model = model_id.split("|")[0]  # what the backend loads (or the server's model name)
+    model = served_model_dir(models.teacher, models.cache_dir, connection)
+    model_id = _model_id(connection, model)
     settings = prompts.with_stop(settings)
     requests = step_requests(items, prompts, step, model_id, settings, variables)
     done = run_step(

@@ -1,0 +1,108 @@
+"""Export a Hugging Face model directory to an OpenVINO IR directory the CPU engine serves.
+
+The weights go through OpenVINO's own exporter (``optimum-cli export openvino``, with NNCF weight
+compression) in the export toolchain; the tokenizer is converted in the project's environment
+(``openvino_tokenizers``, for the engine's stop strings), and the Hugging Face tokenizer is saved
+beside the IR (the backend tokenises with it, as the ``transformers`` path does).
+
+    python -m product_descgen.export.openvino MODEL_DIR OUT_DIR --weights int8
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Literal
+
+from product_descgen.export import toolchain
+from product_descgen.export.hf4_config import stage_for_hf4
+
+logger = logging.getLogger(__name__)
+
+Weights = Literal["fp32", "int8", "int4"]
+# int4: symmetric, groups of 64 weights (QLoRA's nf4 block size), every layer NNCF would take.
+WEIGHT_ARGS: dict[str, list[str]] = {
+    "fp32": ["--weight-format", "fp32"],
+    "int8": ["--weight-format", "int8"],
+    "int4": ["--weight-format", "int4", "--group-size", "64", "--ratio", "1.0", "--sym"],
+}
+RECORD = "product_descgen_export.json"
+
+
+def toolchain_transformers_major() -> int:
+    """The major version of transformers in the export toolchain."""
+    out = subprocess.run(
+        [str(toolchain.python()), "-c", "import transformers; print(transformers.__version__)"],
+        capture_output=True, text=True, check=True, timeout=300,
+    )  # fmt: skip
+    return int(out.stdout.strip().split(".")[0])
+
+
+def convert_tokenizer(model_dir: Path, out_dir: Path) -> None:
+    """The model's tokenizer as OpenVINO tokenizer/detokenizer models, plus its HF files."""
+    import openvino as ov
+    from openvino_tokenizers import convert_tokenizer as ov_convert
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    encoder, decoder = ov_convert(tokenizer, with_detokenizer=True)
+    ov.save_model(encoder, out_dir / "openvino_tokenizer.xml")
+    ov.save_model(decoder, out_dir / "openvino_detokenizer.xml")
+    tokenizer.save_pretrained(out_dir)
+
+
+def is_exported(out_dir: Path) -> bool:
+    return (Path(out_dir) / RECORD).is_file()
+
+
+def export_openvino(model_dir: str | Path, out_dir: str | Path, weights: Weights) -> Path:
+    """``model_dir`` exported to ``out_dir`` with ``weights`` (written atomically; the record
+    ``product_descgen_export.json`` says from what and how)."""
+    model_dir, out_dir = Path(model_dir), Path(out_dir)
+    if weights not in WEIGHT_ARGS:
+        raise ValueError(f"weights must be one of {sorted(WEIGHT_ARGS)}, got {weights!r}")
+    if not (model_dir / "config.json").is_file():
+        raise FileNotFoundError(f"{model_dir} is not a Hugging Face model directory")
+    work = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    source = model_dir
+    if toolchain_transformers_major() < 5:  # noqa: PLR2004 - transformers 5 wrote the config
+        source = stage_for_hf4(model_dir, work / "staged")
+    ir_dir = work / "ir"
+    toolchain.run(
+        [toolchain.python(), "-m", "optimum.commands.optimum_cli", "export", "openvino",
+         "--model", source, "--task", "text-generation-with-past", *WEIGHT_ARGS[weights],
+         "--disable-convert-tokenizer", ir_dir],
+        work / "export.log", f"OpenVINO export of {model_dir.name} ({weights})",
+    )  # fmt: skip
+    convert_tokenizer(model_dir, ir_dir)
+    (ir_dir / RECORD).write_text(
+        json.dumps(
+            {"source": str(model_dir), "weights": weights, "weight_args": WEIGHT_ARGS[weights]}
+        )
+    )
+    shutil.move(work / "export.log", ir_dir / "export.log")
+    shutil.rmtree(out_dir, ignore_errors=True)
+    ir_dir.rename(out_dir)
+    shutil.rmtree(work, ignore_errors=True)
+    logger.info("OpenVINO model (%s) ready: %s", weights, out_dir)
+    return out_dir
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model_dir")
+    parser.add_argument("out_dir")
+    parser.add_argument("--weights", choices=sorted(WEIGHT_ARGS), default="int8")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    export_openvino(args.model_dir, args.out_dir, args.weights)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,170 @@
+"""In-process generation on OpenVINO GenAI's continuous-batching engine (the CPU default).
+
+The model is an OpenVINO IR directory made by :mod:`product_descgen.export.openvino`; prompts are
+tokenised with the model's own Hugging Face tokenizer (saved beside the IR), so the engine sees
+exactly the token ids the ``transformers`` reference path sees. ``batch_size`` requests are in
+flight; a finished request's place goes to the next prompt at once, and results are yielded as
+they finish so callers can persist them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from product_descgen.llm.types import GenerationSettings, Request, Result, cut_at_stop
+from product_descgen.runtime import threads
+
+logger = logging.getLogger(__name__)
+
+IR_FILE = "openvino_model.xml"
+
+
+def engine_properties(precision: str, n_threads: int) -> dict[str, Any]:
+    """OpenVINO CPU plugin properties: threads, and f32 compute and KV cache for ``f32`` (the
+    plugin otherwise computes in bf16 on CPUs that have it, which changes greedy text)."""
+    properties: dict[str, Any] = {"INFERENCE_NUM_THREADS": n_threads}
+    if precision == "f32":
+        properties |= {"INFERENCE_PRECISION_HINT": "f32", "KV_CACHE_PRECISION": "f32"}
+    return properties
+
+
+class OpenVINOBackend:
+    """Generate with an OpenVINO IR model through ``ContinuousBatchingPipeline``."""
+
+    name = "openvino"
+
+    def __init__(
+        self,
+        model_dir: str,
+        settings: GenerationSettings,
+        batch_size: int = 16,
+        precision: str = "f32",
+        prefix_caching: bool = True,
+        n_threads: int | None = None,
+    ) -> None:
+        import openvino_genai as ov_genai
+        from transformers import AutoTokenizer
+
+        if not (Path(model_dir) / IR_FILE).is_file():
+            raise FileNotFoundError(
+                f"{model_dir} is not an OpenVINO model directory (no {IR_FILE}): export it with "
+                "product_descgen.export.openvino (make models; the finetune pipeline exports "
+                "the student)"
+            )
+        self.model_id = model_dir
+        self.settings = settings
+        self.batch_size = batch_size
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        self.has_chat_template = bool(self.tokenizer.chat_template)
+        scheduler = ov_genai.SchedulerConfig()
+        scheduler.max_num_seqs = batch_size
+        scheduler.enable_prefix_caching = prefix_caching
+        self.pipeline = ov_genai.ContinuousBatchingPipeline(
+            model_dir, scheduler, "CPU", engine_properties(precision, n_threads or threads())
+        )
+
+    def render(self, request: Request) -> str:
+        """The exact text the model sees (chat template applied for chat requests)."""
+        if request.prompt is not None:
+            return request.prompt
+        if not self.has_chat_template:
+            raise ValueError(
+                f"model {self.model_id} has no chat template: use the base-model prompt form "
+                "(teacher_generation.prompt_style: base)"
+            )
+        return self.tokenizer.apply_chat_template(
+            list(request.messages or ()), tokenize=False, add_generation_prompt=True
+        )
+
+    def token_ids(self, request: Request) -> list[int]:
+        """A plain prompt gets the tokenizer's special tokens (Gemma needs its BOS); a chat
+        template already contains them."""
+        text = self.render(request)
+        return self.tokenizer(text, add_special_tokens=request.prompt is not None)["input_ids"]
+
+    def generation_config(self) -> Any:
+        import openvino_genai as ov_genai
+
+        s = self.settings
+        config = ov_genai.GenerationConfig()
+        config.max_new_tokens = s.max_new_tokens
+        config.repetition_penalty = s.repetition_penalty
+        config.no_repeat_ngram_size = s.no_repeat_ngram_size or 0
+        if self.tokenizer.eos_token_id is not None:
+            config.eos_token_id = self.tokenizer.eos_token_id
+        if s.stop:
+            config.stop_strings = set(s.stop)
+            config.include_stop_str_in_output = False
+        if s.temperature > 0:
+            config.do_sample = True
+            config.temperature = s.temperature
+            config.top_p = s.top_p
+            config.rng_seed = s.seed
+        else:
+            config.do_sample = False
+        return config
+
+    def _result(self, request: Request, prompt_len: int, output: Any, seconds: float) -> Result:
+        import openvino_genai as ov_genai
+
+        tokens = list(output.generated_ids)
+        text, _ = cut_at_stop(
+            self.tokenizer.decode(tokens, skip_special_tokens=True), self.settings.stop
+        )
+        reason = output.finish_reason
+        finish = {
+            ov_genai.GenerationFinishReason.STOP: "stop",
+            ov_genai.GenerationFinishReason.LENGTH: "length",
+        }.get(reason, str(reason).rsplit(".", 1)[-1].lower())
+        return Result(
+            key=request.key,
+            text=text.strip(),
+            prompt_tokens=prompt_len,
+            completion_tokens=len(tokens),
+            latency_s=seconds,
+            finish_reason=finish,
+            meta={**request.meta, "batch_size": self.batch_size},
+        )
+
+    def generate(self, requests: Sequence[Request]) -> Iterator[list[Result]]:
+        """Results in chunks of ``batch_size`` as they finish. Prompts are admitted longest
+        first; each request's clock starts when it is handed to the engine, before its prefill."""
+        import numpy as np
+        import openvino as ov
+        import openvino_genai as ov_genai
+
+        ids = [self.token_ids(r) for r in requests]
+        waiting = sorted(range(len(requests)), key=lambda i: -len(ids[i]))[::-1]
+        config = self.generation_config()
+        in_flight: dict[int, tuple[Any, float]] = {}
+        chunk: list[Result] = []
+        while waiting or in_flight:
+            while waiting and len(in_flight) < self.batch_size:
+                i = waiting.pop()
+                tensor = ov.Tensor(np.asarray([ids[i]], dtype=np.int64))
+                in_flight[i] = (self.pipeline.add_request(i, tensor, config), time.perf_counter())
+            self.pipeline.step()
+            for i, (handle, started) in list(in_flight.items()):
+                status = handle.get_status()
+                if status == ov_genai.GenerationStatus.RUNNING:
+                    continue
+                del in_flight[i]
+                outputs = handle.read_all()
+                if status != ov_genai.GenerationStatus.FINISHED or not outputs:
+                    raise RuntimeError(
+                        f"OpenVINO generation of {requests[i].key!r} ended with status {status}"
+                    )
+                chunk.append(
+                    self._result(
+                        requests[i], len(ids[i]), outputs[0], time.perf_counter() - started
+                    )
+                )
+                if len(chunk) == self.batch_size:
+                    yield chunk
+                    chunk = []
+        if chunk:
+            yield chunk

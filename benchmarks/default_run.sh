@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export KEDRO_DISABLE_TELEMETRY=true DO_NOT_TRACK=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
-export OMP_NUM_THREADS="${RUN_THREADS:-2}" TOKENIZERS_PARALLELISM=false
+export TOKENIZERS_PARALLELISM=false  # threads: runtime.threads (conf/base/parameters.yml)
 log=data/08_reporting/default_run.log
 : > "$log"
 total=0

@@ -17,20 +17,25 @@ from product_descgen.evaluation.config import EvaluationParams  # noqa: E402
 from product_descgen.evaluation.speed import SpeedJob  # noqa: E402
 from product_descgen.models import ModelsParams  # noqa: E402
 from product_descgen.pipelines.evaluation.nodes import speed_jobs  # noqa: E402
+from product_descgen.runtime import RuntimeParams, set_threads  # noqa: E402
 from product_descgen.teacher.config import TeacherParams  # noqa: E402
 from product_descgen.training.config import FinetuneParams  # noqa: E402
 
 
-def load_speed_jobs(sample_size: int | None = None) -> tuple[EvaluationParams, SpeedJob, SpeedJob]:
+def load_speed_jobs(
+    sample_size: int | None = None, split: str = "test"
+) -> tuple[EvaluationParams, SpeedJob, SpeedJob]:
     """The evaluation parameters and the teacher's and student's speed-test jobs (on
-    ``sample_size`` test products when given, else the configured sample)."""
+    ``sample_size`` products of ``split`` when given, else the configured test sample)."""
     bootstrap_project(ROOT)
     with KedroSession.create(project_path=ROOT) as session:
         catalog = session.load_context().catalog
         params = catalog.load("parameters")
         inputs = [catalog.load(name) for name in (
-            "test_examples", "student_adapter", "teacher_prompts", "teacher_llm", "student_llm",
+            f"{split}_examples", "student_adapter", "student_openvino", "teacher_prompts",
+            "teacher_llm", "student_llm",
         )]  # fmt: skip
+        set_threads(RuntimeParams.model_validate(params.get("runtime", {})).threads)
     evaluation = EvaluationParams.model_validate(params["evaluation"])
     if sample_size is not None:
         speed = evaluation.speed.model_copy(update={"sample_size": sample_size})

@@ -41,3 +41,11 @@ def project_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         shutil.copy(raw, tmp_path / "data" / "01_raw")
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def tiny_openvino_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model exported for OpenVINO with float32 weights (through .venv-export)."""
+    from product_descgen.export.openvino import export_openvino
+
+    return export_openvino(tiny_model_dir, tmp_path_factory.mktemp("tiny_ov") / "fp32", "fp32")

@@ -33,7 +33,7 @@ def test_each_system_is_measured_in_its_own_process(system, tiny_model_dir):
         if system == "teacher"
         else {"template": "### Product\n{input_text}\n### Description\n", "generation": short}
     )  # fmt: skip
-    job = SpeedJob(system=system, connection=Connection(quantization="int8", threads=1),
+    job = SpeedJob(system=system, connection=Connection(backend="transformers", device="cpu"),
                    model_dir=str(tiny_model_dir), items=ITEMS, **extra)  # fmt: skip
     result = run_isolated(job, timeout_s=300)
     assert result["system"] == system and result["descriptions"] == 3
@@ -42,6 +42,10 @@ def test_each_system_is_measured_in_its_own_process(system, tiny_model_dir):
     assert result["loaded_mb"] <= result["model_peak_mb"] < result["process_peak_mb"]
     assert result["model_peak_mb"] > 0 and result["rss_before_load_mb"] > 100  # torch imported
     assert result["latency_p50_s"] <= result["latency_p95_s"]
+    steps = ("draft", "refine") if system == "teacher" else ("describe",)
+    for step in steps:
+        assert result[f"{step}_prompt_tokens"] > 0 and result[f"{step}_generated_tokens"] > 0
+    assert 0 <= result["gate_pass_rate"] <= 1 and result["load_average"] >= 0
 
 
 def test_a_failing_worker_reports_its_error(tmp_path):

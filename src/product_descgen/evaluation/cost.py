@@ -55,7 +55,7 @@ def compare(table: pd.DataFrame) -> dict[str, Any]:
         "teacher_gate_pass_rate": t["gate_pass_rate"],
         "student_gate_pass_rate": s["gate_pass_rate"],
     }
-    measured = {k: float(v) for k, v in measured.items()}
+    measured = {k: float(v) for k, v in measured.items()}  # NaN where a system wrote nothing
     currency = t["currency"]
     return {
         **measured,

@@ -220,7 +220,9 @@ def measure(job: SpeedJob) -> dict[str, Any]:
         "descriptions_per_s": n / seconds,
         "generated_tokens": int(generated),
         "generated_tokens_per_s": generated / seconds,
-        "seconds_per_final_token": seconds / (tokens["final_text_tokens"] * n),
+        "seconds_per_final_token": seconds / (tokens["final_text_tokens"] * n)
+        if tokens["final_text_tokens"]
+        else float("nan"),
         **tokens,
         "gate_pass_rate": gate_pass_rate(served["texts"], job.items, served["finish"], job.gate),
         "latency_p50_s": float(np.percentile(served["latency"], 50)),

@@ -9,7 +9,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from product_descgen.export.gguf import export_lora_gguf
 from product_descgen.export.openvino import Weights, export_openvino
 from product_descgen.training.export import merge_adapter
 
@@ -37,6 +36,8 @@ def student_for_openvino(adapter_dir: str | Path, weights: Weights) -> Path:
 def student_gguf(adapter_dir: str | Path, outtype: str = "f32") -> Path:
     """The adapter as a GGUF LoRA file in a new directory, with the base model it needs named in
     ``base_model.txt``: ``llama-server -m BASE.gguf --lora student-lora.gguf``."""
+    from product_descgen.export.gguf import export_lora_gguf
+
     out_dir = Path(tempfile.mkdtemp(prefix="student-gguf-"))
     base = base_model_dir(adapter_dir)
     try:

@@ -7,7 +7,11 @@ import json
 import pytest
 
 from product_descgen.project_config import load_project_params
-from tests.pipelines.evaluation.fixtures import write_adapter
+from tests.pipelines.evaluation.fixtures import (
+    serve_student_in_float32,
+    write_adapter,
+    write_student_openvino,
+)
 from tests.pipelines.helpers import run_pipeline
 
 NEW = [
@@ -29,14 +33,19 @@ def write_new_products(project, extra_line: str = '{"product_id": "N5", "title":
 
 
 @pytest.mark.slow
-def test_describe_flags_every_problem_and_drops_nothing(project_copy, tiny_model_dir):
+def test_describe_flags_every_problem_and_drops_nothing(
+    project_copy, tiny_model_dir, tiny_openvino_dir
+):
     write_new_products(project_copy)
     write_adapter(project_copy, tiny_model_dir)
-    params = load_project_params(root=project_copy)["describe"]
+    write_student_openvino(project_copy, tiny_openvino_dir)
+    serve_student_in_float32(project_copy)
+    params = load_project_params(root=project_copy)
     generation = {"max_new_tokens": 10, "temperature": 1.0, "seed": 0, "stop": ["###"]}
     run_pipeline(
         project_copy, tiny_model_dir, "describe",
-        describe={**params, "generation": generation, "progress": False},
+        describe={**params["describe"], "progress": False},
+        evaluation={**params["evaluation"], "student_generation": generation},
     )  # fmt: skip
     path = project_copy / "data" / "07_model_output" / "descriptions.jsonl"
     records = [json.loads(line) for line in path.read_text().splitlines()]

@@ -55,6 +55,26 @@ def write_adapter(project: Path, tiny_model_dir: Path) -> Path:
     return out
 
 
+def write_student_openvino(project: Path, exported: Path) -> Path:
+    """The exported student where the finetune pipeline saves one (versioned). ``write_adapter``'s
+    adapter starts with B = 0 (peft's initialisation), so the merged student is the tiny base:
+    its export (the ``tiny_openvino_dir`` fixture) is exactly what finetune would export."""
+    import shutil
+
+    out = project / "data/06_models/student_openvino/2026-01-01T00.00.00.000Z/student_openvino"
+    shutil.copytree(exported, out)
+    return out
+
+
+def serve_student_in_float32(project: Path) -> None:
+    """conf/local: the student served from the float32 export the fixtures write."""
+    (project / "conf" / "local" / "catalog_llm.yml").write_text(
+        "student_llm:\n"
+        "  type: product_descgen.datasets.LLMConnectionDataset\n"
+        "  connection: {backend: openvino, weights: fp32, batch_size: 4}\n"
+    )
+
+
 def write_upstream_reports(project: Path) -> None:
     """What data_prep, teacher_generation and finetune leave for the reporting pipeline."""
     data = project / "data"

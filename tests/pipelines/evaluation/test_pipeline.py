@@ -8,7 +8,12 @@ import pandas as pd
 import pytest
 
 from product_descgen.project_config import load_project_params
-from tests.pipelines.evaluation.fixtures import write_adapter, write_test_sets
+from tests.pipelines.evaluation.fixtures import (
+    serve_student_in_float32,
+    write_adapter,
+    write_student_openvino,
+    write_test_sets,
+)
 from tests.pipelines.helpers import run_pipeline
 
 
@@ -16,7 +21,10 @@ def small_evaluation(project) -> dict:
     params = load_project_params(root=project)["evaluation"]
     # Sampled: a random tiny model's greedy choice may be a special token, decoded as nothing.
     short = {"max_new_tokens": 12, "temperature": 1.0, "seed": 0}
-    speed = {**params["speed"], "sample_size": 3, "teacher": {"quantization": "int8"}}
+    speed = {
+        **params["speed"], "sample_size": 3, "warmup_size": 1, "pairs": 2,
+        "teacher": {"precision": "auto"},
+    }  # fmt: skip
     return {
         **params, "student_generation": short, "baseline_generation": short, "speed": speed,
         "human_eval": {**params["human_eval"], "n_items": 3}, "progress": False,
@@ -29,9 +37,11 @@ def small_teacher(project) -> dict:
 
 
 @pytest.mark.slow
-def test_evaluation_writes_every_output(project_copy, tiny_model_dir):
+def test_evaluation_writes_every_output(project_copy, tiny_model_dir, tiny_openvino_dir):
     write_test_sets(project_copy, n=4)
     write_adapter(project_copy, tiny_model_dir)
+    write_student_openvino(project_copy, tiny_openvino_dir)
+    serve_student_in_float32(project_copy)
     run_pipeline(
         project_copy, tiny_model_dir, "evaluation",
         evaluation=small_evaluation(project_copy), teacher_generation=small_teacher(project_copy),
@@ -69,7 +79,12 @@ def test_evaluation_writes_every_output(project_copy, tiny_model_dir):
     assert (table["model_peak_mb"] > 0).all() and (table["cost_per_1000"] > 0).all()
     summary = json.loads((data / "08_reporting" / "speed_summary.json").read_text())
     assert summary["reference"]["throughput_ratio"] == 4.0
-    assert summary["serving"] == {"teacher": "int8", "student": "nf4"}  # override, catalog
+    assert summary["serving"] == {  # the teacher: the override; the student: conf/local
+        "teacher": "openvino int8 (auto)", "student": "openvino fp32 (f32)",
+    }  # fmt: skip
+    assert 0 <= summary["student_gate_pass_rate"] <= 1
+    assert (table["rounds"] == 2).all()
+    assert (table["descriptions_per_s_min"] <= table["descriptions_per_s_max"]).all()
     assert len(summary["headline"]) == 3
 
     # A rater's file (as the page downloads it) is read on the next run; bad rows are rejected.
@@ -99,11 +114,14 @@ def test_evaluation_without_a_trained_model_says_so(project_copy, tiny_model_dir
 
 
 @pytest.mark.slow
-def test_evaluation_with_an_empty_test_set_says_so(project_copy, tiny_model_dir):
+def test_evaluation_with_an_empty_test_set_says_so(
+    project_copy, tiny_model_dir, tiny_openvino_dir
+):
     frame = write_test_sets(project_copy, n=2)
     frame.head(0).drop(columns="attributes").to_parquet(
         project_copy / "data" / "05_model_input" / "distill_test.parquet"
     )
     write_adapter(project_copy, tiny_model_dir)
+    write_student_openvino(project_copy, tiny_openvino_dir)
     with pytest.raises(ValueError, match="the test set is empty"):
         run_pipeline(project_copy, tiny_model_dir, "evaluation")

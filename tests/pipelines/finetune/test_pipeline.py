@@ -36,7 +36,7 @@ def small_finetune(project: Path, epochs: int = 2) -> dict:
     trainer = {**params["ludwig"]["trainer"], "epochs": epochs, "batch_size": 4,
                "gradient_accumulation_steps": 1}  # fmt: skip
     ludwig = {**params["ludwig"], "trainer": trainer, "generation": {"max_new_tokens": 8}}
-    return {**params, "ludwig": ludwig, "probe": {"size": 3, "max_new_tokens": 8}, "threads": 1}
+    return {**params, "ludwig": ludwig, "probe": {"size": 3, "max_new_tokens": 8}}
 
 
 @pytest.mark.slow
@@ -51,6 +51,12 @@ def test_qlora_finetune_writes_model_adapter_history_and_vices(project_copy, tin
     [adapter_dir] = list((data / "06_models" / "student_adapter").iterdir())
     adapter_dir = adapter_dir / "student_adapter"
     assert (adapter_dir / "adapter_config.json").is_file()
+    # the artifacts the engines serve, exported from that adapter
+    [exported] = list((data / "06_models" / "student_openvino").iterdir())
+    record = json.loads((exported / "student_openvino" / "product_descgen_export.json").read_text())
+    assert record["weights"] == "int4"  # student_llm's weights
+    [gguf] = list((data / "06_models" / "student_gguf").iterdir())
+    assert (gguf / "student_gguf" / "student-lora.gguf").stat().st_size > 0
 
     history = pd.read_parquet(data / "08_reporting" / "training_history.parquet")
     assert history["epoch"].tolist() == [1, 2]

@@ -39,7 +39,7 @@ def small_batches(project: Path, batch_size: int = 2) -> None:
     (project / "conf" / "local" / "catalog_llm.yml").write_text(
         "teacher_llm:\n"
         "  type: product_descgen.datasets.LLMConnectionDataset\n"
-        f"  connection: {{backend: transformers, batch_size: {batch_size}, threads: 1}}\n"
+        f"  connection: {{backend: transformers, batch_size: {batch_size}}}\n"
     )
 
 

@@ -1,0 +1,135 @@
+"""Teacher pipeline against the trained student, by the evaluation's own protocol, on products
+neither has seen: the Flipkart sample in ../shared, prepared by data_prep's nodes in memory.
+
+    .venv/bin/python benchmarks/speed_comparison.py [--products 64] [--pairs 3]
+    .venv/bin/python benchmarks/speed_comparison.py --old-engine-src /tmp/old/src
+
+Both systems are served as the catalog serves them (the engine, weights and batch size of
+``teacher_llm`` and ``student_llm``), built by ``evaluation.nodes.speed_jobs`` exactly as the
+``measure_speed`` node builds them, after ``make run`` has trained and exported a student.
+Each round runs both systems, each in a fresh process (warm-up, then the timed products), the
+order alternating; the table gives medians and min-max over the rounds.
+
+``--old-engine-src``: the ``src`` folder of a checkout of 2315053 (the hand-written engine this
+project served with before, ``git worktree add /tmp/old 2315053``); its student (nf4 base +
+adapter, 16 rows in flight, its own speed worker) is then served on the same products, alternated
+with the new student, for the aggregate-throughput comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from speed_setup import ROOT, load_speed_jobs  # noqa: E402
+
+from product_descgen.evaluation import cost, speed  # noqa: E402
+from product_descgen.pipelines.data_prep import nodes as prep  # noqa: E402
+from product_descgen.prep.config import DataPrepParams  # noqa: E402
+from product_descgen.project_config import load_project_params  # noqa: E402
+
+SHARED = ROOT.parent / "shared" / "data" / "flipkart_products_2000.jsonl"
+
+
+def flipkart_items(n: int, seed: int = 0) -> list[dict]:
+    """``n`` products of the shared Flipkart sample as model inputs (data_prep's nodes)."""
+    params = DataPrepParams.model_validate(load_project_params("flipkart")["data_prep"])
+    raw = pd.read_json(SHARED, lines=True)
+    ingested, _ = prep.ingest_catalogue(raw, params)
+    cleaned, _ = prep.clean_catalogue(ingested, params)
+    inputs = prep.build_model_inputs(cleaned, params)
+    sample = inputs.sample(n=n, random_state=seed)
+    return sample[["product_id", "input_text", "audience"]].to_dict(orient="records")
+
+
+def old_engine_job(job: speed.SpeedJob, adapter: str, base_dir: str) -> dict:
+    """The student job in the old engine's format (nf4 base + adapter, 16 rows, 1 thread)."""
+    return {
+        "system": "student",
+        "connection": {"backend": "transformers", "dtype": "float32", "quantization": "nf4",
+                       "batch_size": 16, "threads": 1},  # fmt: skip
+        "model_dir": base_dir, "adapter": adapter, "items": job.items,
+        "template": job.template, "generation": job.generation.model_dump(),
+    }  # fmt: skip
+
+
+def run_old_engine(job: dict, old_src: Path) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        job_path, out_path = Path(tmp, "job.json"), Path(tmp, "out.json")
+        job_path.write_text(json.dumps(job))
+        env = {**os.environ, "PYTHONPATH": str(old_src), "OMP_NUM_THREADS": "1"}
+        command = [sys.executable, "-m", "product_descgen.evaluation.speed", str(job_path),
+                   str(out_path)]  # fmt: skip
+        subprocess.run(command, env=env, check=True, capture_output=True, timeout=3600)
+        return json.loads(out_path.read_text())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--products", type=int, default=64)
+    parser.add_argument("--warmup", type=int, default=4)
+    parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--old-engine-src", type=Path)
+    args = parser.parse_args()
+    evaluation, teacher_job, student_job = load_speed_jobs()
+    items = flipkart_items(args.products + args.warmup)
+    update = {"items": items[args.warmup :], "warmup_items": items[: args.warmup]}
+    teacher_job = teacher_job.model_copy(update=update)
+    student_job = student_job.model_copy(update=update)
+    rounds = speed.run_pairs((teacher_job, student_job), args.pairs, timeout_s=7200)
+    table = speed.summarise_rounds(rounds)
+    by_system = {row["system"]: row for row in table.to_dict(orient="records")}
+    p = evaluation.speed
+    machines = {"teacher": p.teacher_machine.model_dump(), "student": p.student_machine.model_dump()}
+    summary = cost.compare(cost.speed_table(by_system["teacher"], by_system["student"], machines))
+    columns = [
+        "system", "serving", "rounds", "descriptions", "descriptions_per_s",
+        "descriptions_per_s_min", "descriptions_per_s_max", "generated_tokens_per_s",
+        "generated_tokens_per_s_min", "generated_tokens_per_s_max", "model_peak_mb",
+        "model_peak_mb_min", "model_peak_mb_max", "gate_pass_rate", "load_average_min",
+        "load_average_max",
+    ]  # fmt: skip
+    tokens = [c for c in table.columns if c.endswith(("_prompt_tokens", "_generated_tokens"))]
+    print(table[columns].to_markdown(index=False, floatfmt=".3g"))  # noqa: T201
+    print(table[["system", *tokens, "final_text_tokens"]].to_markdown(index=False))  # noqa: T201
+    print(json.dumps({k: v for k, v in summary.items() if k != "headline"}, indent=1))  # noqa: T201
+    if args.old_engine_src:
+        from product_descgen.evaluation.inference import served_student  # noqa: F401
+        from product_descgen.export.student import base_model_dir
+
+        adapter = student_job.adapter or _adapter_of(student_job)
+        old = old_engine_job(student_job, adapter, str(base_model_dir(adapter)))
+        pairs = []
+        for round_ in range(args.pairs):
+            runs = {}
+            order = ("new", "old") if round_ % 2 == 0 else ("old", "new")
+            for which in order:
+                runs[which] = (
+                    speed.run_isolated(student_job, 3600)
+                    if which == "new"
+                    else run_old_engine(old, args.old_engine_src)
+                )
+            pairs.append({k: v["generated_tokens_per_s"] for k, v in runs.items()})
+        ratios = [p["new"] / p["old"] for p in pairs]
+        print(json.dumps({"student tok/s, new vs old engine": pairs,  # noqa: T201
+                          "ratio median": statistics.median(ratios),
+                          "ratio min-max": [min(ratios), max(ratios)]}, indent=1))  # fmt: skip
+
+
+def _adapter_of(job: speed.SpeedJob) -> str:
+    """The adapter the exported student was merged from (newest ``student_adapter`` version)."""
+    versions = sorted((ROOT / "data/06_models/student_adapter").iterdir())
+    return str(versions[-1] / "student_adapter")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+import json
+
+import pytest
+import torch
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForCausalLM
+
+from product_descgen.export.openvino import RECORD, export_openvino
+from product_descgen.export.student import student_for_openvino
+from product_descgen.llm.hf_backend import TransformersBackend
+from product_descgen.llm.openvino_backend import OpenVINOBackend
+from product_descgen.llm.types import GenerationSettings, Request
+
+pytestmark = pytest.mark.slow
+
+
+def test_export_writes_the_ir_both_tokenizers_and_a_record(tiny_model_dir, tiny_openvino_dir):
+    names = {p.name for p in tiny_openvino_dir.iterdir()}
+    assert {"openvino_model.xml", "openvino_tokenizer.xml", "openvino_detokenizer.xml"} <= names
+    assert "tokenizer.json" in names  # the Hugging Face tokenizer the backend tokenises with
+    record = json.loads((tiny_openvino_dir / RECORD).read_text())
+    assert record["source"] == str(tiny_model_dir) and record["weights"] == "fp32"
+    assert not tiny_openvino_dir.with_name(tiny_openvino_dir.name + ".tmp").exists()
+
+
+def test_unknown_weights_and_missing_models_are_clear_errors(tmp_path, tiny_model_dir):
+    with pytest.raises(ValueError, match="weights"):
+        export_openvino(tiny_model_dir, tmp_path / "x", "int3")  # type: ignore[arg-type]
+    with pytest.raises(FileNotFoundError, match="not a Hugging Face model directory"):
+        export_openvino(tmp_path, tmp_path / "y", "fp32")
+
+
+def test_exported_student_writes_what_peft_writes(tiny_model_dir, tmp_path):
+    """The adapter merged and exported in float32 gives peft's greedy text, token for token
+    (both compute in float32; the merge only reorders the same sums)."""
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    peft_model = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+    for name, param in peft_model.named_parameters():
+        if "lora_B" in name:  # non-zero B, so the adapter changes the text
+            torch.nn.init.normal_(param, std=0.5)
+    peft_model.save_pretrained(tmp_path / "adapter")
+
+    exported = student_for_openvino(tmp_path / "adapter", "fp32")
+    settings = GenerationSettings(max_new_tokens=30, repetition_penalty=1.1)
+    reqs = [Request(key=str(i), prompt=f"### Product\nitem {i} " * (i + 1)) for i in range(6)]
+    peft_backend = TransformersBackend(
+        str(tiny_model_dir), settings, adapter=str(tmp_path / "adapter"), device="cpu"
+    )
+    plain_backend = TransformersBackend(str(tiny_model_dir), settings, device="cpu")
+    engine = OpenVINOBackend(str(exported), settings)
+
+    def texts(backend):
+        return {r.key: r.text for chunk in backend.generate(reqs) for r in chunk}
+
+    assert texts(engine) == texts(peft_backend)
+    assert texts(engine) != texts(plain_backend)  # the adapter is really in the export

@@ -1,0 +1,83 @@
+import pytest
+
+from product_descgen.llm.backends import Connection, make_backend
+from product_descgen.llm.hf_backend import TransformersBackend
+from product_descgen.llm.openvino_backend import OpenVINOBackend, engine_properties
+from product_descgen.llm.types import GenerationSettings, Request
+
+pytestmark = pytest.mark.slow
+
+
+def requests(n: int) -> list[Request]:
+    return [
+        Request(key=f"k{i}", prompt="A product: " + "word " * (i % 7 + 1) + f"number {i}")
+        for i in range(n)
+    ]
+
+
+def texts(backend, reqs) -> dict[str, str]:
+    return {r.key: r.text for chunk in backend.generate(reqs) for r in chunk}
+
+
+def test_f32_greedy_text_equals_the_transformers_reference(tiny_model_dir, tiny_openvino_dir):
+    settings = GenerationSettings(max_new_tokens=30, repetition_penalty=1.1)
+    reference = TransformersBackend(str(tiny_model_dir), settings, batch_size=4, device="cpu")
+    engine = OpenVINOBackend(str(tiny_openvino_dir), settings, batch_size=4, precision="f32")
+    reqs = requests(12)
+    expected, got = texts(reference, reqs), texts(engine, reqs)
+    assert got == expected
+    assert len(set(got.values())) > 1  # the prompts lead somewhere different
+
+
+def test_every_request_comes_back_once_in_chunks(tiny_openvino_dir):
+    settings = GenerationSettings(max_new_tokens=8)
+    engine = OpenVINOBackend(str(tiny_openvino_dir), settings, batch_size=3)
+    chunks = list(engine.generate(requests(7)))
+    assert [len(c) for c in chunks] == [3, 3, 1]
+    results = [r for c in chunks for r in c]
+    assert sorted(r.key for r in results) == sorted(f"k{i}" for i in range(7))
+    assert all(r.ok and r.completion_tokens == 8 and r.finish_reason == "length" for r in results)
+    assert all(r.prompt_tokens > 0 and r.latency_s > 0 for r in results)
+
+
+def test_stop_strings_end_generation_and_are_cut(tiny_openvino_dir):
+    plain = OpenVINOBackend(str(tiny_openvino_dir), GenerationSettings(max_new_tokens=24))
+    [[first]] = list(plain.generate(requests(1)))
+    words = first.text.split()
+    stop = words[len(words) // 2]  # a word the model is known to produce midway
+    stopped = OpenVINOBackend(
+        str(tiny_openvino_dir), GenerationSettings(max_new_tokens=24, stop=[stop])
+    )
+    [[cut]] = list(stopped.generate(requests(1)))
+    assert stop not in cut.text
+    assert first.text.startswith(cut.text)
+    assert cut.finish_reason == "stop"
+    assert cut.completion_tokens < first.completion_tokens
+
+
+def test_seeded_sampling_is_reproducible(tiny_openvino_dir):
+    settings = GenerationSettings(max_new_tokens=12, temperature=1.0, seed=3)
+    engine = OpenVINOBackend(str(tiny_openvino_dir), settings)
+    assert texts(engine, requests(3)) == texts(engine, requests(3))
+
+
+def test_make_backend_builds_the_engine_and_refuses_an_unmerged_adapter(tiny_openvino_dir):
+    connection = Connection(backend="openvino", batch_size=2)
+    backend = make_backend(connection, str(tiny_openvino_dir), GenerationSettings())
+    assert backend.name == "openvino"
+    with pytest.raises(ValueError, match="adapter"):
+        make_backend(connection, str(tiny_openvino_dir), GenerationSettings(), adapter="a")
+
+
+def test_a_model_directory_that_is_not_exported_is_a_clear_error(tiny_model_dir):
+    with pytest.raises(FileNotFoundError, match="not an OpenVINO model directory"):
+        OpenVINOBackend(str(tiny_model_dir), GenerationSettings())
+
+
+def test_engine_properties_follow_the_precision_and_thread_settings():
+    assert engine_properties("f32", 1) == {
+        "INFERENCE_NUM_THREADS": 1,
+        "INFERENCE_PRECISION_HINT": "f32",
+        "KV_CACHE_PRECISION": "f32",
+    }
+    assert engine_properties("auto", 2) == {"INFERENCE_NUM_THREADS": 2}

@@ -89,7 +89,10 @@ def main() -> None:
     table = speed.summarise_rounds(rounds)
     by_system = {row["system"]: row for row in table.to_dict(orient="records")}
     p = evaluation.speed
-    machines = {"teacher": p.teacher_machine.model_dump(), "student": p.student_machine.model_dump()}
+    machines = {
+        "teacher": p.teacher_machine.model_dump(),
+        "student": p.student_machine.model_dump(),
+    }
     summary = cost.compare(cost.speed_table(by_system["teacher"], by_system["student"], machines))
     columns = [
         "system", "serving", "rounds", "descriptions", "descriptions_per_s",
@@ -103,7 +106,6 @@ def main() -> None:
     print(table[["system", *tokens, "final_text_tokens"]].to_markdown(index=False))  # noqa: T201
     print(json.dumps({k: v for k, v in summary.items() if k != "headline"}, indent=1))  # noqa: T201
     if args.old_engine_src:
-        from product_descgen.evaluation.inference import served_student  # noqa: F401
         from product_descgen.export.student import base_model_dir
 
         adapter = student_job.adapter or _adapter_of(student_job)

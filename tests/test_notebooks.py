@@ -11,7 +11,9 @@ from nbclient import NotebookClient
 from product_descgen.prep.quarantine import quarantine_frame
 from tests.conftest import PROJECT_ROOT
 from tests.pipelines.evaluation.fixtures import (
+    serve_student_in_float32,
     write_adapter,
+    write_student_openvino,
     write_test_sets,
     write_upstream_reports,
 )
@@ -46,9 +48,11 @@ NOTEBOOKS = sorted((PROJECT_ROOT / "notebooks").glob("*.ipynb"))
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebook_runs_on_a_small_run(path, project_copy, tiny_model_dir):
+def test_notebook_runs_on_a_small_run(path, project_copy, tiny_model_dir, tiny_openvino_dir):
     write_test_sets(project_copy, n=4)
     write_adapter(project_copy, tiny_model_dir)
+    write_student_openvino(project_copy, tiny_openvino_dir)
+    serve_student_in_float32(project_copy)
     write_upstream_reports(project_copy)
     quarantine_frame([]).to_parquet(project_copy / "data/02_intermediate/quarantine.parquet")
     run_pipeline(

@@ -55,6 +55,21 @@ def test_stop_strings_end_generation_and_are_cut(tiny_openvino_dir):
     assert cut.completion_tokens < first.completion_tokens
 
 
+def test_a_stop_string_as_the_first_token_gives_an_empty_text(tiny_model_dir, tiny_openvino_dir):
+    """The engine returns no output for such a request; the backend gives what transformers
+    gives: an empty text that stopped."""
+    probe = [Request(key="p", prompt="word 39 " * 40 + "\n### The better one is (A or B):\n")]
+    plain = OpenVINOBackend(str(tiny_openvino_dir), GenerationSettings(max_new_tokens=4))
+    [[first]] = list(plain.generate(probe))
+    assert first.text == "" and first.completion_tokens == 4  # only newlines: stripped
+    settings = GenerationSettings(max_new_tokens=4, stop=["\n"])
+    engine = OpenVINOBackend(str(tiny_openvino_dir), settings)
+    reference = TransformersBackend(str(tiny_model_dir), settings, device="cpu")
+    [[got]] = list(engine.generate(probe))
+    assert (got.text, got.finish_reason) == ("", "stop")
+    assert texts(reference, probe) == {"p": ""}
+
+
 def test_seeded_sampling_is_reproducible(tiny_openvino_dir):
     settings = GenerationSettings(max_new_tokens=12, temperature=1.0, seed=3)
     engine = OpenVINOBackend(str(tiny_openvino_dir), settings)

@@ -130,6 +130,13 @@ class OpenVINOBackend:
             meta={**request.meta, "batch_size": self.batch_size},
         )
 
+    def _stopped_at_once(self, request: Request, prompt_len: int, seconds: float) -> Result:
+        return Result(
+            key=request.key, text="", prompt_tokens=prompt_len, completion_tokens=1,
+            latency_s=seconds, finish_reason="stop",
+            meta={**request.meta, "batch_size": self.batch_size},
+        )  # fmt: skip
+
     def generate(self, requests: Sequence[Request]) -> Iterator[list[Result]]:
         """Results in chunks of ``batch_size`` as they finish. Prompts are admitted longest
         first; each request's clock starts when it is handed to the engine, before its prefill."""
@@ -154,15 +161,19 @@ class OpenVINOBackend:
                     continue
                 del in_flight[i]
                 outputs = handle.read_all()
-                if status != ov_genai.GenerationStatus.FINISHED or not outputs:
+                seconds = time.perf_counter() - started
+                if status != ov_genai.GenerationStatus.FINISHED:
                     raise RuntimeError(
                         f"OpenVINO generation of {requests[i].key!r} ended with status {status}"
                     )
-                chunk.append(
-                    self._result(
-                        requests[i], len(ids[i]), outputs[0], time.perf_counter() - started
-                    )
-                )
+                if outputs:
+                    chunk.append(self._result(requests[i], len(ids[i]), outputs[0], seconds))
+                elif self.settings.stop:
+                    # OpenVINO GenAI 2026.4 returns no output when the first generated token
+                    # completes a stop string: the text is empty, as every backend gives it.
+                    chunk.append(self._stopped_at_once(requests[i], len(ids[i]), seconds))
+                else:
+                    raise RuntimeError(f"OpenVINO returned no output for {requests[i].key!r}")
                 if len(chunk) == self.batch_size:
                     yield chunk
                     chunk = []

@@ -12,7 +12,9 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.browser import browser, set_download_dir, wait_for_file  # noqa: F401 - fixture
 from tests.pipelines.evaluation.fixtures import (
+    serve_student_in_float32,
     write_adapter,
+    write_student_openvino,
     write_test_sets,
     write_upstream_reports,
 )
@@ -28,9 +30,13 @@ def evaluate(project, tiny_model_dir) -> None:
 
 
 @pytest.mark.slow
-def test_rate_in_browser_then_report(project_copy, tiny_model_dir, browser, tmp_path):  # noqa: F811
+def test_rate_in_browser_then_report(  # noqa: F811
+    project_copy, tiny_model_dir, tiny_openvino_dir, browser, tmp_path
+):
     write_test_sets(project_copy, n=4)
     write_adapter(project_copy, tiny_model_dir)
+    write_student_openvino(project_copy, tiny_openvino_dir)
+    serve_student_in_float32(project_copy)
     evaluate(project_copy, tiny_model_dir)
     data = project_copy / "data"
     key = pd.read_csv(data / "07_model_output" / "human_eval_key.csv")

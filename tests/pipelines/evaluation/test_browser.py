@@ -30,8 +30,12 @@ def evaluate(project, tiny_model_dir) -> None:
 
 
 @pytest.mark.slow
-def test_rate_in_browser_then_report(  # noqa: F811
-    project_copy, tiny_model_dir, tiny_openvino_dir, browser, tmp_path
+def test_rate_in_browser_then_report(
+    project_copy,
+    tiny_model_dir,
+    tiny_openvino_dir,
+    browser,  # noqa: F811
+    tmp_path,
 ):
     write_test_sets(project_copy, n=4)
     write_adapter(project_copy, tiny_model_dir)

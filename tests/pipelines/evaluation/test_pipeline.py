@@ -114,9 +114,7 @@ def test_evaluation_without_a_trained_model_says_so(project_copy, tiny_model_dir
 
 
 @pytest.mark.slow
-def test_evaluation_with_an_empty_test_set_says_so(
-    project_copy, tiny_model_dir, tiny_openvino_dir
-):
+def test_evaluation_with_an_empty_test_set_says_so(project_copy, tiny_model_dir, tiny_openvino_dir):
     frame = write_test_sets(project_copy, n=2)
     frame.head(0).drop(columns="attributes").to_parquet(
         project_copy / "data" / "05_model_input" / "distill_test.parquet"

@@ -89,10 +89,7 @@ def main() -> None:
     table = speed.summarise_rounds(rounds)
     by_system = {row["system"]: row for row in table.to_dict(orient="records")}
     p = evaluation.speed
-    machines = {
-        "teacher": p.teacher_machine.model_dump(),
-        "student": p.student_machine.model_dump(),
-    }
+    machines = [m.model_dump() for m in p.machines]
     summary = cost.compare(cost.speed_table(by_system["teacher"], by_system["student"], machines))
     columns = [
         "system", "serving", "rounds", "descriptions", "descriptions_per_s",

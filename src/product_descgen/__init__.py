@@ -6,5 +6,6 @@ __version__ = "0.1.0"
 
 # bitsandbytes warns at import that its optional CPU kernel is missing: the `kernels` package
 # would download it from the Hugging Face hub, which this project never reaches at run time.
-# bitsandbytes' own CPU kernel serves instead (llm/nf4_cpu.py), so the advice is noise here.
+# bitsandbytes' own CPU code serves instead (training and the nf4 reference path), so the advice
+# is noise here.
 logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)

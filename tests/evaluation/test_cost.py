@@ -5,13 +5,14 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from product_descgen.evaluation.cost import compare, cost_per_1000, speed_table
+from product_descgen.evaluation.cost import compare, cost_per_1000, smallest_machine, speed_table
 
 
 def result(system: str, dps: float, tps: float, peak: float, p50: float) -> dict:
     return {"system": system, "serving": "int8", "descriptions_per_s": dps,
             "generated_tokens_per_s": tps, "model_peak_mb": peak,
-            "process_peak_mb": peak + 1000, "latency_p50_s": p50}  # fmt: skip
+            "process_peak_mb": peak + 1000, "latency_p50_s": p50,
+            "seconds_per_final_token": 1 / tps, "gate_pass_rate": 0.9}  # fmt: skip
 
 
 def test_cost_per_1000_is_machine_time_priced_by_the_hour():
@@ -22,8 +23,8 @@ def test_cost_per_1000_is_machine_time_priced_by_the_hour():
 
 
 def test_compare_states_each_ratio_next_to_the_reference():
-    machines = {"teacher": {"name": "GPU", "price_per_hour": 1.2},
-                "student": {"name": "small", "price_per_hour": 0.6}}  # fmt: skip
+    machines = [{"name": "small", "memory_gb": 1.5, "price_per_hour": 0.6},
+                {"name": "GPU", "memory_gb": 24, "price_per_hour": 1.2}]  # fmt: skip
     table = speed_table(
         result("teacher", 0.25, 80.0, 2000.0, 40.0), result("student", 1.0, 120.0, 400.0, 10.0),
         machines,
@@ -31,6 +32,7 @@ def test_compare_states_each_ratio_next_to_the_reference():
     assert isinstance(table, pd.DataFrame) and table["machine"].tolist() == ["GPU", "small"]
     summary = compare(table)
     assert summary["throughput_ratio"] == pytest.approx(4.0)
+    assert summary["equal_length_throughput_ratio"] == pytest.approx(120 / 80)
     assert summary["memory_reduction"] == pytest.approx(0.8)  # 1 - 400/2000
     assert summary["process_memory_reduction"] == pytest.approx(1 - 1400 / 3000)
     # teacher: 1.2/3600/0.25*1000 = 1.3333; student: 0.6/3600/1.0*1000 = 0.16667 -> 87.5% lower
@@ -39,3 +41,17 @@ def test_compare_states_each_ratio_next_to_the_reference():
                                     "cost_reduction": 0.80}  # fmt: skip
     assert "4.0x" in summary["headline"][0] and "(reference case: 4x)" in summary["headline"][0]
     assert "80% less" in summary["headline"][1] and "88% lower" in summary["headline"][2]
+
+
+def test_each_system_gets_the_cheapest_machine_that_holds_its_process():
+    machines = [
+        {"name": "big", "memory_gb": 8, "price_per_hour": 0.08},
+        {"name": "any", "price_per_hour": 0.5},
+        {"name": "small", "memory_gb": 2, "price_per_hour": 0.02},
+    ]
+    assert smallest_machine(1500.0, machines)["name"] == "small"
+    assert smallest_machine(2048.0, machines)["name"] == "small"  # exactly 2 GiB fits
+    assert smallest_machine(2049.0, machines)["name"] == "big"
+    assert smallest_machine(9000.0, machines)["name"] == "any"  # no memory stated: holds any
+    with pytest.raises(ValueError, match="no configured machine holds a process of 9000 MiB"):
+        smallest_machine(9000.0, machines[:1])

@@ -10,12 +10,14 @@ from product_descgen.quality.checks import GateParams
 
 
 class Machine(BaseModel):
-    """A machine a system is served on, with its price (for cost per description)."""
+    """A machine a system can be served on, with its price (for cost per description) and the
+    memory its serving process may use (GiB; none: any process fits)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
     price_per_hour: PositiveFloat
+    memory_gb: PositiveFloat | None = None
     currency: str = "USD"
 
 
@@ -40,8 +42,8 @@ class SpeedParams(BaseModel):
     seed: int = 0
     teacher: ServingOverride = ServingOverride()
     student: ServingOverride = ServingOverride()
-    teacher_machine: Machine
-    student_machine: Machine
+    # each system is priced on the cheapest of these that holds its serving process's peak
+    machines: list[Machine] = Field(min_length=1)
     timeout_s: PositiveInt = 3600  # per system
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
@@ -18,17 +19,36 @@ def cost_per_1000(descriptions_per_s: float, price_per_hour: float) -> float:
     return price_per_hour / 3600 / descriptions_per_s * 1000
 
 
+def smallest_machine(peak_mb: float, machines: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The cheapest machine whose memory holds a serving process that peaked at ``peak_mb``
+    (MiB); a machine without ``memory_gb`` holds any."""
+
+    def holds(machine: dict[str, Any]) -> bool:
+        return machine.get("memory_gb") is None or machine["memory_gb"] * 1024 >= peak_mb
+
+    fits = [m for m in machines if holds(m)]
+    if not fits:
+        largest = max(m["memory_gb"] for m in machines)
+        raise ValueError(
+            f"no configured machine holds a process of {peak_mb:.0f} MiB (the largest has "
+            f"{largest} GiB): add one to evaluation.speed.machines"
+        )
+    return min(fits, key=lambda m: m["price_per_hour"])
+
+
 def speed_table(
-    teacher: dict[str, Any], student: dict[str, Any], machines: dict[str, dict[str, Any]]
+    teacher: dict[str, Any], student: dict[str, Any], machines: Sequence[dict[str, Any]]
 ) -> pd.DataFrame:
-    """One row per system: measured speed and memory, its machine, price and cost."""
+    """One row per system: measured speed and memory, the smallest machine it fits, its price
+    and the cost."""
     rows = []
     for result in (teacher, student):
-        machine = machines[result["system"]]
+        machine = smallest_machine(result["process_peak_mb"], machines)
         rows.append(
             {
                 **result,
                 "machine": machine["name"],
+                "machine_memory_gb": machine.get("memory_gb"),
                 "price_per_hour": machine["price_per_hour"],
                 "currency": machine.get("currency", "USD"),
                 "cost_per_1000": cost_per_1000(

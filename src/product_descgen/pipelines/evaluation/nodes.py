@@ -262,10 +262,7 @@ def measure_speed(
     )  # fmt: skip
     rounds = speed.summarise_rounds(speed.run_pairs(jobs, p.pairs, p.timeout_s))
     by_system = {row["system"]: row for row in rounds.to_dict(orient="records")}
-    machines = {
-        "teacher": p.teacher_machine.model_dump(),
-        "student": p.student_machine.model_dump(),
-    }
+    machines = [m.model_dump() for m in p.machines]
     table = cost.speed_table(by_system["teacher"], by_system["student"], machines=machines)
     summary = cost.compare(table)
     for line in summary["headline"]:

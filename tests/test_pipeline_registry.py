@@ -50,3 +50,15 @@ def test_every_dataset_has_a_kedro_viz_layer(default_pipeline):
         d for d in names if not catalog[d].get("metadata", {}).get("kedro-viz", {}).get("layer")
     )
     assert not unlayered, f"no kedro-viz layer: {unlayered}"
+
+
+def test_no_node_reads_inside_a_parameter_block_another_node_reads_whole(default_pipeline):
+    """Kedro validates a block read whole (``params:evaluation``) into its pydantic model, after
+    which a nested read of it (``params:evaluation.x``) fails the run's parameter validation."""
+    params = {name for node in default_pipeline.nodes for name in node.inputs
+              if name.startswith("params:")}  # fmt: skip
+    nested = {
+        name for name in params
+        if any(name.startswith(whole + ".") for whole in params if whole != name)
+    }  # fmt: skip
+    assert not nested

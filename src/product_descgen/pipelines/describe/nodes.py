@@ -6,10 +6,9 @@ import logging
 
 import pandas as pd
 
-from product_descgen.evaluation.config import DescribeParams
+from product_descgen.evaluation.config import DescribeParams, EvaluationParams
 from product_descgen.evaluation.inference import results_frame, run_student, served_student
 from product_descgen.llm.backends import Connection
-from product_descgen.llm.types import GenerationSettings
 from product_descgen.models import ModelsParams, resolve_model_dir
 from product_descgen.quality.checks import check_description
 from product_descgen.training.config import FinetuneParams
@@ -29,10 +28,11 @@ def generate_new_descriptions(
     student_llm: Connection,
     models: ModelsParams,
     finetune: FinetuneParams,
-    generation: GenerationSettings,
+    evaluation: EvaluationParams,
     params: DescribeParams,
 ) -> pd.DataFrame:
-    """One student inference per usable new product, served exactly as evaluation serves it."""
+    """One student inference per usable new product, served exactly as evaluation serves it
+    (``evaluation.student_generation``; the whole block, as Kedro validates it whole)."""
     if new_inputs.empty:
         logger.warning("describe: no usable new products (see the quarantine reasons)")
         return results_frame([])
@@ -40,7 +40,7 @@ def generate_new_descriptions(
     model = served_student(student_llm, base, student_adapter, student_openvino)
     return run_student(
         new_inputs, student_llm, model,
-        finetune.prompt_template, GenerationSettings.model_validate(generation), "describe",
+        finetune.prompt_template, evaluation.student_generation, "describe",
         params.progress,
     )  # fmt: skip
 

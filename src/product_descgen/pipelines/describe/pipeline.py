@@ -55,7 +55,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "student_llm",
                     "params:models",
                     "params:finetune",
-                    "params:evaluation.student_generation",
+                    "params:evaluation",
                     "params:describe",
                 ],
                 "new_outputs",

@@ -6,7 +6,7 @@ Same student (``models.student``), same batches (demo-like prompt + target pairs
 finetune prompt template), same LoRA settings (``finetune.ludwig.adapter``), one process, one
 after the other. Ludwig's times come from ``on_batch_start``/``on_batch_end`` callbacks, so they
 cover what Ludwig does per step (forward, backward, optimizer, its bookkeeping), not its setup.
-Appends the table to docs/benchmarks.md.
+Prints the table (docs/benchmarks.md, "Fine-tuning step time").
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import torch  # noqa: E402
 
 from product_descgen.models import ModelsParams, resolve_model_dir  # noqa: E402
 from product_descgen.project_config import load_project_params  # noqa: E402
+from product_descgen.runtime import RuntimeParams, set_threads  # noqa: E402
 from product_descgen.training import ludwig_compat  # noqa: E402
 from product_descgen.training.config import FinetuneParams, build_ludwig_config  # noqa: E402
 
@@ -112,11 +113,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    ludwig_compat.apply()
     project = load_project_params()
+    set_threads(RuntimeParams.model_validate(project.get("runtime", {})).threads)
+    ludwig_compat.apply()
     models = ModelsParams.model_validate(project["models"])
     base = resolve_model_dir(models.student, ROOT / models.cache_dir)
     params = FinetuneParams.model_validate(project["finetune"])
@@ -139,16 +139,11 @@ def main() -> None:
             for tool, kind in runs
         ]
     )  # fmt: skip
-    text = table.round(3).to_markdown(index=False)
-    print(text)  # noqa: T201 - the benchmark's report
-    doc = ROOT / "docs" / "benchmarks.md"
-    doc.write_text(
-        doc.read_text().rstrip()
-        + f"\n\n## Fine-tuning step time\n\n`.venv/bin/python benchmarks/finetune_step_time.py "
-        f"--steps {args.steps} --batch {args.batch}` on {platform.machine()} ({os.cpu_count()} "
-        f"cores), {args.threads} threads, student `{Path(base).name}`, batch {args.batch}, "
-        f"first step excluded, {time.strftime('%Y-%m-%d')}.\n\n{text}\n"
-    )
+    print(table.round(3).to_markdown(index=False))  # noqa: T201 - the benchmark's report
+    logging.getLogger(__name__).info(
+        "%s (%d cores), %d thread(s), student %s, batch %d, first step excluded",
+        platform.machine(), os.cpu_count(), torch.get_num_threads(), Path(base).name, args.batch,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

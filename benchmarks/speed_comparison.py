@@ -51,8 +51,27 @@ def flipkart_items(n: int, seed: int = 0) -> list[dict]:
     return sample[["product_id", "input_text", "audience"]].to_dict(orient="records")
 
 
+# Run with the old checkout's src first on the path: its student served as its speed test
+# served it (its backend, its _student step), after a warm-up on the same products as the new.
+OLD_ENGINE_WORKER = """
+import json, sys, time
+from product_descgen.evaluation import speed
+from product_descgen.llm.backends import make_backend
+job = speed.SpeedJob.model_validate(json.load(open(sys.argv[1])))
+warmup = json.load(open(sys.argv[2]))
+backend = make_backend(job.connection, job.model_dir, job.generation, adapter=job.adapter)
+speed._student(backend, job.model_copy(update={"items": warmup}))
+started = time.perf_counter()
+latency, tokens, _, _ = speed._student(backend, job)
+seconds = time.perf_counter() - started
+json.dump({"generated_tokens": int(sum(tokens)), "seconds": seconds,
+           "generated_tokens_per_s": sum(tokens) / seconds}, open(sys.argv[3], "w"))
+"""
+
+
 def old_engine_job(job: speed.SpeedJob, adapter: str, base_dir: str) -> dict:
-    """The student job in the old engine's format (nf4 base + adapter, 16 rows, 1 thread)."""
+    """The student job in the old engine's format: nf4 base + adapter in float32, 16 rows in
+    flight (its catalog's serving), one thread."""
     return {
         "system": "student",
         "connection": {"backend": "transformers", "dtype": "float32", "quantization": "nf4",
@@ -62,15 +81,15 @@ def old_engine_job(job: speed.SpeedJob, adapter: str, base_dir: str) -> dict:
     }  # fmt: skip
 
 
-def run_old_engine(job: dict, old_src: Path) -> dict:
+def run_old_engine(job: dict, warmup: list[dict], old_src: Path) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        job_path, out_path = Path(tmp, "job.json"), Path(tmp, "out.json")
-        job_path.write_text(json.dumps(job))
+        paths = [Path(tmp, name) for name in ("job.json", "warmup.json", "out.json")]
+        paths[0].write_text(json.dumps(job))
+        paths[1].write_text(json.dumps(warmup))
         env = {**os.environ, "PYTHONPATH": str(old_src), "OMP_NUM_THREADS": "1"}
-        command = [sys.executable, "-m", "product_descgen.evaluation.speed", str(job_path),
-                   str(out_path)]  # fmt: skip
+        command = [sys.executable, "-c", OLD_ENGINE_WORKER, *map(str, paths)]
         subprocess.run(command, env=env, check=True, capture_output=True, timeout=3600)
-        return json.loads(out_path.read_text())
+        return json.loads(paths[2].read_text())
 
 
 def main() -> None:
@@ -115,11 +134,12 @@ def main() -> None:
                 runs[which] = (
                     speed.run_isolated(student_job, 3600)
                     if which == "new"
-                    else run_old_engine(old, args.old_engine_src)
+                    else run_old_engine(old, student_job.warmup_items, args.old_engine_src)
                 )
-            pairs.append({k: v["generated_tokens_per_s"] for k, v in runs.items()})
-        ratios = [p["new"] / p["old"] for p in pairs]
-        print(json.dumps({"student tok/s, new vs old engine": pairs,  # noqa: T201
+            pairs.append({k: (v["generated_tokens_per_s"], v["generated_tokens"])
+                          for k, v in runs.items()})  # fmt: skip
+        ratios = [p["new"][0] / p["old"][0] for p in pairs]
+        print(json.dumps({"student (tok/s, tokens), new vs old engine": pairs,  # noqa: T201
                           "ratio median": statistics.median(ratios),
                           "ratio min-max": [min(ratios), max(ratios)]}, indent=1))  # fmt: skip
 

@@ -53,3 +53,36 @@ def test_a_failing_worker_reports_its_error(tmp_path):
                    items=ITEMS, template="{input_text}")  # fmt: skip
     with pytest.raises(RuntimeError, match="speed test of the student failed"):
         run_isolated(job, timeout_s=120)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["openvino", "transformers"])
+def test_loading_a_model_imports_no_library_after_the_baseline(
+    backend, tiny_model_dir, tiny_openvino_dir
+):
+    """Library code is the process's footprint, not the model's: the worker imports what
+    loading needs before it takes the memory baseline, for every backend alike."""
+    import json
+    import subprocess
+    import sys
+
+    model_dir = tiny_openvino_dir if backend == "openvino" else tiny_model_dir
+    job = SpeedJob(system="student", connection=Connection(backend=backend, device="cpu"),
+                   model_dir=str(model_dir), items=ITEMS, template="{input_text}")  # fmt: skip
+    code = (
+        "import json, sys\n"
+        "from product_descgen.evaluation import speed\n"
+        "from product_descgen.llm.backends import make_backend\n"
+        "from product_descgen.llm.types import GenerationSettings\n"
+        "job = speed.SpeedJob.model_validate_json(sys.argv[1])\n"
+        "speed._import_libraries(job)\n"
+        "before = {m.split('.')[0] for m in sys.modules}\n"
+        "make_backend(job.connection, job.model_dir, GenerationSettings())\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} - before)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, job.model_dump_json()],
+        capture_output=True, text=True, check=True, timeout=300,
+    )  # fmt: skip
+    new = set(json.loads(done.stdout.strip().splitlines()[-1]))
+    assert not new & {"torch", "transformers", "openvino", "openvino_genai", "peft"}

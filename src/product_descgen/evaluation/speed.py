@@ -167,7 +167,8 @@ def _import_libraries(job: SpeedJob) -> None:
     import importlib
 
     if job.connection.backend == "openvino":
-        for module in ("openvino", "openvino_genai", "transformers"):
+        # the engine, and the tokenizer's import chain (transformers' tokenizers import torch)
+        for module in ("openvino", "openvino_genai", "transformers.models.auto.tokenization_auto"):
             importlib.import_module(module)
         return
     if job.connection.backend != "transformers":

@@ -40,10 +40,10 @@ from product_descgen.project_config import load_project_params  # noqa: E402
 SHARED = ROOT.parent / "shared" / "data" / "flipkart_products_2000.jsonl"
 
 
-def flipkart_items(n: int, seed: int = 0) -> list[dict]:
-    """``n`` products of the shared Flipkart sample as model inputs (data_prep's nodes)."""
+def flipkart_items(n: int, seed: int = 0, path: Path = SHARED) -> list[dict]:
+    """``n`` products of the Flipkart sample as model inputs (data_prep's nodes, its env)."""
     params = DataPrepParams.model_validate(load_project_params("flipkart")["data_prep"])
-    raw = pd.read_json(SHARED, lines=True)
+    raw = pd.read_json(path, lines=True)
     ingested, _ = prep.ingest_catalogue(raw, params)
     cleaned, _ = prep.clean_catalogue(ingested, params)
     inputs = prep.build_model_inputs(cleaned, params)
@@ -98,9 +98,10 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=4)
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--old-engine-src", type=Path)
+    parser.add_argument("--catalogue", type=Path, default=SHARED, help="Flipkart JSON Lines")
     args = parser.parse_args()
     evaluation, teacher_job, student_job = load_speed_jobs()
-    items = flipkart_items(args.products + args.warmup)
+    items = flipkart_items(args.products + args.warmup, path=args.catalogue)
     update = {"items": items[args.warmup :], "warmup_items": items[: args.warmup]}
     teacher_job = teacher_job.model_copy(update=update)
     student_job = student_job.model_copy(update=update)

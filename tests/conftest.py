@@ -49,3 +49,11 @@ def tiny_openvino_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFac
     from product_descgen.export.openvino import export_openvino
 
     return export_openvino(tiny_model_dir, tmp_path_factory.mktemp("tiny_ov") / "fp32", "fp32")
+
+
+@pytest.fixture(scope="session")
+def tiny_openvino_int8_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model exported for OpenVINO with int8 weights (the catalog's teacher and judge)."""
+    from product_descgen.export.openvino import export_openvino
+
+    return export_openvino(tiny_model_dir, tmp_path_factory.mktemp("tiny_ov") / "int8", "int8")

@@ -13,6 +13,7 @@ from tests.conftest import PROJECT_ROOT
 from tests.pipelines.evaluation.fixtures import (
     serve_student_in_float32,
     write_adapter,
+    write_model_exports,
     write_student_openvino,
     write_test_sets,
     write_upstream_reports,
@@ -48,11 +49,16 @@ NOTEBOOKS = sorted((PROJECT_ROOT / "notebooks").glob("*.ipynb"))
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebook_runs_on_a_small_run(path, project_copy, tiny_model_dir, tiny_openvino_dir):
+def test_notebook_runs_on_a_small_run(
+    path, project_copy, tiny_model_dir, tiny_openvino_dir, tiny_openvino_int8_dir
+):
     write_test_sets(project_copy, n=4)
     write_adapter(project_copy, tiny_model_dir)
     write_student_openvino(project_copy, tiny_openvino_dir)
     serve_student_in_float32(project_copy)
+    write_model_exports(
+        project_copy, tiny_model_dir, fp32=tiny_openvino_dir, int8=tiny_openvino_int8_dir
+    )
     write_upstream_reports(project_copy)
     quarantine_frame([]).to_parquet(project_copy / "data/02_intermediate/quarantine.parquet")
     run_pipeline(

@@ -156,11 +156,23 @@ def openvino_dir(spec: ModelSpec | dict[str, Any], cache_dir: str | Path, weight
 
     spec = ModelSpec.model_validate(spec)
     hf_dir = resolve_model_dir(spec, cache_dir)
-    name = spec.cache_name if spec.gguf_package else re.sub(r"[^A-Za-z0-9_.-]+", "_", hf_dir)
-    out_dir = Path(cache_dir) / "openvino" / f"{name.strip('_')}--{weights}"
+    out_dir = openvino_cache_dir(spec, cache_dir, weights)
     if not is_exported(out_dir):
         export_openvino(hf_dir, out_dir, weights)  # type: ignore[arg-type]
     return str(out_dir.resolve())
+
+
+def openvino_cache_dir(
+    spec: ModelSpec | dict[str, Any], cache_dir: str | Path, weights: str
+) -> Path:
+    """Where ``openvino_dir`` keeps ``spec``'s export with ``weights``."""
+    spec = ModelSpec.model_validate(spec)
+    if spec.gguf_package:
+        name = spec.cache_name
+    else:
+        source = str(spec.path.resolve()) if spec.path is not None else str(spec.hub_id)
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", source)
+    return Path(cache_dir) / "openvino" / f"{name.strip('_')}--{weights}"
 
 
 def served_model_dir(

@@ -66,6 +66,18 @@ def write_student_openvino(project: Path, exported: Path) -> Path:
     return out
 
 
+def write_model_exports(project: Path, tiny_model_dir: Path, **exports: Path) -> None:
+    """The tiny model's OpenVINO exports (``fp32=..., int8=...``) where ``make models`` leaves
+    them, so a pipeline run serves the teacher, judge and base student without exporting."""
+    import shutil
+
+    from product_descgen.models import openvino_cache_dir
+
+    for weights, exported in exports.items():
+        target = openvino_cache_dir({"path": tiny_model_dir}, project / "data/06_models", weights)
+        shutil.copytree(exported, target)
+
+
 def serve_student_in_float32(project: Path) -> None:
     """conf/local: the student served from the float32 export the fixtures write."""
     (project / "conf" / "local" / "catalog_llm.yml").write_text(

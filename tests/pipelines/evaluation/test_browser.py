@@ -14,6 +14,7 @@ from tests.browser import browser, set_download_dir, wait_for_file  # noqa: F401
 from tests.pipelines.evaluation.fixtures import (
     serve_student_in_float32,
     write_adapter,
+    write_model_exports,
     write_student_openvino,
     write_test_sets,
     write_upstream_reports,
@@ -34,6 +35,7 @@ def test_rate_in_browser_then_report(
     project_copy,
     tiny_model_dir,
     tiny_openvino_dir,
+    tiny_openvino_int8_dir,
     browser,  # noqa: F811
     tmp_path,
 ):
@@ -41,6 +43,9 @@ def test_rate_in_browser_then_report(
     write_adapter(project_copy, tiny_model_dir)
     write_student_openvino(project_copy, tiny_openvino_dir)
     serve_student_in_float32(project_copy)
+    write_model_exports(
+        project_copy, tiny_model_dir, fp32=tiny_openvino_dir, int8=tiny_openvino_int8_dir
+    )
     evaluate(project_copy, tiny_model_dir)
     data = project_copy / "data"
     key = pd.read_csv(data / "07_model_output" / "human_eval_key.csv")

@@ -11,18 +11,20 @@ from product_descgen.project_config import load_project_params
 from tests.pipelines.evaluation.fixtures import (
     serve_student_in_float32,
     write_adapter,
+    write_model_exports,
     write_student_openvino,
     write_test_sets,
 )
 from tests.pipelines.helpers import run_pipeline
 
 
-def small_evaluation(project) -> dict:
+def small_evaluation(project, pairs: int = 1) -> dict:
+    """Small settings; one speed round unless a test checks the rounds (each is two processes)."""
     params = load_project_params(root=project)["evaluation"]
     # Sampled: a random tiny model's greedy choice may be a special token, decoded as nothing.
     short = {"max_new_tokens": 12, "temperature": 1.0, "seed": 0}
     speed = {
-        **params["speed"], "sample_size": 3, "warmup_size": 1, "pairs": 2,
+        **params["speed"], "sample_size": 3, "warmup_size": 1, "pairs": pairs,
         "teacher": {"precision": "auto"},
     }  # fmt: skip
     return {
@@ -37,14 +39,20 @@ def small_teacher(project) -> dict:
 
 
 @pytest.mark.slow
-def test_evaluation_writes_every_output(project_copy, tiny_model_dir, tiny_openvino_dir):
+def test_evaluation_writes_every_output(
+    project_copy, tiny_model_dir, tiny_openvino_dir, tiny_openvino_int8_dir
+):
     write_test_sets(project_copy, n=4)
     write_adapter(project_copy, tiny_model_dir)
     write_student_openvino(project_copy, tiny_openvino_dir)
     serve_student_in_float32(project_copy)
+    write_model_exports(
+        project_copy, tiny_model_dir, fp32=tiny_openvino_dir, int8=tiny_openvino_int8_dir
+    )
     run_pipeline(
         project_copy, tiny_model_dir, "evaluation",
-        evaluation=small_evaluation(project_copy), teacher_generation=small_teacher(project_copy),
+        evaluation=small_evaluation(project_copy, pairs=2),
+        teacher_generation=small_teacher(project_copy),
     )  # fmt: skip
     data = project_copy / "data"
     for name in ("student_outputs", "base_student_outputs"):

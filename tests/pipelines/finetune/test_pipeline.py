@@ -54,7 +54,7 @@ def test_qlora_finetune_writes_model_adapter_history_and_vices(project_copy, tin
     # the artifacts the engines serve, exported from that adapter
     [exported] = list((data / "06_models" / "student_openvino").iterdir())
     record = json.loads((exported / "student_openvino" / "product_descgen_export.json").read_text())
-    assert record["weights"] == "int4"  # student_llm's weights
+    assert record["weights"] == "int8"  # student_llm's weights
     [gguf] = list((data / "06_models" / "student_gguf").iterdir())
     assert (gguf / "student_gguf" / "student-lora.gguf").stat().st_size > 0
 

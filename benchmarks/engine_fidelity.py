@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from speed_comparison import flipkart_items  # noqa: E402
-from speed_setup import load_speed_jobs  # noqa: E402
+from speed_setup import load_speed_jobs, newest_student_adapter  # noqa: E402
 
 from product_descgen.evaluation import speed  # noqa: E402
 from product_descgen.evaluation.inference import student_requests  # noqa: E402
@@ -84,7 +84,7 @@ def agreement(args, items, student_job, teacher_job) -> dict:
     import pandas as pd
 
     student_reqs = student_requests(pd.DataFrame(items), student_job.template or "")
-    adapter = student_job.adapter or _newest_adapter()
+    adapter = student_job.adapter or newest_student_adapter()
     out = {}
     fp32_student = student_for_openvino(adapter, "fp32")
     try:
@@ -118,7 +118,7 @@ def gate_rates(teacher_job, student_job, models: ModelsParams) -> dict:
         if job.system == "teacher":
             hf_dir, adapter = resolve_model_dir(models.teacher, models.cache_dir), None
         else:
-            adapter = job.adapter or _newest_adapter()
+            adapter = job.adapter or newest_student_adapter()
             hf_dir = str(base_model_dir(adapter))
         reference = job.model_copy(update={"connection": REFERENCE, "model_dir": hf_dir,
                                            "adapter": adapter})  # fmt: skip
@@ -132,13 +132,6 @@ def gate_rates(teacher_job, student_job, models: ModelsParams) -> dict:
         out[job.system] = {**rates, "difference": engine_rate - ref_rate, "noise_band": band,
                            "n": n}  # fmt: skip
     return out
-
-
-def _newest_adapter() -> str:
-    from speed_setup import ROOT
-
-    versions = sorted((ROOT / "data/06_models/student_adapter").iterdir())
-    return str(versions[-1] / "student_adapter")
 
 
 def main() -> None:

@@ -30,7 +30,7 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from speed_setup import ROOT, load_speed_jobs  # noqa: E402
+from speed_setup import ROOT, load_speed_jobs, newest_student_adapter  # noqa: E402
 
 from product_descgen.evaluation import cost, speed  # noqa: E402
 from product_descgen.pipelines.data_prep import nodes as prep  # noqa: E402
@@ -125,7 +125,7 @@ def main() -> None:
     if args.old_engine_src:
         from product_descgen.export.student import base_model_dir
 
-        adapter = student_job.adapter or _adapter_of(student_job)
+        adapter = student_job.adapter or newest_student_adapter()
         old = old_engine_job(student_job, adapter, str(base_model_dir(adapter)))
         pairs = []
         for round_ in range(args.pairs):
@@ -143,12 +143,6 @@ def main() -> None:
         print(json.dumps({"student (tok/s, tokens), new vs old engine": pairs,  # noqa: T201
                           "ratio median": statistics.median(ratios),
                           "ratio min-max": [min(ratios), max(ratios)]}, indent=1))  # fmt: skip
-
-
-def _adapter_of(job: speed.SpeedJob) -> str:
-    """The adapter the exported student was merged from (newest ``student_adapter`` version)."""
-    versions = sorted((ROOT / "data/06_models/student_adapter").iterdir())
-    return str(versions[-1] / "student_adapter")
 
 
 if __name__ == "__main__":

@@ -48,3 +48,10 @@ def load_speed_jobs(
         evaluation,
     )
     return evaluation, teacher_job, student_job
+
+
+def newest_student_adapter() -> str:
+    """The trained student's adapter directory (the catalog's latest ``student_adapter``)."""
+    bootstrap_project(ROOT)
+    with KedroSession.create(project_path=ROOT) as session:
+        return session.load_context().catalog.load("student_adapter")

@@ -38,3 +38,21 @@ def build_tiny_llama(out_dir: Path, seed: int = 0) -> Path:
     LlamaForCausalLM(config).save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     return out_dir
+
+
+def build_tiny_adapter(base_dir: Path, out_dir: Path, lora_alpha: int = 8, seed: int = 0) -> Path:
+    """Save a rank-4 LoRA adapter on q/v of the model in ``base_dir`` to ``out_dir``, its B
+    matrices random (peft starts them at zero), so the adapter changes the model's output."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    base = AutoModelForCausalLM.from_pretrained(base_dir)
+    config = LoraConfig(r=4, lora_alpha=lora_alpha, target_modules=["q_proj", "v_proj"])
+    model = get_peft_model(base, config)
+    for name, param in model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(param, std=0.5)
+    model.save_pretrained(out_dir)
+    return out_dir

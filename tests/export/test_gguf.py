@@ -2,15 +2,12 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from gguf import GGUFReader
-from peft import LoraConfig, get_peft_model
 from safetensors.torch import load_file
-from transformers import AutoModelForCausalLM
 
 from product_descgen.export.gguf import export_lora_gguf
 from product_descgen.export.student import GGUF_FILE, student_gguf
-from tests.tiny_models import smollm2_gguf
+from tests.tiny_models import build_tiny_adapter, smollm2_gguf
 
 pytestmark = pytest.mark.slow
 
@@ -19,16 +16,7 @@ HEADS = 4  # tests.tiny_models.build_tiny_llama
 
 @pytest.fixture(scope="module")
 def adapter_dir(tiny_model_dir, tmp_path_factory):
-    torch.manual_seed(0)
-    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"])
-    model = get_peft_model(base, config)
-    for name, param in model.named_parameters():
-        if "lora_B" in name:
-            torch.nn.init.normal_(param, std=0.5)
-    out = tmp_path_factory.mktemp("adapter") / "adapter"
-    model.save_pretrained(out)
-    return out
+    return build_tiny_adapter(tiny_model_dir, tmp_path_factory.mktemp("adapter") / "adapter")
 
 
 def _field(reader: GGUFReader, key: str):

@@ -1,15 +1,13 @@
 import json
 
 import pytest
-import torch
-from peft import LoraConfig, get_peft_model
-from transformers import AutoModelForCausalLM
 
 from product_descgen.export.openvino import RECORD, export_openvino
 from product_descgen.export.student import student_for_openvino
 from product_descgen.llm.hf_backend import TransformersBackend
 from product_descgen.llm.openvino_backend import OpenVINOBackend
 from product_descgen.llm.types import GenerationSettings, Request
+from tests.tiny_models import build_tiny_adapter
 
 pytestmark = pytest.mark.slow
 
@@ -33,13 +31,7 @@ def test_unknown_weights_and_missing_models_are_clear_errors(tmp_path, tiny_mode
 def test_exported_student_writes_what_peft_writes(tiny_model_dir, tmp_path):
     """The adapter merged and exported in float32 gives peft's greedy text, token for token
     (both compute in float32; the merge only reorders the same sums)."""
-    torch.manual_seed(0)
-    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    peft_model = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
-    for name, param in peft_model.named_parameters():
-        if "lora_B" in name:  # non-zero B, so the adapter changes the text
-            torch.nn.init.normal_(param, std=0.5)
-    peft_model.save_pretrained(tmp_path / "adapter")
+    build_tiny_adapter(tiny_model_dir, tmp_path / "adapter")
 
     exported = student_for_openvino(tmp_path / "adapter", "fp32")
     settings = GenerationSettings(max_new_tokens=30, repetition_penalty=1.1)

@@ -3,6 +3,7 @@ import torch
 
 from product_descgen.llm.hf_backend import TransformersBackend, load_model, resolve_device
 from product_descgen.llm.types import GenerationSettings, Request
+from tests.tiny_models import build_tiny_adapter
 
 CHAT = Request(key="c", messages=({"role": "user", "content": "Hi"},))
 
@@ -188,17 +189,10 @@ def test_auto_device_is_cuda_when_there_is_one_else_cpu(backend):
 def test_an_adapter_is_merged_into_a_plain_base_and_kept_on_a_quantized_one(
     tiny_model_dir, tmp_path
 ):
-    from peft import LoraConfig, PeftModel, get_peft_model
+    from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    torch.manual_seed(0)
-    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    lora = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
-    for name, param in lora.named_parameters():
-        if "lora_B" in name:  # non-zero B, so the adapter changes the output
-            torch.nn.init.normal_(param, std=0.5)
-    lora.save_pretrained(tmp_path / "adapter")
-    adapter = str(tmp_path / "adapter")
+    adapter = str(build_tiny_adapter(tiny_model_dir, tmp_path / "adapter"))
 
     plain = load_model(str(tiny_model_dir), adapter=adapter, device="cpu")
     assert not isinstance(plain, PeftModel)

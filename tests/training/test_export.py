@@ -1,19 +1,14 @@
 import pytest
 import torch
-from peft import LoraConfig, PeftModel, get_peft_model
+from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
 from product_descgen.training.export import merge_adapter
+from tests.tiny_models import build_tiny_adapter
 
 
 def test_merged_model_matches_base_plus_adapter(tiny_model_dir, tmp_path):
-    torch.manual_seed(0)
-    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    peft_model = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
-    for name, param in peft_model.named_parameters():
-        if "lora_B" in name:  # non-zero B, so the adapter changes the output
-            torch.nn.init.normal_(param, std=0.5)
-    peft_model.save_pretrained(tmp_path / "adapter")
+    build_tiny_adapter(tiny_model_dir, tmp_path / "adapter")
 
     out = merge_adapter(tmp_path / "adapter", tmp_path / "merged")
     merged = AutoModelForCausalLM.from_pretrained(out)

@@ -32,10 +32,10 @@ from product_descgen.evaluation import speed  # noqa: E402
 from product_descgen.evaluation.inference import student_requests  # noqa: E402
 from product_descgen.export.student import base_model_dir, student_for_openvino  # noqa: E402
 from product_descgen.llm.backends import Connection, make_backend  # noqa: E402
-from product_descgen.llm.prompts import PromptSet  # noqa: E402
 from product_descgen.llm.types import GenerationSettings  # noqa: E402
 from product_descgen.models import ModelsParams, openvino_dir, resolve_model_dir  # noqa: E402
 from product_descgen.project_config import load_project_params  # noqa: E402
+from product_descgen.prompting import PromptSet  # noqa: E402
 from product_descgen.teacher.generate import draft_variables, step_requests  # noqa: E402
 
 REFERENCE = Connection(backend="transformers", device="cpu", dtype="float32", batch_size=16)

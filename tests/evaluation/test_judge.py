@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from product_descgen.evaluation.judge import judge_requests, parse_choice
-from product_descgen.llm.prompts import PromptSet
 from product_descgen.llm.types import GenerationSettings
+from product_descgen.prompting import PromptSet
 
 PROMPTS = PromptSet.model_validate(
     {"style": "base", "data_markers": ["###"],

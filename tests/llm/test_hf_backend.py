@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from product_descgen.llm.hf_backend import TransformersBackend, load_model, resolve_device
-from product_descgen.llm.types import GenerationSettings, Request
+from product_descgen.llm.types import GenerationSettings, Request, prompt_token_ids
 from tests.tiny_models import build_tiny_adapter
 
 CHAT = Request(key="c", messages=({"role": "user", "content": "Hi"},))
@@ -40,7 +40,7 @@ def test_batches_come_back_longest_first_with_counts(backend):
     assert [len(b) for b in batches] == [3, 3, 1]
     results = [r for b in batches for r in b]
     assert sorted(r.key for r in results) == sorted(r.key for r in requests)
-    lengths = {r.key: len(backend.tokenise(r)) for r in requests}
+    lengths = {r.key: len(prompt_token_ids(backend.tokenizer, r)) for r in requests}
     assert [r.prompt_tokens for r in results] == [lengths[r.key] for r in results]
     assert [r.prompt_tokens for r in results] == sorted(lengths.values(), reverse=True)
     # the random tiny model emits no EOS in 6 tokens: every row runs to max_new_tokens
@@ -74,10 +74,15 @@ def test_seeded_sampling_is_reproducible(backend):
 
 
 def test_chat_requests_use_the_chat_template(backend, monkeypatch):
-    assert "<|im_start|>user\nHi" in backend.render(CHAT)
-    plain, chat = backend.tokenise(Request(key="p", prompt="Hi")), backend.tokenise(CHAT)
-    assert plain == backend.tokenizer("Hi")["input_ids"]
-    assert chat == backend.tokenizer(backend.render(CHAT), add_special_tokens=False)["input_ids"]
+    tokenizer = backend.tokenizer
+    rendered = tokenizer.apply_chat_template(
+        list(CHAT.messages), tokenize=False, add_generation_prompt=True
+    )
+    assert "<|im_start|>user\nHi" in rendered
+    plain = prompt_token_ids(tokenizer, Request(key="p", prompt="Hi"))
+    chat = prompt_token_ids(tokenizer, CHAT)
+    assert plain == tokenizer("Hi")["input_ids"]
+    assert chat == tokenizer(rendered, add_special_tokens=False)["input_ids"]
     seen, generate = [], backend.model.generate
     monkeypatch.setattr(
         backend.model, "generate", lambda **kw: seen.append(kw["input_ids"]) or generate(**kw)
@@ -175,7 +180,7 @@ def test_an_empty_prompt_is_a_failed_row(backend):
 
 
 def test_a_missing_chat_template_fails_loudly(backend, monkeypatch):
-    monkeypatch.setattr(backend, "has_chat_template", False)
+    monkeypatch.setattr(backend.tokenizer, "chat_template", None)
     with pytest.raises(ValueError, match="no chat template"):
         list(backend.generate([CHAT]))
 

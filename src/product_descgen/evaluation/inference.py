@@ -14,8 +14,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from product_descgen.llm.backends import Backend
-from product_descgen.llm.prompts import PromptSet, render
 from product_descgen.llm.types import Request, Result
+from product_descgen.prompting import PromptSet, render
 
 logger = logging.getLogger(__name__)
 

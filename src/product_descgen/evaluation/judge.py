@@ -12,8 +12,8 @@ from typing import Any
 
 import pandas as pd
 
-from product_descgen.llm.prompts import PromptSet
 from product_descgen.llm.types import GenerationSettings, Request
+from product_descgen.prompting import PromptSet
 from product_descgen.teacher.generate import step_requests
 
 ORDERS = {"ab": ("teacher", "student"), "ba": ("student", "teacher")}

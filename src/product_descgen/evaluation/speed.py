@@ -34,8 +34,8 @@ from pydantic import BaseModel, ConfigDict
 
 from product_descgen.evaluation.inference import student_requests
 from product_descgen.llm.backends import Connection, make_backend
-from product_descgen.llm.prompts import PromptSet
 from product_descgen.llm.types import GenerationSettings
+from product_descgen.prompting import PromptSet
 from product_descgen.runtime import ENV_VAR as THREADS_ENV
 from product_descgen.runtime import threads
 from product_descgen.teacher.generate import draft_variables, refine_variables, step_requests

@@ -1,4 +1,5 @@
-"""LLM access behind one interface: in-process transformers or any OpenAI-compatible server.
+"""LLM access behind one interface: in-process OpenVINO GenAI or transformers, or any
+OpenAI-compatible server.
 
 No Kedro import. ``make_backend`` builds a backend from a connection config; every backend
 turns a list of :class:`Request` into :class:`Result` objects, batch by batch.

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
+from product_descgen.llm import types
 from product_descgen.llm.types import GenerationSettings, Request, Result, cut_at_stop
 
 logger = logging.getLogger(__name__)
@@ -91,26 +92,6 @@ class TransformersBackend:
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model = load_model(model_dir, dtype, quantization, adapter, device)
-        self.has_chat_template = bool(self.tokenizer.chat_template)
-
-    def render(self, request: Request) -> str:
-        """The exact text the model sees (chat template applied for chat requests)."""
-        if request.prompt is not None:
-            return request.prompt
-        if not self.has_chat_template:
-            raise ValueError(
-                f"model {self.model_id} has no chat template: use the base-model prompt form "
-                "(teacher_generation.prompt_style: base)"
-            )
-        return self.tokenizer.apply_chat_template(
-            list(request.messages or ()), tokenize=False, add_generation_prompt=True
-        )
-
-    def tokenise(self, request: Request) -> list[int]:
-        """Token ids as the model expects them: a plain prompt gets the tokenizer's special
-        tokens (Gemma degenerates without its BOS); a chat template already contains them."""
-        special = request.prompt is not None
-        return self.tokenizer(self.render(request), add_special_tokens=special)["input_ids"]
 
     def generation_kwargs(self) -> dict[str, Any]:
         """``generate`` arguments for the current settings (every knob set, so the model's own
@@ -183,7 +164,7 @@ class TransformersBackend:
         ids, tokenise_s = [], []
         for request in requests:
             started = time.perf_counter()
-            ids.append(self.tokenise(request))
+            ids.append(types.prompt_token_ids(self.tokenizer, request))
             tokenise_s.append(time.perf_counter() - started)
         empty = [i for i, row in enumerate(ids) if not row]
         if empty:

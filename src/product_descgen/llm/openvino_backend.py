@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from product_descgen.llm import types
 from product_descgen.llm.types import GenerationSettings, Request, Result, cut_at_stop
 from product_descgen.runtime import threads
 
@@ -59,32 +60,12 @@ class OpenVINOBackend:
         self.settings = settings
         self.batch_size = batch_size
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        self.has_chat_template = bool(self.tokenizer.chat_template)
         scheduler = ov_genai.SchedulerConfig()
         scheduler.max_num_seqs = batch_size
         scheduler.enable_prefix_caching = prefix_caching
         self.pipeline = ov_genai.ContinuousBatchingPipeline(
             model_dir, scheduler, "CPU", engine_properties(precision, n_threads or threads())
         )
-
-    def render(self, request: Request) -> str:
-        """The exact text the model sees (chat template applied for chat requests)."""
-        if request.prompt is not None:
-            return request.prompt
-        if not self.has_chat_template:
-            raise ValueError(
-                f"model {self.model_id} has no chat template: use the base-model prompt form "
-                "(teacher_generation.prompt_style: base)"
-            )
-        return self.tokenizer.apply_chat_template(
-            list(request.messages or ()), tokenize=False, add_generation_prompt=True
-        )
-
-    def token_ids(self, request: Request) -> list[int]:
-        """A plain prompt gets the tokenizer's special tokens (Gemma needs its BOS); a chat
-        template already contains them."""
-        text = self.render(request)
-        return self.tokenizer(text, add_special_tokens=request.prompt is not None)["input_ids"]
 
     def generation_config(self) -> Any:
         import openvino_genai as ov_genai
@@ -108,34 +89,33 @@ class OpenVINOBackend:
             config.do_sample = False
         return config
 
-    def _result(self, request: Request, prompt_len: int, output: Any, seconds: float) -> Result:
+    def _result(self, request: Request, prompt_len: int, outputs: list, seconds: float) -> Result:
         import openvino_genai as ov_genai
 
-        tokens = list(output.generated_ids)
+        if outputs:
+            tokens, reason = list(outputs[0].generated_ids), outputs[0].finish_reason
+            finish = {
+                ov_genai.GenerationFinishReason.STOP: "stop",
+                ov_genai.GenerationFinishReason.LENGTH: "length",
+            }.get(reason, str(reason).rsplit(".", 1)[-1].lower())
+        elif self.settings.stop:
+            # OpenVINO GenAI 2026.4 returns no output when the first generated token completes
+            # a stop string: the text is empty, as every backend gives it.
+            tokens, finish = [], "stop"
+        else:
+            raise RuntimeError(f"OpenVINO returned no output for {request.key!r}")
         text, _ = cut_at_stop(
             self.tokenizer.decode(tokens, skip_special_tokens=True), self.settings.stop
         )
-        reason = output.finish_reason
-        finish = {
-            ov_genai.GenerationFinishReason.STOP: "stop",
-            ov_genai.GenerationFinishReason.LENGTH: "length",
-        }.get(reason, str(reason).rsplit(".", 1)[-1].lower())
         return Result(
             key=request.key,
             text=text.strip(),
             prompt_tokens=prompt_len,
-            completion_tokens=len(tokens),
+            completion_tokens=len(tokens) or 1,  # a stop at the first token generated it
             latency_s=seconds,
             finish_reason=finish,
             meta={**request.meta, "batch_size": self.batch_size},
         )
-
-    def _stopped_at_once(self, request: Request, prompt_len: int, seconds: float) -> Result:
-        return Result(
-            key=request.key, text="", prompt_tokens=prompt_len, completion_tokens=1,
-            latency_s=seconds, finish_reason="stop",
-            meta={**request.meta, "batch_size": self.batch_size},
-        )  # fmt: skip
 
     def generate(self, requests: Sequence[Request]) -> Iterator[list[Result]]:
         """Results in chunks of ``batch_size`` as they finish. Prompts are admitted longest
@@ -144,7 +124,7 @@ class OpenVINOBackend:
         import openvino as ov
         import openvino_genai as ov_genai
 
-        ids = [self.token_ids(r) for r in requests]
+        ids = [types.prompt_token_ids(self.tokenizer, r) for r in requests]
         waiting = sorted(range(len(requests)), key=lambda i: -len(ids[i]))[::-1]
         config = self.generation_config()
         in_flight: dict[int, tuple[Any, float]] = {}
@@ -166,14 +146,7 @@ class OpenVINOBackend:
                     raise RuntimeError(
                         f"OpenVINO generation of {requests[i].key!r} ended with status {status}"
                     )
-                if outputs:
-                    chunk.append(self._result(requests[i], len(ids[i]), outputs[0], seconds))
-                elif self.settings.stop:
-                    # OpenVINO GenAI 2026.4 returns no output when the first generated token
-                    # completes a stop string: the text is empty, as every backend gives it.
-                    chunk.append(self._stopped_at_once(requests[i], len(ids[i]), seconds))
-                else:
-                    raise RuntimeError(f"OpenVINO returned no output for {requests[i].key!r}")
+                chunk.append(self._result(requests[i], len(ids[i]), outputs, seconds))
                 if len(chunk) == self.batch_size:
                     yield chunk
                     chunk = []

@@ -70,35 +70,29 @@ class CallStore:
         conn.execute("PRAGMA journal_mode=WAL")
         return conn
 
-    def done(self, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """The latest successful call for each of ``keys`` that has one."""
+    def _latest(self, keys: Iterable[str], ok: bool) -> dict[str, dict[str, Any]]:
+        """The latest call with this outcome for each of ``keys`` that has one."""
         wanted = list(dict.fromkeys(keys))
         found: dict[str, dict[str, Any]] = {}
         with closing(self._connect()) as conn:
             conn.row_factory = sqlite3.Row
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start : start + 500]
-                marks = ",".join("?" * len(chunk))
                 rows = conn.execute(
-                    f"SELECT * FROM calls WHERE ok = 1 AND key IN ({marks}) ORDER BY id", chunk
+                    f"SELECT * FROM calls WHERE ok = ? AND key IN ({','.join('?' * len(chunk))}) "
+                    "ORDER BY id",
+                    [int(ok), *chunk],
                 ).fetchall()
                 found.update({row["key"]: dict(row) for row in rows})
         return found
 
+    def done(self, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The latest successful call for each of ``keys`` that has one."""
+        return self._latest(keys, ok=True)
+
     def last_errors(self, keys: Iterable[str]) -> dict[str, str]:
         """The latest error of each of ``keys`` that has a failed call."""
-        wanted = list(dict.fromkeys(keys))
-        found: dict[str, str] = {}
-        with closing(self._connect()) as conn:
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                rows = conn.execute(
-                    f"SELECT key, error FROM calls WHERE ok = 0 AND key IN ({marks}) ORDER BY id",
-                    chunk,
-                ).fetchall()
-                found.update(dict(rows))
-        return found
+        return {key: row["error"] for key, row in self._latest(keys, ok=False).items()}
 
     def record(self, results: Iterable[Result], step: str, backend: str, model: str) -> None:
         """Append one row per call, in one transaction (a batch is all in or all out)."""

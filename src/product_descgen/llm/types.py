@@ -1,4 +1,4 @@
-"""Requests, results and generation settings shared by every backend."""
+"""Requests, results, generation settings and prompt tokenisation shared by every backend."""
 
 from __future__ import annotations
 
@@ -61,3 +61,20 @@ def cut_at_stop(text: str, stop: list[str]) -> tuple[str, bool]:
     if not positions:
         return text, False
     return text[: min(positions)], True
+
+
+def prompt_token_ids(tokenizer: Any, request: Request) -> list[int]:
+    """The token ids a local model sees for ``request``. A chat request goes through the
+    tokenizer's chat template, which already holds the special tokens; a plain prompt gets the
+    tokenizer's special tokens (Gemma degenerates without its BOS)."""
+    if request.prompt is not None:
+        return tokenizer(request.prompt)["input_ids"]
+    if not tokenizer.chat_template:
+        raise ValueError(
+            f"model {tokenizer.name_or_path} has no chat template: use the base-model prompt "
+            "form (teacher_generation.prompt_style: base)"
+        )
+    text = tokenizer.apply_chat_template(
+        list(request.messages or ()), tokenize=False, add_generation_prompt=True
+    )
+    return tokenizer(text, add_special_tokens=False)["input_ids"]

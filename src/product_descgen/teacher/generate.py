@@ -11,9 +11,9 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from product_descgen.llm.backends import Backend
-from product_descgen.llm.prompts import PromptSet, render
 from product_descgen.llm.store import CallStore, cache_key
 from product_descgen.llm.types import GenerationSettings, Request
+from product_descgen.prompting import PromptSet, render
 
 logger = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ from product_descgen.evaluation.inference import (
     served_student,
 )
 from product_descgen.llm.backends import Connection, make_backend
-from product_descgen.llm.prompts import PromptSet
 from product_descgen.llm.store import CallStore
 from product_descgen.models import ModelsParams, resolve_model_dir, served_model_dir
+from product_descgen.prompting import PromptSet
 from product_descgen.teacher.config import TeacherParams
 from product_descgen.teacher.generate import run_step
 from product_descgen.training.config import FinetuneParams

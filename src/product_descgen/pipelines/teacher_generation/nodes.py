@@ -8,11 +8,11 @@ from typing import Any
 import pandas as pd
 
 from product_descgen.llm.backends import Connection, make_backend
-from product_descgen.llm.prompts import PromptSet
 from product_descgen.llm.store import CallStore
 from product_descgen.llm.types import GenerationSettings
 from product_descgen.models import ModelsParams, served_model_dir
 from product_descgen.prep.split import SPLITS
+from product_descgen.prompting import PromptSet
 from product_descgen.quality.checks import check_description, words
 from product_descgen.teacher.config import TeacherParams
 from product_descgen.teacher.generate import (

@@ -75,3 +75,14 @@ def test_faults_end_done_or_recorded_and_rerun_completes(tmp_path):
         assert len(calls) == 40 + len(failed)  # the re-run called only the failed items
         assert set(calls.iloc[40:]["key"]) == set(failed["key"])
         assert calls.loc[calls["ok"] == 1, "key"].is_unique  # never paid twice
+
+
+def test_a_dead_server_fails_the_step_loudly_with_its_error(tmp_path):
+    store = CallStore(tmp_path / "calls.sqlite")
+    backend = OpenAIBackend(
+        "http://127.0.0.1:9/v1", "m", GenerationSettings(), max_attempts=1, backoff_s=0.01
+    )
+    requests = [Request(key=f"k{i}", prompt=f"item {i}") for i in range(6)]
+    with pytest.raises(RuntimeError, match=r"teacher draft: 6 of 6 calls failed with: APIConn"):
+        run_step(requests, lambda: backend, store, "draft", progress=False)
+    assert len(store.calls()) == 6  # what was tried is on record

@@ -1,8 +1,10 @@
 from types import SimpleNamespace
 
 import pandas as pd
+import torch
+from transformers import AutoTokenizer
 
-from product_descgen.training.train import epoch_losses, with_epoch_losses
+from product_descgen.training.train import epoch_losses, generate_probe, with_epoch_losses
 
 
 def test_losses_missing_at_epoch_end_are_filled_from_ludwig_statistics():
@@ -20,3 +22,34 @@ def test_losses_missing_at_epoch_end_are_filled_from_ludwig_statistics():
     assert out["train_loss"].tolist() == [1.0, 0.5]  # a value seen at epoch end is kept
     assert out["validation_loss"].tolist() == [1.1, 0.7]
     assert history["train_loss"].isna().sum() == 1  # input not mutated
+
+
+class FakePeftModel:
+    """Reports a device no tensor is on by default and records what ``generate`` gets."""
+
+    def __init__(self) -> None:
+        self.device = torch.device("meta")
+        self.training = True
+        self.calls: list[dict] = []
+
+    def eval(self):
+        self.training = False
+
+    def train(self):
+        self.training = True
+
+    def generate(self, **kwargs):
+        self.calls.append(kwargs)
+        rows, width = kwargs["input_ids"].shape
+        return torch.full((rows, width + 2), 7)
+
+
+def test_probe_inputs_go_to_the_models_device_and_training_mode_is_restored(tiny_model_dir):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = FakePeftModel()
+    texts = generate_probe(model, tokenizer, ["Product: mug", "Product: a longer cup"], 2)
+    assert len(texts) == 2 and model.training
+    [kwargs] = model.calls
+    tensors = [v for v in kwargs.values() if isinstance(v, torch.Tensor)]
+    assert {"input_ids", "attention_mask"} <= kwargs.keys()
+    assert all(t.device == model.device for t in tensors)

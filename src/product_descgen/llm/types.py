@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,3 +79,15 @@ def prompt_token_ids(tokenizer: Any, request: Request) -> list[int]:
         list(request.messages or ()), tokenize=False, add_generation_prompt=True
     )
     return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def raise_if_systematic(results: list[Result], what: str, min_rows: int = 4) -> None:
+    """Fail loudly when most calls failed with one error (a dead server, a wrong model, a
+    device mismatch, out of memory): that is the stage failing, not a bad row. Fewer than
+    ``min_rows`` calls fail it only when every one failed."""
+    errors = Counter(r.error for r in results if not r.ok)
+    if not errors:
+        return
+    error, count = errors.most_common(1)[0]
+    if count == len(results) or (len(results) >= min_rows and count * 2 > len(results)):
+        raise RuntimeError(f"{what}: {count} of {len(results)} calls failed with: {error}")

@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 
 from product_descgen.llm.backends import Backend
 from product_descgen.llm.store import CallStore, cache_key
-from product_descgen.llm.types import GenerationSettings, Request
+from product_descgen.llm.types import GenerationSettings, Request, Result, raise_if_systematic
 from product_descgen.prompting import PromptSet, render
 
 logger = logging.getLogger(__name__)
@@ -63,6 +63,8 @@ def run_step(
     """Generate what is not cached yet; return the successful call for every done key.
 
     The backend is only built (model loaded, connection opened) when there is work to do.
+    Every result is stored as it comes; a systematic failure (most calls failing with one
+    error) stops the step with that error once a batch shows it.
     """
     done = store.done(r.key for r in requests)
     todo = list({r.key: r for r in requests if r.key not in done}.values())
@@ -71,7 +73,7 @@ def run_step(
     )
     if todo:
         backend = make_backend()
-        started, tokens = time.perf_counter(), 0
+        started, tokens, seen = time.perf_counter(), 0, list[Result]()
         with tqdm(
             total=len(todo), desc=f"teacher {step}", unit="item", disable=not progress
         ) as bar:
@@ -85,4 +87,6 @@ def run_step(
                 logger.info(
                     "%s: batch of %d done (%d failed), %.1f tok/s", step, len(results), failed, rate
                 )
+                seen.extend(results)
+                raise_if_systematic(seen, f"teacher {step}")
     return store.done(r.key for r in requests)

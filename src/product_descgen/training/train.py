@@ -40,13 +40,13 @@ def trainable_share(peft_model: Any) -> float:
 def generate_probe(
     peft_model: Any, tokenizer: Any, prompts: list[str], max_new_tokens: int
 ) -> list[str]:
-    """Greedy descriptions of the probe prompts with the model as it is now."""
+    """Greedy descriptions of the probe prompts with the model as it is now, on its device."""
     import torch
 
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    batch = tokenizer(prompts, return_tensors="pt", padding=True)
+    batch = tokenizer(prompts, return_tensors="pt", padding=True).to(peft_model.device)
     was_training = peft_model.training
     peft_model.eval()
     with torch.inference_mode():

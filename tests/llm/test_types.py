@@ -1,0 +1,30 @@
+import pytest
+
+from product_descgen.llm.types import Result, raise_if_systematic
+
+
+def results(*errors: str | None) -> list[Result]:
+    return [Result(key=str(i), text=None if e else "ok", error=e) for i, e in enumerate(errors)]
+
+
+def test_most_rows_failing_with_one_error_is_systematic():
+    with pytest.raises(RuntimeError, match="gen: 3 of 5 calls failed with: CUDA out of memory"):
+        raise_if_systematic(results(*["CUDA out of memory"] * 3, None, None), "gen")
+
+
+def test_every_row_failing_is_systematic_however_few():
+    with pytest.raises(RuntimeError, match="1 of 1 calls"):
+        raise_if_systematic(results("boom"), "gen")
+
+
+@pytest.mark.parametrize(
+    "errors",
+    [
+        (None, None, None, None),
+        ("a", "a", None, None),  # half is not most
+        ("a", "b", "c", None, None),  # many rows failing, each its own way
+        ("a", None),  # too few rows to call it systematic
+    ],
+)
+def test_per_row_problems_are_not_systematic(errors):
+    raise_if_systematic(results(*errors), "gen")

@@ -14,9 +14,9 @@ def load_project_config(
     kind: str, env: str | None = None, root: Path = PROJECT_ROOT
 ) -> dict[str, Any]:
     """Configuration of ``kind`` ("parameters", "catalog") as ``kedro run --env ENV`` sees it."""
-    loader = OmegaConfigLoader(
-        conf_source=str(root / "conf"), base_env="base", default_run_env="local", env=env
-    )
+    from product_descgen.settings import CONFIG_LOADER_ARGS
+
+    loader = OmegaConfigLoader(conf_source=str(root / "conf"), env=env, **CONFIG_LOADER_ARGS)
     return dict(loader[kind])
 
 

@@ -53,5 +53,23 @@ def test_each_system_gets_the_cheapest_machine_that_holds_its_process():
     assert smallest_machine(2048.0, machines)["name"] == "small"  # exactly 2 GiB fits
     assert smallest_machine(2049.0, machines)["name"] == "big"
     assert smallest_machine(9000.0, machines)["name"] == "any"  # no memory stated: holds any
-    with pytest.raises(ValueError, match="no configured machine holds a process of 9000 MiB"):
+    with pytest.raises(ValueError, match="holds a process of 9000 MiB: add one"):
         smallest_machine(9000.0, machines[:1])
+
+
+def test_a_process_that_used_a_gpu_gets_a_machine_whose_gpu_holds_it():
+    machines = [
+        {"name": "cpu", "memory_gb": 64, "price_per_hour": 0.1},
+        {"name": "L4", "memory_gb": 32, "gpu_memory_gb": 24, "price_per_hour": 0.8},
+        {"name": "A100", "memory_gb": 85, "gpu_memory_gb": 40, "price_per_hour": 3.7},
+    ]
+    assert smallest_machine(4000.0, machines)["name"] == "cpu"
+    assert smallest_machine(4000.0, machines, gpu_peak_mb=20_000.0)["name"] == "L4"
+    assert smallest_machine(4000.0, machines, gpu_peak_mb=30_000.0)["name"] == "A100"
+    with pytest.raises(ValueError, match="and 50000 MiB of GPU memory"):
+        smallest_machine(4000.0, machines, gpu_peak_mb=50_000.0)
+    teacher = {**result("teacher", 0.25, 80.0, 2000.0, 40.0), "gpu_peak_reserved_mb": 30_000.0}
+    student = {**result("student", 1.0, 120.0, 400.0, 10.0), "gpu_peak_reserved_mb": 6_000.0}
+    table = speed_table(teacher, student, machines)
+    assert table["machine"].tolist() == ["A100", "L4"]
+    assert compare(table)["gpu_memory_reduction"] == pytest.approx(0.8)

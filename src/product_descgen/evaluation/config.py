@@ -11,13 +11,15 @@ from product_descgen.quality.checks import GateParams
 
 class Machine(BaseModel):
     """A machine a system can be served on, with its price (for cost per description) and the
-    memory its serving process may use (GiB; none: any process fits)."""
+    memory its serving process may use (GiB; none: any process fits) and its GPU's memory
+    (GiB; none: no GPU)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
     price_per_hour: PositiveFloat
     memory_gb: PositiveFloat | None = None
+    gpu_memory_gb: PositiveFloat | None = None
     currency: str = "USD"
 
 
@@ -26,6 +28,9 @@ class ServingOverride(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    backend: str | None = Field(None, pattern="^(openvino|transformers|openai)$")
+    device: str | None = Field(None, pattern="^(auto|cpu|cuda)$")
+    dtype: str | None = Field(None, pattern="^(float32|bfloat16|float16)$")
     precision: str | None = Field(None, pattern="^(f32|auto)$")
     quantization: str | None = Field(None, pattern="^(none|int8|nf4)$")
     batch_size: PositiveInt | None = None

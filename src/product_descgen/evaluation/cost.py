@@ -19,19 +19,25 @@ def cost_per_1000(descriptions_per_s: float, price_per_hour: float) -> float:
     return price_per_hour / 3600 / descriptions_per_s * 1000
 
 
-def smallest_machine(peak_mb: float, machines: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def smallest_machine(
+    peak_mb: float, machines: Sequence[dict[str, Any]], gpu_peak_mb: float | None = None
+) -> dict[str, Any]:
     """The cheapest machine whose memory holds a serving process that peaked at ``peak_mb``
-    (MiB); a machine without ``memory_gb`` holds any."""
+    (MiB) and, for a process that used a GPU, whose ``gpu_memory_gb`` holds ``gpu_peak_mb``.
+    A machine without ``memory_gb`` holds any process; one without ``gpu_memory_gb`` has no
+    GPU."""
 
     def holds(machine: dict[str, Any]) -> bool:
-        return machine.get("memory_gb") is None or machine["memory_gb"] * 1024 >= peak_mb
+        ram = machine.get("memory_gb") is None or machine["memory_gb"] * 1024 >= peak_mb
+        gpu = gpu_peak_mb is None or (machine.get("gpu_memory_gb") or 0) * 1024 >= gpu_peak_mb
+        return ram and gpu
 
     fits = [m for m in machines if holds(m)]
     if not fits:
-        largest = max(m["memory_gb"] for m in machines)
+        gpu = f" and {gpu_peak_mb:.0f} MiB of GPU memory" if gpu_peak_mb is not None else ""
         raise ValueError(
-            f"no configured machine holds a process of {peak_mb:.0f} MiB (the largest has "
-            f"{largest} GiB): add one to evaluation.speed.machines"
+            f"no machine in evaluation.speed.machines holds a process of {peak_mb:.0f} MiB"
+            f"{gpu}: add one"
         )
     return min(fits, key=lambda m: m["price_per_hour"])
 
@@ -43,7 +49,9 @@ def speed_table(
     and the cost."""
     rows = []
     for result in (teacher, student):
-        machine = smallest_machine(result["process_peak_mb"], machines)
+        gpu_peak = result.get("gpu_peak_reserved_mb")
+        gpu_peak = None if gpu_peak is None or pd.isna(gpu_peak) else float(gpu_peak)
+        machine = smallest_machine(result["process_peak_mb"], machines, gpu_peak)
         rows.append(
             {
                 **result,
@@ -67,6 +75,9 @@ def compare(table: pd.DataFrame) -> dict[str, Any]:
         "tokens_per_s_ratio": s["generated_tokens_per_s"] / t["generated_tokens_per_s"],
         "memory_reduction": 1 - s["model_peak_mb"] / t["model_peak_mb"],
         "process_memory_reduction": 1 - s["process_peak_mb"] / t["process_peak_mb"],
+        # on a GPU: the CUDA allocator's reserved peak (NaN where a system used no GPU)
+        "gpu_memory_reduction": 1
+        - s.get("gpu_peak_reserved_mb", float("nan")) / t.get("gpu_peak_reserved_mb", float("nan")),
         "cost_reduction": 1 - s["cost_per_1000"] / t["cost_per_1000"],
         "latency_p50_ratio": t["latency_p50_s"] / s["latency_p50_s"],
         # as if both delivered texts of the same length: time per token of the final text

@@ -91,6 +91,31 @@ def reset_peak() -> None:
     Path("/proc/self/clear_refs").write_text("5")
 
 
+def gpu_memory_mb(reset: bool = False) -> dict[str, float]:
+    """This process's GPU memory: the CUDA allocator's peak allocated and reserved since the
+    last reset (torch), and what the driver says the process holds now (NVML; the CUDA context
+    included). Empty when the process has not used CUDA; ``reset`` restarts the peaks."""
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_available() or not torch.cuda.is_initialized():
+        return {}
+    if reset:
+        torch.cuda.reset_peak_memory_stats()
+        return {}
+    out = {
+        "gpu_peak_allocated_mb": torch.cuda.max_memory_allocated() / 2**20,
+        "gpu_peak_reserved_mb": torch.cuda.max_memory_reserved() / 2**20,
+    }
+    with contextlib.suppress(Exception):  # no NVML library: the allocator's figures stand
+        import pynvml
+
+        pynvml.nvmlInit()
+        handle = pynvml.nvmlDeviceGetHandleByIndex(torch.cuda.current_device())
+        used = {p.pid: p.usedGpuMemory for p in pynvml.nvmlDeviceGetComputeRunningProcesses(handle)}
+        if used.get(os.getpid()):
+            out["gpu_process_nvml_mb"] = used[os.getpid()] / 2**20
+    return out
+
+
 Served = dict[str, Any]  # latency, per-step tokens, the delivered texts
 
 
@@ -198,6 +223,7 @@ def measure(job: SpeedJob) -> dict[str, Any]:
     if job.warmup_items:
         run(backend, job, job.warmup_items)
     reset_peak()
+    gpu_memory_mb(reset=True)
     loaded = rss_mb()
     started = time.perf_counter()
     served = run(backend, job, job.items)
@@ -232,6 +258,7 @@ def measure(job: SpeedJob) -> dict[str, Any]:
         "loaded_mb": loaded - base,
         "model_peak_mb": peak - base,
         "process_peak_mb": peak,
+        **gpu_memory_mb(),
         **({"texts": served["texts"]} if job.return_texts else {}),
     }
 

@@ -73,7 +73,7 @@ def prompt_token_ids(tokenizer: Any, request: Request) -> list[int]:
     if not tokenizer.chat_template:
         raise ValueError(
             f"model {tokenizer.name_or_path} has no chat template: use the base-model prompt "
-            "form (teacher_generation.prompt_style: base)"
+            "file (teacher_prompts: conf/base/prompts/teacher_base.yml)"
         )
     text = tokenizer.apply_chat_template(
         list(request.messages or ()), tokenize=False, add_generation_prompt=True

@@ -8,6 +8,8 @@ from typing import Any
 
 from kedro.io.core import AbstractVersionedDataset, DatasetError, Version, VersionNotFoundError
 
+from product_descgen.export.student import SKIPPED_FILE
+
 
 def _is_dir(path: str) -> bool:
     return Path(path).is_dir()
@@ -95,7 +97,8 @@ class ExportedModelDataset(_VersionedDirectory):
 
     The export node builds the directory in a temporary place and returns its path; saving moves
     it under ``<filepath>/<version>/``. Loading gives the directory's path, which backends and
-    servers open themselves.
+    servers open themselves. A directory holding ``export_skipped.txt`` instead of the marker
+    is an export deliberately not made (its reason inside); the engine that is handed it says so.
     """
 
     def __init__(
@@ -108,15 +111,18 @@ class ExportedModelDataset(_VersionedDirectory):
         super().__init__(filepath=filepath, version=version, metadata=metadata)
         self._marker = marker  # a file every complete export holds
 
+    def _complete(self, path: Path) -> bool:
+        return (path / self._marker).is_file() or (path / SKIPPED_FILE).is_file()
+
     def load(self) -> str:
         path = Path(self._get_load_path())
-        if not (path / self._marker).is_file():
+        if not self._complete(path):
             raise DatasetError(f"no exported model at {path} ({self._marker} missing)")
         return str(path)
 
     def save(self, data: str) -> None:
         source = Path(data)
-        if not (source / self._marker).is_file():
+        if not self._complete(source):
             raise DatasetError(f"{source} is not a complete export ({self._marker} missing)")
         path = Path(self._get_save_path())
         path.parent.mkdir(parents=True, exist_ok=True)

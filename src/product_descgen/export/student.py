@@ -15,6 +15,14 @@ from product_descgen.training.export import merge_adapter
 logger = logging.getLogger(__name__)
 
 GGUF_FILE = "student-lora.gguf"
+SKIPPED_FILE = "export_skipped.txt"  # an export deliberately not made, with the reason
+
+
+def skipped_export(reason: str) -> Path:
+    """A new directory that records why no export was made (the caller's dataset saves it)."""
+    out_dir = Path(tempfile.mkdtemp(prefix="student-export-skipped-"))
+    (out_dir / SKIPPED_FILE).write_text(f"{reason}\n")
+    return out_dir
 
 
 def base_model_dir(adapter_dir: str | Path) -> Path:

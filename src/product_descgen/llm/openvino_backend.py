@@ -51,8 +51,10 @@ class OpenVINOBackend:
         from transformers import AutoTokenizer
 
         if not (Path(model_dir) / IR_FILE).is_file():
+            skipped = Path(model_dir) / "export_skipped.txt"
+            why = skipped.read_text().strip() if skipped.is_file() else "no " + IR_FILE
             raise FileNotFoundError(
-                f"{model_dir} is not an OpenVINO model directory (no {IR_FILE}): export it with "
+                f"{model_dir} is not an OpenVINO model directory ({why}): export it with "
                 "product_descgen.export.openvino (make models; the finetune pipeline exports "
                 "the student)"
             )

@@ -53,7 +53,16 @@ def train_student_model(
 
 def export_student_for_openvino(student_adapter: str, student_llm: Connection) -> str:
     """The adapter merged into the base and exported for the OpenVINO engine, with the weights
-    the student is served with (``student_llm.weights``)."""
+    the student is served with (``student_llm.weights``). When another backend serves the
+    student (a GPU), nothing is merged or exported: a 7B merge in host memory would be paid
+    for an artifact nobody serves; the dataset records why."""
+    if student_llm.backend != "openvino":
+        reason = (
+            f"not exported: student_llm is served by the {student_llm.backend} backend "
+            "(set backend: openvino and re-run the finetune pipeline to export it)"
+        )
+        logger.info("student_openvino %s", reason)
+        return str(student.skipped_export(reason))
     return str(student.student_for_openvino(student_adapter, student_llm.weights))
 
 

@@ -25,6 +25,8 @@ from product_descgen.quality.checks import (
     check_price,
     words,
 )
+from product_descgen.quality.claims import ClaimParams, lexicon_for
+from product_descgen.quality.claims import unsupported_claims as grounded
 from product_descgen.training.vices import ViceThresholds, detect_vices
 
 _REFERENCE_FREE = "teacher"  # the system whose text is the reference
@@ -45,24 +47,7 @@ class MetricsParams(BaseModel):
         default_factory=lambda: ["yes", "no", "na", "n/a", "none", "other", "-"]
     )
     max_attribute_value_words: int = Field(6, ge=1)  # longer values are free text
-    materials: list[str] = Field(
-        default_factory=lambda: [
-            "cotton", "polyester", "leather", "faux leather", "steel", "stainless steel", "wood",
-            "wooden", "plastic", "glass", "silk", "wool", "denim", "linen", "nylon", "rubber",
-            "ceramic", "aluminium", "aluminum", "silver", "gold", "brass", "copper", "bamboo",
-            "velvet", "suede", "canvas", "silicone", "spandex", "lycra", "rayon", "viscose",
-            "acrylic", "porcelain", "iron", "cast iron", "marble", "granite", "jute", "chiffon",
-            "georgette", "satin", "fleece", "cashmere", "latex", "titanium", "teak", "oak",
-        ]
-    )  # fmt: skip
-    colours: list[str] = Field(
-        default_factory=lambda: [
-            "black", "white", "red", "blue", "green", "yellow", "orange", "purple", "pink",
-            "brown", "grey", "gray", "navy", "beige", "maroon", "gold", "silver", "ivory", "cream",
-            "teal", "turquoise", "olive", "khaki", "magenta", "violet", "lavender", "burgundy",
-            "charcoal", "indigo", "multicolour", "multicolor",
-        ]
-    )  # fmt: skip
+    claims: ClaimParams = Field(default_factory=ClaimParams)  # the grounded claim check's
     opening_words: int = Field(3, ge=1)
     phrase_words: int = Field(4, ge=2)
     gate: GateParams = Field(default_factory=GateParams)  # format compliance: words, paragraphs
@@ -143,20 +128,13 @@ def attribute_coverage(text: str, values: list[str]) -> float | None:
     return hits / len(values)
 
 
-def _vocabulary(text: str, terms: list[str]) -> set[str]:
-    found = set()
-    for term in terms:
-        pattern = r"\s+".join(re.escape(part) for part in term.split())
-        if re.search(rf"(?<![A-Za-z0-9]){pattern}(?![A-Za-z0-9])", text, flags=re.IGNORECASE):
-            found.add(term.casefold())
-    return found
-
-
 def unsupported_claims(text: str, source: str, params: MetricsParams) -> list[str]:
-    """Numbers, units, materials and colours in ``text`` that ``source`` lacks.
+    """Claims in ``text`` that ``source`` does not support, as ``kind:term``: numbers and
+    number+unit pairs, and the grounded claim check's kinds (material, colour, brand, audience,
+    certification, feature, place, retailer, product type).
 
     A number+unit pair is reported as ``unit:`` only when its number is supported (otherwise
-    ``number:`` already reports it); a term in both vocabularies is reported once, as material.
+    ``number:`` already reports it).
     """
     src_numbers, src_units = _number_keys(source)
     out_numbers, out_units = _number_keys(text)
@@ -166,11 +144,8 @@ def unsupported_claims(text: str, source: str, params: MetricsParams) -> list[st
         number = re.match(r"^[\d.]+", unit).group(0)
         if unit[len(number) :] in _UNITS and number not in invented:
             claims.add(f"unit:{unit}")
-    reported: set[str] = set()
-    for kind, terms in (("material", params.materials), ("colour", params.colours)):
-        for term in sorted(_vocabulary(text, terms) - _vocabulary(source, terms) - reported):
-            claims.add(f"{kind}:{term}")
-            reported.add(term)
+    lexicon = lexicon_for(params.claims)
+    claims |= {f"{c.kind}:{c.phrase.casefold()}" for c in grounded(text, source, lexicon)}
     return sorted(claims)
 
 
@@ -249,6 +224,12 @@ def _mean(series: pd.Series) -> float | None:
     return float(values.mean()) if len(values) else None
 
 
+def claims_by_kind(details: pd.Series, n: int) -> dict[str, float]:
+    """Unsupported claims per text, by kind (from ``kind:term, kind:term`` details)."""
+    kinds = [c.split(":", 1)[0] for d in details.dropna() for c in str(d).split(", ") if c]
+    return {kind: kinds.count(kind) / n for kind in sorted(set(kinds))} if n else {}
+
+
 def _summary(scores: pd.DataFrame, texts: list[str], params: MetricsParams) -> dict[str, Any]:
     produced = scores[~scores["failed"].astype(bool)]
     summary = {
@@ -258,6 +239,7 @@ def _summary(scores: pd.DataFrame, texts: list[str], params: MetricsParams) -> d
         "attribute_coverage": _mean(scores["attribute_coverage"]),
         "unsupported_claims_per_item": _mean(scores["unsupported_claims"]),
         "unsupported_item_share": _mean(scores["unsupported_claims"] > 0),
+        "unsupported_claims_by_kind": claims_by_kind(scores["unsupported_detail"], len(scores)),
         "format_compliance": _mean(scores["format_compliant"].astype(float)),
         "failure_share": _mean(scores["failed"].astype(float)),
         "mean_words": _mean(produced["words"]),  # over the descriptions actually produced

@@ -10,6 +10,8 @@ from collections import Counter
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
+from product_descgen.quality.claims import ClaimParams, Lexicon, lexicon_for, unsupported_claims
+
 Problem = tuple[str, str]
 
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’\-]*")
@@ -52,6 +54,7 @@ class GateParams(BaseModel):
         ]
     )  # fmt: skip
     check_first_person: bool = True
+    claims: ClaimParams = Field(default_factory=ClaimParams)  # grounded claim check lexicons
 
     @model_validator(mode="after")
     def _range(self) -> GateParams:
@@ -163,10 +166,21 @@ def check_first_person(text: str) -> list[Problem]:
     return [("first_person", match.group(0))] if match else []
 
 
+def check_claims(text: str, source: str, lexicon: Lexicon) -> list[Problem]:
+    """Claims (materials, colours, brands, audience, ...) the product's text does not support:
+    ``unsupported_<kind>`` with the claim and why."""
+    return [(f"unsupported_{c.kind}", str(c)) for c in unsupported_claims(text, source, lexicon)]
+
+
 def check_description(
-    text: str | None, source: str, params: GateParams, finish_reason: str | None = None
+    text: str | None,
+    source: str,
+    params: GateParams,
+    finish_reason: str | None = None,
+    lexicon: Lexicon | None = None,
 ) -> list[Problem]:
-    """Every problem of a generated description, given the product input it was written from."""
+    """Every problem of a generated description, given the product input it was written from.
+    ``lexicon``: the claim lexicon with the catalogue's brands (default: ``params.claims``)."""
     if text is None or not words(text):
         return [("empty", "no words")]
     problems = [
@@ -175,6 +189,7 @@ def check_description(
         *check_repetition(text, params),
         *check_echo(text, params),
         *check_unsupported_numbers(text, source),
+        *check_claims(text, source, lexicon or lexicon_for(params.claims)),
         *check_markup(text),
         *check_price(text),
         *check_refusal(text, params),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,8 +124,10 @@ def train_student(
     validation: pd.DataFrame,
     params: FinetuneParams,
     work_dir: str | Path,
+    callbacks: Sequence[Any] = (),
 ) -> TrainResult:
-    """Fine-tune the student; resumes from ``work_dir`` when a killed run left a checkpoint."""
+    """Fine-tune the student; resumes from ``work_dir`` when a killed run left a checkpoint.
+    ``callbacks``: Ludwig callbacks run beside the epoch recorder (timers, monitors)."""
     from ludwig.api import LudwigModel
     from transformers import AutoTokenizer
 
@@ -139,7 +142,9 @@ def train_student(
     tokens_per_epoch = sum(len(ids) for ids in tokenizer(text)["input_ids"])
     probe = validation.head(params.probe.size)
     recorder = make_recorder(probe, params, tokenizer, tokens_per_epoch)
-    model = LudwigModel(ludwig_config, logging_level=logging.WARNING, callbacks=[recorder])
+    model = LudwigModel(
+        ludwig_config, logging_level=logging.WARNING, callbacks=[recorder, *callbacks]
+    )
     run_dir = Path(work_dir) / "run"
     finished = (run_dir / "training_statistics.json").is_file()  # written when train() returns
     resume = run_dir if (run_dir / "model" / "training_checkpoints").is_dir() else None

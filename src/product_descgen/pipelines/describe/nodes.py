@@ -11,6 +11,7 @@ from product_descgen.evaluation.inference import results_frame, run_student, ser
 from product_descgen.llm.backends import Connection
 from product_descgen.models import ModelsParams, resolve_model_dir
 from product_descgen.quality.checks import check_description
+from product_descgen.quality.claims import catalogue_lexicon
 from product_descgen.training.config import FinetuneParams
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ def check_new_descriptions(
     """Every new product once: its description with ``flagged``/``reasons`` from the quality
     checks, or, for a product data_prep could not use, no description and the reason."""
     rows = []
+    lexicon = catalogue_lexicon(params.gate.claims, new_inputs)
     merged = new_inputs.merge(new_outputs, on="product_id", how="left", validate="one_to_one")
     for row in merged.to_dict(orient="records"):
         text = row.get("text")
@@ -62,7 +64,7 @@ def check_new_descriptions(
             text = None
         else:
             problems = check_description(
-                text, row["input_text"], params.gate, row.get("finish_reason")
+                text, row["input_text"], params.gate, row.get("finish_reason"), lexicon
             )
         rows.append(
             {

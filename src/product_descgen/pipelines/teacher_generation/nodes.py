@@ -14,6 +14,7 @@ from product_descgen.models import ModelsParams, served_model_dir
 from product_descgen.prep.split import SPLITS
 from product_descgen.prompting import PromptSet
 from product_descgen.quality.checks import check_description, words
+from product_descgen.quality.claims import catalogue_lexicon
 from product_descgen.teacher.config import TeacherParams
 from product_descgen.teacher.generate import (
     draft_variables,
@@ -149,6 +150,7 @@ def gate_teacher_outputs(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Quality gate: accepted outputs become targets; rejected ones keep their reasons."""
     merged = teacher_inputs.merge(teacher_outputs, on="product_id", validate="one_to_one")
+    lexicon = catalogue_lexicon(params.gate.claims, teacher_inputs)
     accepted, rejected = [], []
     for row in merged.to_dict(orient="records"):
         if row.get("refine") is None or pd.isna(row.get("refine")):
@@ -156,8 +158,9 @@ def gate_teacher_outputs(
             problems = [("generation_failed", str(error))]
         else:
             problems = check_description(
-                row["refine"], row["input_text"], params.gate, row.get("refine_finish_reason")
-            )
+                row["refine"], row["input_text"], params.gate, row.get("refine_finish_reason"),
+                lexicon,
+            )  # fmt: skip
         if problems:
             rejected.append(
                 {

@@ -1,0 +1,270 @@
+"""Grounded claim check: the factual claims a description makes, each checked against its
+product's own text (title, attributes, original description).
+
+A claim is a lexicon term found in the description: a material, colour, brand, audience,
+certification, product feature, place, retailer or product type. It is supported when the
+product's text names it too (or a variant: plural, British/American spelling, the plain metal
+of "stainless steel"); otherwise it is reported with the reason. Numbers and prices are checked
+by :mod:`product_descgen.quality.checks`. The catalogue's own brand names extend the built-in
+brand list (:func:`catalogue_brands`).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+_W = r"(?<![\w-]){}(?![\w-])"  # a whole word or phrase, hyphenated compounds kept whole
+
+
+class ClaimParams(BaseModel):
+    """The claim lexicons (defaults cover general e-commerce; extend them per catalogue)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    materials: list[str] = Field(default_factory=lambda: [
+        "cotton", "polyester", "leather", "genuine leather", "faux leather", "pu leather",
+        "stainless steel", "steel", "wood", "wooden", "plastic", "glass", "silk", "wool", "denim",
+        "linen", "nylon", "rubber", "ceramic", "aluminium", "silver", "sterling silver", "gold",
+        "rose gold", "platinum", "diamond", "diamonds", "brass", "copper", "bamboo", "velvet",
+        "suede", "canvas", "silicone", "spandex", "lycra", "rayon", "viscose", "acrylic",
+        "porcelain", "iron", "cast iron", "marble", "granite", "jute", "chiffon", "georgette",
+        "satin", "fleece", "cashmere", "latex", "titanium", "teak", "oak", "pearl", "pearls",
+        "crystal", "crystals", "cubic zirconia", "zircon", "ruby", "emerald", "sapphire",
+        "alloy", "zinc", "tungsten", "carbon fibre", "kevlar", "merino", "khadi", "crepe",
+    ])  # fmt: skip
+    colours: list[str] = Field(default_factory=lambda: [
+        "black", "white", "red", "blue", "green", "yellow", "orange", "purple", "pink", "brown",
+        "grey", "navy", "beige", "maroon", "ivory", "cream", "teal", "turquoise", "olive",
+        "khaki", "magenta", "violet", "lavender", "burgundy", "charcoal", "indigo",
+        "multicolour",
+    ])  # fmt: skip
+    audiences: list[str] = Field(default_factory=lambda: [
+        "men", "women", "boys", "girls", "kids", "children", "babies", "infants", "toddlers",
+        "unisex", "ladies", "gents", "teens",
+    ])  # fmt: skip
+    certifications: list[str] = Field(default_factory=lambda: [
+        "certified", "certification", "hallmarked", "hallmark", "iso", "isi", "bis", "fda",
+        "ce", "fsc", "oeko-tex", "organic", "dermatologically tested", "clinically proven",
+        "clinically tested", "vegan", "cruelty-free", "bpa-free", "bpa free", "award-winning",
+        "patented", "warranty", "guarantee",
+    ])  # fmt: skip
+    features: list[str] = Field(default_factory=lambda: [
+        "non-slip", "anti-slip", "waterproof", "water-resistant", "water resistant",
+        "dishwasher safe", "dishwasher-safe", "microwave safe", "microwave-safe", "rechargeable",
+        "wireless", "bluetooth", "stain-resistant", "wrinkle-free", "scratch-resistant",
+        "rust-proof", "rustproof", "shatterproof", "hypoallergenic", "nickel-free", "handmade",
+        "hand-made", "handcrafted", "eco-friendly", "biodegradable", "anti-bacterial",
+        "antibacterial", "uv protection", "machine washable", "noise cancelling", "touchscreen",
+    ])  # fmt: skip
+    places: list[str] = Field(default_factory=lambda: [
+        "india", "china", "italy", "japan", "usa", "america", "uk", "england", "britain",
+        "germany", "france", "korea", "switzerland", "swiss", "thailand", "vietnam",
+        "bangladesh", "turkey", "spain", "portugal", "mexico", "brazil", "australia",
+        "canada", "europe", "paris", "london", "new york", "milan", "tokyo", "dubai",
+        "jaipur", "kashmir", "lucknow", "banaras", "varanasi", "mysore",
+    ])  # fmt: skip
+    retailers: list[str] = Field(default_factory=lambda: [
+        "amazon", "flipkart", "ebay", "walmart", "myntra", "snapdeal", "etsy",
+        "meesho", "ajio", "nykaa", "aliexpress", "alibaba", "tata cliq", "shopclues",
+        "paytm mall", "costco", "best buy", "ikea",
+    ])  # fmt: skip
+    brands: list[str] = Field(default_factory=lambda: [
+        "Nike", "Adidas", "Puma", "Reebok", "Apple", "Samsung", "Sony", "LG", "Philips",
+        "Bosch", "Prestige", "Pigeon", "Titan", "Fastrack", "Casio", "Rolex", "Gucci", "Prada",
+        "Levi's", "Zara", "H&M", "Tanishq", "Swarovski", "Tupperware", "Milton", "Borosil",
+        "Xiaomi", "Lenovo", "Dell", "HP", "Asus", "Canon", "Nikon", "Bata", "Woodland",
+        "Lakme", "Maybelline", "L'Oreal", "Nivea", "Dove", "Lego", "Barbie", "Hot Wheels",
+    ])  # fmt: skip
+    # same-family product types: naming another of the family than the product's is a claim
+    product_types: dict[str, list[str]] = Field(default_factory=lambda: {
+        "jewellery": ["ring", "necklace", "earring", "bracelet", "bangle", "pendant", "anklet",
+                      "brooch", "nose pin", "mangalsutra", "locket", "cufflink",
+                      "jhumka", "stud", "kada", "cuff"],
+        "footwear": ["shoe", "sandal", "slipper", "sneaker", "boot", "flip flop", "loafer",
+                     "moccasin"],
+        "bags": ["backpack", "handbag", "wallet", "clutch", "tote", "sling bag", "duffel",
+                 "trolley", "briefcase", "pouch"],
+        "timepieces": ["watch", "smartwatch", "clock"],
+    })  # fmt: skip
+    min_brand_chars: int = Field(3, ge=2)  # shorter catalogue brand names are too ambiguous
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim a description makes that its product's text does not support."""
+
+    kind: str
+    phrase: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.phrase!r} ({self.reason})"
+
+
+_SPELLINGS = {
+    "aluminum": "aluminium", "gray": "grey", "multicolor": "multicolour", "multi-color":
+    "multicolour", "multi-colour": "multicolour", "womens": "women", "mens": "men",
+    "woman": "women", "man": "men", "boy": "boys", "girl": "girls", "kid": "kids",
+    "child": "children", "baby": "babies", "lady": "ladies", "united states": "usa",
+    "united kingdom": "uk", "wood": "wooden", "diamonds": "diamond", "pearls": "pearl",
+    "crystals": "crystal", "hand-made": "handmade", "dishwasher-safe": "dishwasher safe",
+    "microwave-safe": "microwave safe", "water resistant": "water-resistant",
+    "rustproof": "rust-proof", "bpa free": "bpa-free", "antibacterial": "anti-bacterial",
+    "anti-slip": "non-slip",
+}  # fmt: skip
+# a claim the product's text supports through another term
+_IMPLIED = {
+    "steel": ["stainless steel"], "silver": ["sterling silver"], "gold": ["rose gold"],
+    "leather": ["genuine leather", "faux leather", "pu leather"],
+    "women": ["ladies", "girls"], "ladies": ["women"], "men": ["gents", "boys"],
+    "kids": ["boys", "girls", "children", "babies"], "children": ["kids", "boys", "girls"],
+}  # fmt: skip
+
+
+def _norm(phrase: str) -> str:
+    term = re.sub(r"\s+", " ", phrase.casefold().replace("’", "'")).strip().removesuffix("'s")
+    return _SPELLINGS.get(term, term)
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    """Every claim term with its kind, compiled for matching."""
+
+    kinds: dict[str, str]  # canonical term -> kind
+    families: dict[str, str]  # canonical product type -> its family
+    pattern: re.Pattern[str]
+    brand_pattern: re.Pattern[str] | None  # brand names match case-sensitively
+
+    def canonical(self, phrase: str) -> str | None:
+        term = _norm(phrase)
+        for candidate in (term, re.sub(r"es$", "", term), re.sub(r"s$", "", term)):
+            if candidate in self.kinds:
+                return candidate
+        return None
+
+    def find(self, text: str) -> list[tuple[str, str, str]]:
+        """``(kind, canonical term, phrase as written)`` for every term in ``text``."""
+        found = []
+        for match in self.pattern.finditer(text):
+            term = self.canonical(match.group(0))
+            if term is not None:
+                found.append((self.kinds[term], term, match.group(0)))
+        if self.brand_pattern is not None:
+            found += [("brand", m.group(0), m.group(0)) for m in self.brand_pattern.finditer(text)]
+        return found
+
+
+def _alternation(terms: Iterable[str]) -> str:
+    ordered = sorted(set(terms), key=len, reverse=True)  # longest first: "stainless steel"
+    return "|".join(re.escape(t).replace(r"\ ", r"\s+") for t in ordered)
+
+
+def build_lexicon(params: ClaimParams, extra_brands: Iterable[str] = ()) -> Lexicon:
+    """The lexicon of ``params`` with the catalogue's own brand names added."""
+    kinds: dict[str, str] = {}
+    for kind, terms in (
+        ("material", params.materials), ("colour", params.colours),
+        ("audience", params.audiences), ("certification", params.certifications),
+        ("feature", params.features), ("place", params.places), ("retailer", params.retailers),
+    ):  # fmt: skip
+        for term in terms:
+            kinds.setdefault(_norm(term), kind)
+    families = {_norm(t): family for family, ts in params.product_types.items() for t in ts}
+    for term in families:
+        kinds.setdefault(term, "product_type")
+    surface = set(kinds) | {s for s, n in _SPELLINGS.items() if n in kinds}
+    surface |= {t + end for t in families for end in ("s", "es")}
+    surface |= {t + "'s" for t, k in kinds.items() if k == "audience"}
+    pattern = re.compile(_W.format(f"(?:{_alternation(surface)})"), re.IGNORECASE)
+    brands = {
+        b.strip() for b in [*params.brands, *extra_brands]
+        if len(b.strip()) >= params.min_brand_chars and _norm(b) not in kinds
+    }  # fmt: skip
+    brand_pattern = re.compile(_W.format(f"(?:{_alternation(brands)})")) if brands else None
+    return Lexicon(kinds, families, pattern, brand_pattern)
+
+
+@functools.lru_cache(maxsize=8)
+def _lexicon_of(params_json: str) -> Lexicon:
+    return build_lexicon(ClaimParams.model_validate_json(params_json))
+
+
+def lexicon_for(params: ClaimParams) -> Lexicon:
+    """The lexicon of ``params`` alone (built once per distinct settings)."""
+    return _lexicon_of(params.model_dump_json())
+
+
+def default_lexicon() -> Lexicon:
+    return lexicon_for(ClaimParams())
+
+
+def catalogue_brands(
+    brands: Iterable[str], texts: Iterable[str], max_word_share: float = 0.01
+) -> list[str]:
+    """The catalogue's brand names fit to be claims: those that are not ordinary words, i.e.
+    whose lower-case form appears in fewer than ``max_word_share`` of the catalogue's texts."""
+    texts = [t for t in texts if isinstance(t, str)]
+    names = {b.strip() for b in brands if isinstance(b, str) and b.strip()}
+    keep = []
+    for name in sorted(names):
+        pattern = re.compile(_W.format(re.escape(name.lower())))  # as an ordinary word
+        share = sum(bool(pattern.search(t)) for t in texts) / max(len(texts), 1)
+        if share < max_word_share:
+            keep.append(name)
+    return keep
+
+
+def attribute_brands(attributes: Iterable[str | dict | None]) -> list[str]:
+    """Brand names from the products' attributes (JSON text or mappings; keys naming a brand)."""
+    names = []
+    for value in attributes:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                continue
+        if isinstance(value, dict):
+            names += [str(v) for k, v in value.items() if "brand" in str(k).casefold() and v]
+    return names
+
+
+def catalogue_lexicon(params: ClaimParams, products: pd.DataFrame) -> Lexicon:
+    """The lexicon with the brand names of ``products`` (``attributes`` and ``input_text``
+    columns), the ordinary-word ones left out."""
+    if "attributes" not in products or products.empty:
+        return lexicon_for(params)
+    texts = products.get("input_text", [])
+    return build_lexicon(params, catalogue_brands(attribute_brands(products["attributes"]), texts))
+
+
+def unsupported_claims(text: str, source: str, lexicon: Lexicon | None = None) -> list[Claim]:
+    """The claims in ``text`` that ``source`` (the product's own text) does not support."""
+    lexicon = lexicon or default_lexicon()
+    in_source = {term for _, term, _ in lexicon.find(source)}
+    own_types = {t for t in in_source if t in lexicon.families}
+    own_families = {lexicon.families[t] for t in own_types}
+    claims: dict[tuple[str, str], Claim] = {}
+    for kind, term, phrase in lexicon.find(text):
+        if kind == "product_type":
+            family = lexicon.families[term]
+            if term in own_types or family not in own_families:
+                continue  # the product's own type, or another family's (a pairing suggestion)
+            own = sorted(t for t in own_types if lexicon.families[t] == family)
+            reason = f"the product is a {' / '.join(own)}"
+        elif kind == "brand":
+            if term.casefold() in source.casefold():
+                continue
+            reason = "a brand the product's data does not name"
+        elif term in in_source or any(v in in_source for v in _IMPLIED.get(term, [])):
+            continue
+        else:
+            reason = "not in the product's data"
+        claims.setdefault((kind, term), Claim(kind, phrase, reason))
+    return list(claims.values())

@@ -1,0 +1,86 @@
+"""The grounded claim check: each kind of claim, supported and invented."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from product_descgen.quality.checks import GateParams, check_description
+from product_descgen.quality.claims import (
+    ClaimParams,
+    build_lexicon,
+    catalogue_brands,
+    catalogue_lexicon,
+    unsupported_claims,
+)
+
+RING = (
+    "Product: Sukkhi Alloy Ring\nCategory: Jewellery\nAttributes:\n- Brand: Sukkhi\n"
+    "- Ideal For: Girls, Women\n- Material: Alloy\n- Color: Silver\n- Size: 7\n"
+    "Original description: A silver-plated alloy ring with a floral motif, made in India."
+)
+CUTTER = (
+    "Product: Prestige Pizza Cutter\nAttributes:\n- Material: Stainless Steel\n- Color: Black\n"
+    "Original description: A sharp stainless steel wheel cutter."
+)
+
+
+def kinds(text: str, source: str, **kwargs) -> dict[str, str]:
+    return {c.kind: c.phrase for c in unsupported_claims(text, source, **kwargs)}
+
+
+@pytest.mark.parametrize(
+    ("sentence", "kind", "phrase"),
+    [
+        ("It is set with sparkling diamonds.", "material", "diamonds"),
+        ("A deep blue stone sits at its centre.", "colour", "blue"),
+        ("A Nike design classic.", "brand", "Nike"),
+        ("It suits both men and women.", "audience", "men"),
+        ("It is hallmarked for purity.", "certification", "hallmarked"),
+        ("It is waterproof for everyday wear.", "feature", "waterproof"),
+        ("Crafted by artisans in Italy.", "place", "Italy"),
+        ("Now available at Amazon.", "retailer", "Amazon"),
+        ("These earrings catch the light.", "product_type", "earrings"),
+    ],
+)
+def test_each_kind_of_invented_claim_is_named_with_its_reason(sentence, kind, phrase):
+    text = f"This silver alloy ring for women has a floral motif. {sentence}"
+    found = kinds(text, RING)
+    assert found == {kind: phrase}, found
+    [claim] = unsupported_claims(text, RING)
+    assert phrase in str(claim) and claim.reason
+
+
+def test_claims_the_product_supports_are_not_flagged():
+    text = (
+        "Sukkhi's silver ring in alloy brings a floral motif to any outfit. Made in India, "
+        "it suits girls and ladies alike and pairs well with a dress and heels."
+    )
+    assert unsupported_claims(text, RING) == []
+    assert kinds("A black stainless steel cutter with a steel wheel.", CUTTER) == {}
+
+
+def test_a_description_of_another_product_is_caught():
+    necklace = "The Mala Mala Necklace is a gold pendant on a leather cord for men."
+    found = kinds(necklace, RING, lexicon=build_lexicon(ClaimParams(), ["Mala Mala"]))
+    assert found.keys() >= {"product_type", "material", "audience", "brand"}
+
+
+def test_the_gate_reports_claims_with_the_other_problems():
+    text = "This black stainless steel pizza cutter has a non-slip rubber base. " * 1
+    problems = dict(check_description(text, CUTTER, GateParams(min_words=5)))
+    assert "non-slip" in problems["unsupported_feature"]
+    assert "rubber" in problems["unsupported_material"]
+
+
+def test_catalogue_brands_leave_out_ordinary_words():
+    texts = ["a blue shirt", "a classic watch", "classic look", "the Classic"] * 10 + ["Sukkhi"]
+    assert catalogue_brands(["Sukkhi", "Classic"], texts) == ["Sukkhi"]
+    products = pd.DataFrame(
+        {"attributes": [json.dumps({"Brand": "Sukkhi"}), json.dumps({"Brand": "Oleva"})],
+         "input_text": ["Sukkhi ring", "Oleva bra"]}
+    )  # fmt: skip
+    lexicon = catalogue_lexicon(ClaimParams(), products)
+    assert kinds("An Oleva classic.", RING, lexicon=lexicon) == {"brand": "Oleva"}

@@ -2,7 +2,7 @@ import pytest
 
 from product_descgen.training.vices import ViceThresholds, detect_vices
 
-T = ViceThresholds()
+T = ViceThresholds(min_outputs=3)
 INPUTS = ["Product: Mug\n- Color: Red", "Product: Lamp\n- Color: Blue", "Product: Sock\n- Size: M"]
 REFS = ["A red mug for tea lovers.", "A blue lamp for the desk.", "A soft sock in size M."]
 
@@ -45,3 +45,18 @@ def test_length_drift_and_format_violations():
 def test_no_outputs_is_an_error():
     with pytest.raises(ValueError, match="at least one"):
         detect_vices([], [], [], T)
+
+
+def test_a_text_repeating_itself_is_a_vice():
+    loop = "A red mug for tea. A red mug for tea. A red mug for tea."
+    outputs = [loop, "This blue lamp lights a desk.", "Soft socks in size M."]
+    result = detect_vices(outputs, INPUTS, REFS, T)
+    assert result["self_repetition_share"] == pytest.approx(1 / 3)
+    assert "self_repetition" in result["flags"]
+
+
+def test_too_few_probe_texts_are_said_and_not_judged_on_shares():
+    outputs = ["Introducing the Velvet Touch: a red mug."] * 3
+    result = detect_vices(outputs, INPUTS, REFS, ViceThresholds(min_outputs=8))
+    assert result["too_few_outputs"] and result["outputs"] == 3
+    assert "same_opening" not in result["flags"]

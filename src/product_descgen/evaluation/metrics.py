@@ -23,6 +23,7 @@ from product_descgen.quality.checks import (
     check_length,
     check_markup,
     check_price,
+    check_repetition,
     words,
 )
 from product_descgen.quality.claims import ClaimParams, lexicon_for
@@ -33,7 +34,7 @@ _REFERENCE_FREE = "teacher"  # the system whose text is the reference
 _COLUMNS = [
     "system", "product_id", "category", "words", "rouge_l", "chrf", "embedding_cosine",
     "attribute_coverage", "unsupported_claims", "unsupported_detail", "format_compliant",
-    "format_problems", "failed",
+    "format_problems", "repeats_itself", "failed",
 ]  # fmt: skip
 
 
@@ -203,6 +204,7 @@ def score_items(items: pd.DataFrame, embedder: Any, params: MetricsParams) -> pd
             "unsupported_detail": ", ".join(claims),
             "format_compliant": not problems,
             "format_problems": ", ".join(problems),
+            "repeats_itself": not failed and bool(check_repetition(text, params.gate)),
             "failed": failed,
         }
         if item.system != _REFERENCE_FREE and (failed or words(reference)):
@@ -241,6 +243,7 @@ def _summary(scores: pd.DataFrame, texts: list[str], params: MetricsParams) -> d
         "unsupported_item_share": _mean(scores["unsupported_claims"] > 0),
         "unsupported_claims_by_kind": claims_by_kind(scores["unsupported_detail"], len(scores)),
         "format_compliance": _mean(scores["format_compliant"].astype(float)),
+        "self_repetition_share": _mean(scores["repeats_itself"].astype(float)),
         "failure_share": _mean(scores["failed"].astype(float)),
         "mean_words": _mean(produced["words"]),  # over the descriptions actually produced
         "n": len(scores),

@@ -11,6 +11,7 @@ from collections import Counter
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
 from product_descgen.quality.claims import ClaimParams, Lexicon, lexicon_for, unsupported_claims
+from product_descgen.quality.off_product import OffProductParams
 
 Problem = tuple[str, str]
 
@@ -55,6 +56,7 @@ class GateParams(BaseModel):
     )  # fmt: skip
     check_first_person: bool = True
     claims: ClaimParams = Field(default_factory=ClaimParams)  # grounded claim check lexicons
+    off_product: OffProductParams = Field(default_factory=OffProductParams)
 
     @model_validator(mode="after")
     def _range(self) -> GateParams:

@@ -7,7 +7,10 @@ Given the descriptions a model wrote for a fixed probe set, it measures
 * ``length_drift``: mean output length relative to the reference texts (1.0 = same),
 * ``format_violation_share``: the share failing the format checks (markup, price, first person,
   prompt echo),
-and flags every measure past its threshold.
+* ``self_repetition_share``: the share that repeat themselves inside one text (a sentence said
+  twice, an n-gram looping),
+and flags every measure past its threshold. With fewer than ``min_outputs`` probe texts the
+shares say little: the result carries ``too_few_outputs`` and nothing is flagged on a share.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from product_descgen.quality.checks import (
     check_first_person,
     check_markup,
     check_price,
+    check_repetition,
     words,
 )
 
@@ -37,6 +41,8 @@ class ViceThresholds(BaseModel):
     max_repeated_phrase_share: float = Field(0.3, ge=0, le=1)
     max_length_drift: float = Field(0.5, ge=0)  # |mean length / reference length - 1|
     max_format_violation_share: float = Field(0.1, ge=0, le=1)
+    max_self_repetition_share: float = Field(0.1, ge=0, le=1)
+    min_outputs: int = Field(8, ge=1)  # fewer probe texts: too few to judge shares
 
 
 def _ngrams(tokens: list[str], n: int) -> set[tuple[str, ...]]:
@@ -72,7 +78,11 @@ def detect_vices(
         bool(check_markup(o) or check_price(o) or check_first_person(o) or check_echo(o, gate))
         for o in outputs
     )
+    repeating = sum(bool(check_repetition(o, gate)) for o in outputs)
+    few = len(outputs) < t.min_outputs
     measures = {
+        "outputs": len(outputs),
+        "too_few_outputs": few,
         "opening_share": opening_count / len(outputs),
         "top_opening": opening,
         "repeated_phrase_share": phrase_count / len(outputs),
@@ -80,6 +90,7 @@ def detect_vices(
         "mean_words": out_len,
         "length_drift": drift,
         "format_violation_share": violations / len(outputs),
+        "self_repetition_share": repeating / len(outputs),
     }
     flags = [
         name
@@ -89,7 +100,8 @@ def detect_vices(
             and phrase_count > 1,
             "length_drift": abs(drift) > t.max_length_drift,
             "format_violations": measures["format_violation_share"] > t.max_format_violation_share,
+            "self_repetition": measures["self_repetition_share"] > t.max_self_repetition_share,
         }.items()
-        if bad
+        if bad and (name == "length_drift" or not few)
     ]
     return {**measures, "flags": flags, "flagged": bool(flags)}

@@ -12,6 +12,7 @@ from product_descgen.llm.backends import Connection
 from product_descgen.models import ModelsParams, resolve_model_dir
 from product_descgen.quality.checks import check_description
 from product_descgen.quality.claims import catalogue_lexicon
+from product_descgen.quality.off_product import off_product_problems
 from product_descgen.training.config import FinetuneParams
 
 logger = logging.getLogger(__name__)
@@ -57,14 +58,22 @@ def check_new_descriptions(
     rows = []
     lexicon = catalogue_lexicon(params.gate.claims, new_inputs)
     merged = new_inputs.merge(new_outputs, on="product_id", how="left", validate="one_to_one")
-    for row in merged.to_dict(orient="records"):
+    records = merged.to_dict(orient="records")
+    off_product = off_product_problems(
+        [r.get("text") for r in records], [str(r["product_id"]) for r in records], new_inputs,
+        params.gate.off_product,
+    )  # fmt: skip
+    for row, elsewhere in zip(records, off_product, strict=True):
         text = row.get("text")
         if text is None or pd.isna(text):
             problems = [("generation_failed", str(row.get("error") or "no output"))]
             text = None
         else:
-            problems = check_description(
-                text, row["input_text"], params.gate, row.get("finish_reason"), lexicon
+            problems = (
+                check_description(
+                    text, row["input_text"], params.gate, row.get("finish_reason"), lexicon
+                )
+                + elsewhere
             )
         rows.append(
             {

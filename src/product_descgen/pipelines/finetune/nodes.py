@@ -46,6 +46,8 @@ def train_student_model(
             {"epoch": int(e), "flags": f.split(",")} for e, f in flagged.itertuples(index=False)
         ],
         "thresholds": params.vices.model_dump(),
+        # shares over fewer than vices.min_outputs probe texts are not judged (nor flagged)
+        "too_few_probe_texts": bool(len(history) and history["too_few_outputs"].any()),
         "last_epoch": json.loads(history.iloc[-1].to_json()) if len(history) else {},
     }
     return result.model, result.model, history, result.probe_outputs, report

@@ -12,6 +12,8 @@ import pytest
 
 from product_descgen.evaluation.preference import (
     build_kit,
+    human_reliability,
+    judge_summary,
     judge_verdicts,
     preference_summary,
     read_ratings,
@@ -237,10 +239,38 @@ def test_judge_verdicts_both_orders():
     ab = pd.DataFrame({"product_id": products, "choice": ["A", "A", "B", None, "?", "B"]})
     ba = pd.DataFrame({"product_id": products[:5], "choice": ["B", "A", "a", "A", "B"]})
     verdicts = judge_verdicts(ab, ba).set_index("product_id")
-    expected_columns = "ab_choice ba_choice ab_preferred ba_preferred preferred position_consistent"
+    expected_columns = (
+        "ab_choice ba_choice ab_preferred ba_preferred preferred valid position_consistent"
+    )
     assert list(verdicts.columns) == expected_columns.split()
-    assert verdicts["preferred"].tolist() == ["teacher", "tie", "student", "tie", "tie", "tie"]
+    # an answer naming neither side (None, "?", or no answer) makes the verdict invalid, not a tie
+    assert verdicts["preferred"].tolist() == ["teacher", "tie", "student", None, None, None]
+    assert verdicts["valid"].tolist() == [True, True, True, False, False, False]
     assert verdicts["position_consistent"].tolist() == [True, False, True, False, False, False]
     assert verdicts.loc["p2", "ab_preferred"] == "teacher"
     assert verdicts.loc["p2", "ba_preferred"] == "student"  # position bias: "A" both times
     assert verdicts.loc["p4", "ab_choice"] is None and verdicts.loc["p6", "ba_preferred"] is None
+
+
+def test_a_judge_that_never_picks_a_side_is_unreliable_with_no_share():
+    products = [f"p{i}" for i in range(30)]
+    ab = pd.DataFrame({"product_id": products, "choice": ["?"] * 30})
+    summary = judge_summary(judge_verdicts(ab, ab), 0.95, min_valid=20, min_consistency=0.6)
+    assert summary["n_valid"] == 0 and summary["n_invalid"] == 30
+    assert summary["reliable"] is False and "0 valid verdicts < 20" in summary["unreliable_because"]
+    assert summary["tie_or_student"] is None  # nothing to headline
+
+
+def test_a_consistent_judge_with_enough_verdicts_is_reliable():
+    products = [f"p{i}" for i in range(25)]
+    ab = pd.DataFrame({"product_id": products, "choice": ["B"] * 20 + ["?"] * 5})
+    ba = pd.DataFrame({"product_id": products, "choice": ["A"] * 25})
+    summary = judge_summary(judge_verdicts(ab, ba), 0.95, min_valid=20, min_consistency=0.6)
+    assert summary["reliable"] and summary["n_valid"] == 20 and summary["n_invalid"] == 5
+    assert summary["position_consistency"] == 1.0
+    assert summary["tie_or_student"]["share"] == 1.0  # the student, both orders, 20 of 20
+
+
+def test_human_ratings_below_the_minimum_are_not_headlined():
+    assert human_reliability({"n_judgments": 12}, 30)["reliable"] is False
+    assert human_reliability({"n_judgments": 30}, 30)["reliable"] is True

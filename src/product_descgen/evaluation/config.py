@@ -58,6 +58,7 @@ class HumanEvalParams(BaseModel):
     n_items: PositiveInt = 50
     seed: int = 7
     confidence: float = Field(0.95, gt=0, lt=1)
+    min_judgments: PositiveInt = 30  # fewer: the report shows no preference headline
 
 
 class JudgeParams(BaseModel):
@@ -65,6 +66,9 @@ class JudgeParams(BaseModel):
 
     enabled: bool = True
     generation: GenerationSettings = GenerationSettings(max_new_tokens=4)
+    # below either floor the judge's preference is reported as unreliable, not headlined
+    min_valid: PositiveInt = 20  # products on which both orders' answers picked a side
+    min_position_consistency: float = Field(0.6, ge=0, le=1)
 
 
 class EvaluationParams(BaseModel):
@@ -78,6 +82,7 @@ class EvaluationParams(BaseModel):
     human_eval: HumanEvalParams = HumanEvalParams()
     judge: JudgeParams = JudgeParams()
     speed: SpeedParams
+    min_test_items: PositiveInt = 30  # fewer: the run warns and the report calls figures indicative
     progress: bool = True
 
 

@@ -268,8 +268,12 @@ def judge_verdicts(ab: pd.DataFrame, ba: pd.DataFrame) -> pd.DataFrame:
             choice = answers[order].get(product)
             row[f"{order}_choice"] = choice
             row[f"{order}_preferred"] = systems.get(choice) if choice else None
-        consistent = row["ab_preferred"] is not None and row["ab_preferred"] == row["ba_preferred"]
-        row["preferred"] = row["ab_preferred"] if consistent else "tie"
+        # an answer that picks neither side is invalid (not a tie); two valid answers that
+        # disagree follow the position, not the text: a tie
+        valid = row["ab_preferred"] is not None and row["ba_preferred"] is not None
+        consistent = valid and row["ab_preferred"] == row["ba_preferred"]
+        row["valid"] = valid
+        row["preferred"] = (row["ab_preferred"] if consistent else "tie") if valid else None
         row["position_consistent"] = consistent
         rows.append(row)
     columns = [
@@ -279,7 +283,43 @@ def judge_verdicts(ab: pd.DataFrame, ba: pd.DataFrame) -> pd.DataFrame:
         "ab_preferred",
         "ba_preferred",
         "preferred",
+        "valid",
         "position_consistent",
     ]
     result = pd.DataFrame(rows, columns=columns, dtype=object)
-    return result.astype({"position_consistent": bool})
+    return result.astype({"valid": bool, "position_consistent": bool})
+
+
+def judge_summary(
+    verdicts: pd.DataFrame, confidence: float, min_valid: int, min_consistency: float
+) -> dict[str, Any]:
+    """The judge's preference over its valid verdicts, with valid and invalid counts, position
+    consistency (over the valid ones) and whether it clears the floors to be headlined."""
+    valid = verdicts.loc[verdicts["valid"].astype(bool)] if len(verdicts) else verdicts
+    summary = preference_summary(
+        valid.assign(rater="llm_judge", item_id=valid["product_id"]), confidence
+    )
+    n_valid = len(valid)
+    consistency = float(valid["position_consistent"].mean()) if n_valid else None
+    problems = []
+    if n_valid < min_valid:
+        problems.append(f"{n_valid} valid verdicts < {min_valid}")
+    if consistency is None or consistency < min_consistency:
+        shown = "n/a" if consistency is None else f"{consistency:.0%}"
+        problems.append(f"position consistency {shown} < {min_consistency:.0%}")
+    return {
+        **summary,
+        "n_valid": n_valid,
+        "n_invalid": len(verdicts) - n_valid,
+        "position_consistency": consistency,
+        "reliable": not problems,
+        "unreliable_because": "; ".join(problems),
+    }
+
+
+def human_reliability(summary: dict[str, Any], min_judgments: int) -> dict[str, Any]:
+    """``summary`` with whether it has enough judgments to be headlined."""
+    n = summary.get("n_judgments") or 0
+    enough = n >= min_judgments
+    reason = "" if enough else f"{n} judgments < {min_judgments}"
+    return {**summary, "reliable": enough, "unreliable_because": reason}

@@ -30,10 +30,18 @@ def key_numbers(
 
     def share(summary: dict[str, Any]) -> str:
         tie = summary.get("tie_or_student") or {}
-        if tie.get("share") is None:
+        if not summary.get("n_judgments") and not summary.get("n_invalid"):
             return "no judgments yet"
+        if summary.get("reliable") is False:
+            return f"unreliable ({summary.get('unreliable_because')}): no headline"
+        validity = (
+            f", {summary['n_invalid']} invalid, position consistency "
+            f"{summary['position_consistency']:.0%}"
+            if "n_invalid" in summary
+            else ""
+        )
         return (f"{tie['share']:.0%} (95% CI {tie['ci_low']:.0%}-{tie['ci_high']:.0%}, "
-                f"n={summary.get('n_judgments')})")  # fmt: skip
+                f"n={summary.get('n_judgments')}{validity})")  # fmt: skip
 
     student = eval_metrics["overall"].get("student", {})
     rows = [

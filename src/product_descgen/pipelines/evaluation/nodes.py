@@ -99,7 +99,15 @@ def score_systems(
     texts = _texts(eval_set, {"student": student_outputs, "base_student": base_student_outputs})
     embedder = metrics.load_embedder(params.metrics)
     scores = metrics.score_items(texts, embedder, params.metrics)
-    return scores, metrics.aggregate(scores, texts, params.metrics)
+    size = {"test_items": len(eval_set), "min_test_items": params.min_test_items,
+            "enough": len(eval_set) >= params.min_test_items}  # fmt: skip
+    if not size["enough"]:
+        logger.warning(
+            "Evaluation on %d test products (min_test_items %d): its figures are indicative "
+            "only; raise teacher_generation.max_examples or data_prep.split.test",
+            len(eval_set), params.min_test_items,
+        )  # fmt: skip
+    return scores, {**metrics.aggregate(scores, texts, params.metrics), "size": size}
 
 
 def _pairs(eval_set: pd.DataFrame, student_outputs: pd.DataFrame) -> pd.DataFrame:
@@ -133,7 +141,10 @@ def summarise_human_ratings(
         "Human ratings: %d files, %d judgments, %d rejected rows",
         len(files), len(judgments), len(rejections),
     )  # fmt: skip
-    summary = preference.preference_summary(judgments, params.human_eval.confidence)
+    summary = preference.human_reliability(
+        preference.preference_summary(judgments, params.human_eval.confidence),
+        params.human_eval.min_judgments,
+    )
     return judgments, rejections, {"files": sorted(files), **summary}
 
 
@@ -153,7 +164,9 @@ def judge_pairs(
             pd.DataFrame(columns=["product_id", "choice"]),
             pd.DataFrame(columns=["product_id", "choice"]),
         )
-        return empty, {"enabled": params.judge.enabled, **preference.preference_summary(empty)}
+        summary = preference.judge_summary(empty, params.human_eval.confidence, 1, 0.0)
+        return empty, {**summary, "enabled": params.judge.enabled, "reliable": False,
+                       "unreliable_because": "the judge did not run"}  # fmt: skip
     prompts = PromptSet.model_validate(judge_prompts)
     settings = prompts.with_stop(params.judge.generation)
     model_dir = served_model_dir(models.judge_spec, models.cache_dir, judge_llm)
@@ -180,11 +193,10 @@ def judge_pairs(
         answers["ba"][["product_id", "answer"]].rename(columns={"answer": "ba_answer"}),
         on="product_id",
     )
-    summary = preference.preference_summary(
-        verdicts.assign(rater="llm_judge", item_id=verdicts["product_id"]),
-        params.human_eval.confidence,
+    j = params.judge
+    summary = preference.judge_summary(
+        verdicts, params.human_eval.confidence, j.min_valid, j.min_position_consistency
     )
-    summary["position_consistency"] = float(verdicts["position_consistent"].mean())
     summary["judge_model"] = model_id
     return verdicts, summary
 

@@ -106,6 +106,13 @@ def build_report(
         "Preference": preference_chart, "Training": training_chart, "Data funnel": funnel_chart,
     }  # fmt: skip
     notes = [*speed_summary.get("headline", [])]
+    size = eval_metrics.get("size", {})
+    if size and not size["enough"]:
+        notes.insert(0, (
+            f"Evaluated on {size['test_items']} test products, fewer than the "
+            f"{size['min_test_items']} the headline claims need (evaluation.min_test_items): "
+            "every quality figure here is indicative only."
+        ))  # fmt: skip
     flagged = vice_report.get("flagged_epochs", [])
     if flagged:
         notes.append(

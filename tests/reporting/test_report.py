@@ -1,0 +1,37 @@
+"""The report's headline figures: a preference is headlined only when it can be trusted."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from product_descgen.evaluation.preference import judge_summary, judge_verdicts
+from product_descgen.reporting.report import key_numbers
+
+SPEED = {"throughput_ratio": 4.2, "memory_reduction": 0.5, "cost_reduction": 0.85}
+METRICS = {"overall": {"student": {"format_compliance": 0.9, "rouge_l": 0.3}}}
+NO_HUMANS = {"n_judgments": 0, "reliable": False, "unreliable_because": "0 judgments < 30"}
+
+
+def judge_row(judge: dict) -> str:
+    rows = {r["label"]: r["value"] for r in key_numbers(METRICS, SPEED, NO_HUMANS, judge)}
+    return rows["Tie or student preferred (LLM judge, both orders)"]
+
+
+def test_a_judge_that_never_picks_a_side_is_shown_unreliable_without_a_share():
+    answers = pd.DataFrame({"product_id": [f"p{i}" for i in range(40)], "choice": ["?"] * 40})
+    summary = judge_summary(judge_verdicts(answers, answers), 0.95, 20, 0.6)
+    value = judge_row(summary)
+    assert value.startswith("unreliable (0 valid verdicts < 20") and "%" in value
+    assert "no headline" in value and "CI" not in value
+
+
+def test_a_reliable_judge_is_headlined_with_its_validity():
+    ab = pd.DataFrame({"product_id": [f"p{i}" for i in range(25)], "choice": ["B"] * 25})
+    ba = ab.assign(choice="A")
+    value = judge_row(judge_summary(judge_verdicts(ab, ba), 0.95, 20, 0.6))
+    assert value.startswith("100% (95% CI") and "0 invalid, position consistency 100%" in value
+
+
+def test_no_human_ratings_yet_is_said_plainly():
+    rows = {r["label"]: r["value"] for r in key_numbers(METRICS, SPEED, NO_HUMANS, {})}
+    assert rows["Tie or student preferred (human raters)"] == "no judgments yet"

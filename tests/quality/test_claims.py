@@ -11,8 +11,8 @@ from product_descgen.quality.checks import GateParams, check_description
 from product_descgen.quality.claims import (
     ClaimParams,
     build_lexicon,
-    catalogue_brands,
     catalogue_lexicon,
+    uncommon_names,
     unsupported_claims,
 )
 
@@ -75,12 +75,23 @@ def test_the_gate_reports_claims_with_the_other_problems():
     assert "rubber" in problems["unsupported_material"]
 
 
-def test_catalogue_brands_leave_out_ordinary_words():
+def test_uncommon_names_leave_out_ordinary_words():
     texts = ["a blue shirt", "a classic watch", "classic look", "the Classic"] * 10 + ["Sukkhi"]
-    assert catalogue_brands(["Sukkhi", "Classic"], texts) == ["Sukkhi"]
+    assert uncommon_names(["Sukkhi", "Classic"], texts) == ["Sukkhi"]
     products = pd.DataFrame(
         {"attributes": [json.dumps({"Brand": "Sukkhi"}), json.dumps({"Brand": "Oleva"})],
          "input_text": ["Sukkhi ring", "Oleva bra"]}
     )  # fmt: skip
     lexicon = catalogue_lexicon(ClaimParams(), products)
     assert kinds("An Oleva classic.", RING, lexicon=lexicon) == {"brand": "Oleva"}
+
+
+def test_the_catalogues_own_materials_and_colours_extend_the_lexicon():
+    products = pd.DataFrame(
+        {"attributes": [json.dumps({"Material": "Mahogany", "Color": "Peach, Clear"}),
+                        json.dumps({"Fabric": "Tweed"})] + [json.dumps({})] * 40,
+         "input_text": ["Mahogany desk", "Tweed coat"] + ["clear and simple"] * 40}
+    )  # fmt: skip
+    lexicon = catalogue_lexicon(ClaimParams(), products)
+    found = kinds("A tweed finish in peach, clear to see.", RING, lexicon=lexicon)
+    assert found == {"material": "tweed", "colour": "peach"}  # "clear" is an ordinary word

@@ -141,6 +141,22 @@ class Lexicon:
     families: dict[str, str]  # canonical product type -> its family
     pattern: re.Pattern[str]
     brand_pattern: re.Pattern[str] | None  # brand names match case-sensitively
+    # words the catalogue's prose uses in lower case: a capitalised name inside a sentence that
+    # is none of these (and not in the product's text) is an unknown name (empty: not checked)
+    ordinary: frozenset[str] = frozenset()
+
+    def names(self, text: str) -> list[str]:
+        """Capitalised names inside sentences that are not ordinary words: brand and model
+        names, places, people ("Hermes", "Air Max 270", "Kolhapur")."""
+        if not self.ordinary:
+            return []
+        found = []
+        for match in _NAME.finditer(text):
+            phrase = match.group(1)
+            tokens = [t for t in re.split(r"[\s-]+", phrase) if t]
+            if any(t.casefold() not in self.ordinary and t.isalpha() for t in tokens):
+                found.append(phrase)
+        return found
 
     def canonical(self, phrase: str) -> str | None:
         term = _norm(phrase)
@@ -161,13 +177,20 @@ class Lexicon:
         return found
 
 
+# a capitalised word (and the capitalised or numeric words after it) after a lower-case word
+_NAME = re.compile(r"(?<=[a-z,;] )([A-Z][A-Za-z'’-]{2,}(?:\s+(?:[A-Z][A-Za-z'’-]+|\d+))*)")
+
+
 def _alternation(terms: Iterable[str]) -> str:
     ordered = sorted(set(terms), key=len, reverse=True)  # longest first: "stainless steel"
     return "|".join(re.escape(t).replace(r"\ ", r"\s+") for t in ordered)
 
 
-def build_lexicon(params: ClaimParams, extra_brands: Iterable[str] = ()) -> Lexicon:
-    """The lexicon of ``params`` with the catalogue's own brand names added."""
+def build_lexicon(
+    params: ClaimParams, extra_brands: Iterable[str] = (), ordinary: Iterable[str] = ()
+) -> Lexicon:
+    """The lexicon of ``params`` with the catalogue's own brand names added; ``ordinary``: the
+    catalogue's lower-case words, which turn on the unknown-name check."""
     kinds: dict[str, str] = {}
     for kind, terms in (
         ("material", params.materials), ("colour", params.colours),
@@ -188,7 +211,7 @@ def build_lexicon(params: ClaimParams, extra_brands: Iterable[str] = ()) -> Lexi
         if len(b.strip()) >= params.min_brand_chars and _norm(b) not in kinds
     }  # fmt: skip
     brand_pattern = re.compile(_W.format(f"(?:{_alternation(brands)})")) if brands else None
-    return Lexicon(kinds, families, pattern, brand_pattern)
+    return Lexicon(kinds, families, pattern, brand_pattern, frozenset(ordinary))
 
 
 @functools.lru_cache(maxsize=8)
@@ -205,11 +228,13 @@ def default_lexicon() -> Lexicon:
     return lexicon_for(ClaimParams())
 
 
-def catalogue_brands(
+def uncommon_names(
     brands: Iterable[str], texts: Iterable[str], max_word_share: float = 0.01
 ) -> list[str]:
-    """The catalogue's brand names fit to be claims: those that are not ordinary words, i.e.
-    whose lower-case form appears in fewer than ``max_word_share`` of the catalogue's texts."""
+    """The names (brands, attribute values) fit to be claims: those that are not ordinary
+    words, i.e. whose lower-case form appears in fewer than ``max_word_share`` of the
+    catalogue's texts (attribute lines capitalise values; prose uses ordinary words in lower
+    case: "clear", "other")."""
     texts = [t for t in texts if isinstance(t, str)]
     names = {b.strip() for b in brands if isinstance(b, str) and b.strip()}
     keep = []
@@ -223,7 +248,18 @@ def catalogue_brands(
 
 def attribute_brands(attributes: Iterable[str | dict | None]) -> list[str]:
     """Brand names from the products' attributes (JSON text or mappings; keys naming a brand)."""
-    names = []
+    return [
+        str(v) for record in _attribute_dicts(attributes) for k, v in record.items()
+        if "brand" in str(k).casefold() and v
+    ]  # fmt: skip
+
+
+_VOCABULARY_KEYS = {"materials": re.compile(r"(?i)material|fabric"),
+                    "colours": re.compile(r"(?i)colou?r|shade")}  # fmt: skip
+
+
+def _attribute_dicts(attributes: Iterable[str | dict | None]) -> list[dict]:
+    out = []
     for value in attributes:
         if isinstance(value, str):
             try:
@@ -231,17 +267,40 @@ def attribute_brands(attributes: Iterable[str | dict | None]) -> list[str]:
             except ValueError:
                 continue
         if isinstance(value, dict):
-            names += [str(v) for k, v in value.items() if "brand" in str(k).casefold() and v]
-    return names
+            out.append(value)
+    return out
+
+
+def attribute_vocabulary(attributes: Iterable[str | dict | None]) -> dict[str, list[str]]:
+    """Material and colour names the catalogue's own attributes use (``Material: Mahogany``,
+    ``Color: Peach, Mint``): short alphabetic values, split on commas, slashes and "and"."""
+    found: dict[str, set[str]] = {kind: set() for kind in _VOCABULARY_KEYS}
+    for record in _attribute_dicts(attributes):
+        for key, value in record.items():
+            for kind, pattern in _VOCABULARY_KEYS.items():
+                if not pattern.search(str(key)):
+                    continue
+                for part in re.split(r"\s*(?:,|/|&|\band\b)\s*", str(value)):
+                    if 0 < len(part.split()) <= 2 and re.fullmatch(r"[A-Za-z][A-Za-z -]+", part):
+                        found[kind].add(part.strip().casefold())
+    return {kind: sorted(values) for kind, values in found.items()}
 
 
 def catalogue_lexicon(params: ClaimParams, products: pd.DataFrame) -> Lexicon:
-    """The lexicon with the brand names of ``products`` (``attributes`` and ``input_text``
-    columns), the ordinary-word ones left out."""
+    """The lexicon extended with the catalogue's own vocabulary: the material and colour names
+    and the brand names (ordinary words left out) of ``products`` (``attributes`` and
+    ``input_text`` columns)."""
     if "attributes" not in products or products.empty:
         return lexicon_for(params)
-    texts = products.get("input_text", [])
-    return build_lexicon(params, catalogue_brands(attribute_brands(products["attributes"]), texts))
+    vocabulary = attribute_vocabulary(products["attributes"])
+    texts = list(products.get("input_text", []))
+    extended = params.model_copy(update={
+        "materials": [*params.materials, *uncommon_names(vocabulary["materials"], texts)],
+        "colours": [*params.colours, *uncommon_names(vocabulary["colours"], texts)],
+    })  # fmt: skip
+    brands = uncommon_names(attribute_brands(products["attributes"]), texts)
+    ordinary = {w for t in texts if isinstance(t, str) for w in re.findall(r"\b[a-z]+\b", t)}
+    return build_lexicon(extended, brands, ordinary)
 
 
 def unsupported_claims(text: str, source: str, lexicon: Lexicon | None = None) -> list[Claim]:
@@ -267,4 +326,9 @@ def unsupported_claims(text: str, source: str, lexicon: Lexicon | None = None) -
         else:
             reason = "not in the product's data"
         claims.setdefault((kind, term), Claim(kind, phrase, reason))
+    found = {phrase.casefold() for *_, phrase in lexicon.find(text)}
+    for name in lexicon.names(text):
+        if name.casefold() in source.casefold() or any(f in name.casefold() for f in found):
+            continue
+        claims.setdefault(("name", name), Claim("name", name, "a name the product's data lacks"))
     return list(claims.values())

@@ -77,13 +77,13 @@ def products(n: int, seed: int, path: Path) -> pd.DataFrame:
     return usable.sample(n=min(n, len(usable)), random_state=seed).reset_index(drop=True)
 
 
-def inject(row: dict, kind: str, rng: random.Random) -> str | None:
+def inject(row: dict, kind: str, rng: random.Random) -> tuple[str, str] | None:
     template, terms = INJECTIONS[kind]
     source = row["input_text"].casefold()
     fresh = [t for t in terms if not re.search(rf"\b{re.escape(t.casefold())}\b", source)]
     if not fresh:
         return None
-    return f"{row['description'].rstrip()} {template.format(rng.choice(fresh))}"
+    return f"{row['description'].rstrip()} {template.format(rng.choice(fresh))}", template
 
 
 def labelled(items: pd.DataFrame, seed: int) -> pd.DataFrame:
@@ -94,9 +94,11 @@ def labelled(items: pd.DataFrame, seed: int) -> pd.DataFrame:
         base = {"product_id": row["product_id"], "input_text": row["input_text"]}
         rows.append({**base, "set": "original", "text": row["description"]})
         for kind in INJECTIONS:
-            text = inject(row, kind, rng)
-            if text:
-                rows.append({**base, "set": f"injected {kind}", "text": text})
+            injected = inject(row, kind, rng)
+            if injected:
+                text, template = injected
+                term = text[len(row["description"].rstrip()) + 1 :]
+                rows.append({**base, "set": f"injected {kind}", "text": text, "added": term})
         peers = [p for p in by_category[row["category"]] if p != row["product_id"]]
         other = rng.choice(peers or [p for p in items["product_id"] if p != row["product_id"]])
         swapped = items.loc[items["product_id"] == other, "description"].iloc[0]
@@ -139,6 +141,10 @@ def main() -> None:
     table.insert(0, "n", texts.groupby("set", sort=False).size())
     print(table.to_markdown(floatfmt=".1%"))  # noqa: T201 - the benchmark's report
     print(f"products: {len(items)}, seed {args.seed}")  # noqa: T201
+    missed = texts.loc[texts["set"].str.startswith("injected") & ~texts["claims or off-product"]]
+    for kind, part in missed.groupby("set"):
+        common = part["added"].value_counts().head(4).to_dict()
+        print(f"missed, {kind}: {common}")  # noqa: T201
 
 
 if __name__ == "__main__":

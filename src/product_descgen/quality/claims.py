@@ -123,7 +123,7 @@ _SPELLINGS = {
 _IMPLIED = {
     "steel": ["stainless steel"], "silver": ["sterling silver"], "gold": ["rose gold"],
     "leather": ["genuine leather", "faux leather", "pu leather"],
-    "women": ["ladies", "girls"], "ladies": ["women"], "men": ["gents", "boys"],
+    "women": ["ladies"], "ladies": ["women"], "men": ["gents"], "gents": ["men"],
     "kids": ["boys", "girls", "children", "babies"], "children": ["kids", "boys", "girls"],
 }  # fmt: skip
 

@@ -20,7 +20,7 @@ def _examples(n: int, prefix: str) -> pd.DataFrame:
             "category": "Kitchen",
             "title": "Kettle",
             "audience": "cooks",
-            "input_text": "Product: Kettle\n- Capacity: 1.7 L",
+            "input_text": "Product: Kettle\n- Material: Steel\n- Capacity: 1.7 L",
         }
     )
 

@@ -1,0 +1,58 @@
+"""The off-product check with the project's embedder: a text about another product is flagged,
+its own product's text is not."""
+
+from __future__ import annotations
+
+from product_descgen.evaluation.metrics import MetricsParams, load_embedder
+from product_descgen.quality.off_product import OffProductParams, check_off_product, product_text
+
+ITEMS = {
+    "kettle": "Electric Kettle\n- Material: Stainless Steel\n- Capacity: 1.7 L",
+    "mug": "Ceramic Coffee Mug\n- Capacity: 350 ml\n- Color: Red",
+    "ring": "Alloy Finger Ring\n- Ideal For: Women\n- Plating: Silver",
+    "shoe": "Running Shoes\n- Outer Material: Mesh\n- Ideal For: Men",
+    "lamp": "LED Desk Lamp\n- Power: 5 W\n- Color: White",
+    "saree": "Printed Georgette Saree\n- Fabric: Georgette\n- Occasion: Party",
+    "pen": "Gel Pens Pack of 10\n- Ink Color: Blue\n- Tip: 0.5 mm",
+    "bag": "Laptop Backpack\n- Capacity: 30 L\n- Material: Polyester",
+    "watch": "Analog Wrist Watch\n- Strap: Leather\n- Dial: Black",
+    "cushion": "Velvet Cushion Covers Set of 5\n- Size: 40 x 40 cm",
+    "toy": "Wooden Building Blocks\n- Pieces: 50\n- Age: 3+ years",
+    "goggles": "Swimming Goggles\n- Lens: Anti-fog\n- Strap: Silicone",
+    "bottle": "Insulated Water Bottle\n- Capacity: 750 ml\n- Material: Steel",
+    "cream": "Moisturising Face Cream\n- Skin Type: Dry\n- Quantity: 50 g",
+    "shirt": "Slim Fit Oxford Shirt\n- Fabric: Cotton\n- Sleeve: Full",
+    "mat": "Yoga Mat\n- Thickness: 6 mm\n- Material: TPE",
+    "knife": "Chef Knife 8 inch\n- Blade: Stainless Steel",
+    "bulb": "Smart LED Bulb\n- Wattage: 9 W\n- Connectivity: Wi-Fi",
+    "tent": "Camping Tent for 4\n- Material: Nylon\n- Weight: 3 kg",
+    "earphones": "Wireless Earbuds\n- Battery: 20 hours\n- Bluetooth: 5.3",
+    "frame": "Photo Frame Set of 3\n- Material: MDF\n- Color: Brown",
+}
+TEXTS = {
+    "kettle": "This electric kettle boils 1.7 litres of water in minutes in a steel body.",
+    "ring": "An elegant silver-plated alloy ring for women, a graceful everyday accent.",
+    "tent": "Sleep four campers under this light nylon tent that packs down to 3 kg.",
+}
+
+
+def test_a_text_about_another_product_is_flagged_and_its_own_is_not():
+    ids, inputs = list(ITEMS), [f"Product: {v}" for v in ITEMS.values()]
+    texts = [TEXTS["kettle"], TEXTS["ring"], TEXTS["tent"], "", TEXTS["kettle"]]
+    own = ["kettle", "ring", "tent", "mug", "earphones"]  # the last one is swapped
+    findings = check_off_product(
+        texts, own, ids, inputs, load_embedder(MetricsParams()), OffProductParams()
+    )
+    assert [f.flagged for f in findings if f] == [False, False, False, True]
+    assert findings[3] is None  # no text, nothing to judge
+    assert findings[4].closest_other == "kettle" and "kettle" in findings[4].reason()
+
+
+def test_a_small_pool_is_not_judged_and_the_description_is_left_out_of_the_product():
+    findings = check_off_product(
+        ["text"], ["a"], ["a"], ["Product: A"], embedder=None, params=OffProductParams()
+    )
+    assert findings == [None]
+    assert product_text("Product: X\nAudience: cooks\n- Size: M\nOriginal description: long") == (
+        "Product: X\n- Size: M"
+    )

@@ -30,6 +30,16 @@ _FIRST_PERSON = re.compile(
     r"\b(?:I|I'm|I've|I'll|I'd)\b|(?i:\b(?:we|we're|we've|our|ours|my|mine)\b)"
 )
 _TERMINAL = tuple('.!?)"”’')
+_INVISIBLE_ONLY = re.compile("[\u200b-\u200f\u2060-\u2064\ufeff\u00ad]")
+_INVISIBLE = re.compile("[\\s\u200b-\u200f\u2060-\u2064\ufeff\u00ad]+")
+_INSTRUCTION = re.compile(
+    r"(?i)\b(?:ignore|disregard|forget|override)\b.{0,40}?\b(?:instructions?|prompts?|rules|"
+    r"above|previous)\b|\b(?:system|user) prompt\b|\bnew instructions?\b|"
+    r"\byou are (?:now )?(?:an? )?(?:ai|assistant|chatbot|language model)\b|<\|[a-z_]+\|>"
+)
+_LINK = re.compile(
+    r"(?i)\bhttps?://\S+|\bwww\.\S+|\b[\w-]+\.(?:com|in|net|org|co|io|ly|shop)(?:/\S*)?\b"
+)
 
 
 class GateParams(BaseModel):
@@ -110,10 +120,29 @@ def check_repetition(text: str, params: GateParams) -> list[Problem]:
     return problems
 
 
+def _squeezed(text: str) -> str:
+    """Casefolded, without whitespace or invisible characters: ``< product_data>`` and
+    ``<product\u200b_data>`` read as ``<product_data>``."""
+    return _INVISIBLE.sub("", text).casefold()
+
+
 def check_echo(text: str, params: GateParams) -> list[Problem]:
-    lowered = text.casefold()
-    found = [m for m in params.echo_markers if m.casefold() in lowered]
+    squeezed = _squeezed(text)
+    found = [m for m in params.echo_markers if _squeezed(m) in squeezed]
     return [("echoed_prompt", f"contains {found[0]!r}")] if found else []
+
+
+def check_injection(text: str) -> list[Problem]:
+    """Instruction-like text (``Ignore previous instructions``, talk of prompts or of being an
+    AI) and links: neither belongs in a product description."""
+    problems = []
+    match = _INSTRUCTION.search(_INVISIBLE_ONLY.sub("", text))
+    if match:
+        problems.append(("instructions", match.group(0)[:60]))
+    link = _LINK.search(text)
+    if link:
+        problems.append(("link", link.group(0)[:60]))
+    return problems
 
 
 def _number_keys(text: str) -> tuple[set[str], set[str]]:
@@ -190,6 +219,7 @@ def check_description(
         *check_length(text, params),
         *check_repetition(text, params),
         *check_echo(text, params),
+        *check_injection(text),
         *check_unsupported_numbers(text, source),
         *check_claims(text, source, lexicon or lexicon_for(params.claims)),
         *check_markup(text),

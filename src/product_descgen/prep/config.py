@@ -42,6 +42,8 @@ class Limits(_Strict):
     max_description_chars: PositiveInt = 20_000
     min_attributes: int = Field(1, ge=0)
     default_category: str = "Uncategorised"
+    # a stage (ingest, clean, length filter) keeping less than this share of its rows fails
+    min_kept_share: float = Field(0.25, ge=0.0, le=1.0)
 
 
 class CleaningParams(_Strict):

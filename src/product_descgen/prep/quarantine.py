@@ -42,3 +42,17 @@ def quarantine_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """Quarantine rows as a table with a fixed schema (also when empty)."""
     frame = pd.DataFrame(rows, columns=QUARANTINE_COLUMNS)
     return frame.astype({"source_row": "int64"})
+
+
+def require_kept(stage: str, kept: int, quarantined: pd.DataFrame, min_share: float) -> None:
+    """Fail ``stage`` when it kept less than ``min_share`` of its rows (or none): a catalogue
+    in the wrong format or the wrong column mapping, not a few bad rows. The message counts the
+    reasons."""
+    total = kept + len(quarantined)
+    if total and (kept == 0 or kept / total < min_share):
+        reasons = quarantined["reason"].value_counts().head(5).to_dict()
+        raise ValueError(
+            f"{stage}: kept {kept} of {total} rows ({kept / total:.0%}), below "
+            f"data_prep.limits.min_kept_share ({min_share:.0%}); quarantined by reason: "
+            f"{reasons} (see the quarantine dataset for each row)"
+        )

@@ -76,9 +76,12 @@ def test_evaluation_writes_every_output(
 
     verdicts = pd.read_parquet(data / "08_reporting" / "judge_verdicts.parquet")
     assert len(verdicts) == 4
-    assert set(verdicts["preferred"]) <= {"teacher", "student", "tie"}
+    valid = verdicts["valid"].astype(bool)
+    assert set(verdicts.loc[valid, "preferred"]) <= {"teacher", "student", "tie"}
+    assert verdicts.loc[~valid, "preferred"].isna().all()  # neither side named: invalid
     judge = json.loads((data / "08_reporting" / "judge_preference.json").read_text())
-    assert judge["n_judgments"] == 4
+    assert judge["n_valid"] + judge["n_invalid"] == 4 and judge["n_judgments"] == judge["n_valid"]
+    assert judge["reliable"] is False  # four products are below any floor
 
     table = pd.read_parquet(data / "08_reporting" / "speed_table.parquet")
     assert table["system"].tolist() == ["teacher", "student"]

@@ -1,4 +1,5 @@
 import pandas as pd
+import pytest
 
 from product_descgen.pipelines.teacher_generation.nodes import (
     build_distillation_sets,
@@ -93,7 +94,7 @@ def test_prompt_injection_stays_data_and_ends_in_a_table(tmp_path):
         (Path(__file__).resolve().parents[3] / "conf/base/prompts/teacher_chat.yml").read_text()
     )
     models = ModelsParams(teacher={"hub_id": "served"}, student={"hub_id": "served"})
-    params = TeacherParams(progress=False)
+    params = TeacherParams(progress=False, min_accepted_share=0.0)  # one product: no floor
     store = CallStore(tmp_path / "calls.sqlite")
     with FaultyServer(fail_share=0.0) as server:
         connection = Connection(backend="openai", base_url=server.base_url, model="served")
@@ -106,3 +107,18 @@ def test_prompt_injection_stays_data_and_ends_in_a_table(tmp_path):
         data = user[user.index("<product_data>") : user.index("</product_data>")]
         assert "IGNORE PREVIOUS INSTRUCTIONS" in data  # inside the delimiters, as data
         assert user.count("</product_data>") == 1  # the fake closing tag was neutralised
+
+
+def test_a_gate_that_accepts_too_few_fails_with_the_reasons():
+    inputs = _examples(4, "p").assign(split="train")
+    outputs = pd.DataFrame(
+        {
+            "product_id": ["p0", "p1", "p2", "p3"],
+            "draft": ["d"] * 4,
+            "refine": ["We sell it for Rs. 99"] * 4,
+            "refine_finish_reason": ["stop"] * 4,
+            "refine_error": [None] * 4,
+        }
+    )
+    with pytest.raises(ValueError, match=r"accepted 0 of 4 outputs.*'price': 4"):
+        gate_teacher_outputs(inputs, outputs, TeacherParams(gate={"min_words": 2}))

@@ -12,7 +12,12 @@ from product_descgen.prep.clean import clean_product, content_key
 from product_descgen.prep.config import DataPrepParams
 from product_descgen.prep.ingest import ingest
 from product_descgen.prep.inputs import audience_for, build_input_text
-from product_descgen.prep.quarantine import QUARANTINE_COLUMNS, quarantine_frame, quarantine_row
+from product_descgen.prep.quarantine import (
+    QUARANTINE_COLUMNS,
+    quarantine_frame,
+    quarantine_row,
+    require_kept,
+)
 from product_descgen.prep.split import SPLITS, coverage_report, stratified_split
 from product_descgen.prep.tables import frame_to_products, products_to_frame
 
@@ -27,7 +32,9 @@ def ingest_catalogue(
     logger.info(
         "Ingested %d rows: %d kept, %d quarantined", len(raw_products), len(kept), len(quarantined)
     )
-    return products_to_frame(kept), quarantine_frame(quarantined)
+    frame = quarantine_frame(quarantined)
+    require_kept("ingest", len(kept), frame, params.limits.min_kept_share)
+    return products_to_frame(kept), frame
 
 
 def clean_catalogue(
@@ -53,7 +60,9 @@ def clean_catalogue(
         first_seen[key] = cleaned["product_id"]
         kept.append(cleaned)
     logger.info("Cleaned %d products, %d exact duplicates quarantined", len(kept), len(quarantined))
-    return products_to_frame(kept), quarantine_frame(quarantined)
+    frame = quarantine_frame(quarantined)
+    require_kept("clean", len(kept), frame, params.limits.min_kept_share)
+    return products_to_frame(kept), frame
 
 
 def build_model_inputs(products: pd.DataFrame, params: DataPrepParams) -> pd.DataFrame:
@@ -101,7 +110,9 @@ def filter_by_length(
     logger.info(
         "Length filter: %d kept, %d over %d tokens", int(fits.sum()), len(rows), bound.max_tokens
     )
-    return counted.loc[fits].reset_index(drop=True), quarantine_frame(rows)
+    frame = quarantine_frame(rows)
+    require_kept("length_filter", int(fits.sum()), frame, params.limits.min_kept_share)
+    return counted.loc[fits].reset_index(drop=True), frame
 
 
 def split_examples(

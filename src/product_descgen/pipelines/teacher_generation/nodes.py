@@ -181,6 +181,20 @@ def gate_teacher_outputs(
         else:
             accepted.append({**{c: row[c] for c in DISTILL_COLUMNS[:-1]}, "target": row["refine"]})
     logger.info("Teacher gate: %d accepted, %d rejected", len(accepted), len(rejected))
+    total = len(accepted) + len(rejected)
+    if (
+        total
+        and params.min_accepted_share
+        and len(accepted) < max(1, params.min_accepted_share * total)
+    ):
+        reasons = pd.Series(
+            [code for r in rejected for code in r["reasons"].split(",")]
+        ).value_counts()
+        raise ValueError(
+            f"teacher gate: accepted {len(accepted)} of {total} outputs, below "
+            f"teacher_generation.min_accepted_share ({params.min_accepted_share:.0%}); "
+            f"rejected by reason: {reasons.head(6).to_dict()} (see teacher_rejections)"
+        )
     accepted_frame = pd.DataFrame(accepted, columns=DISTILL_COLUMNS)
     accepted_frame["target_words"] = accepted_frame["target"].map(lambda t: len(words(t)))
     rejected_frame = pd.DataFrame(

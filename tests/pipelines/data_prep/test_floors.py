@@ -1,0 +1,29 @@
+"""A stage that keeps too few rows fails there, with the reasons counted."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from product_descgen.pipelines.data_prep.nodes import ingest_catalogue
+from product_descgen.prep.config import DataPrepParams
+
+
+def test_a_catalogue_whose_every_row_is_unusable_fails_at_ingest_with_reason_counts():
+    # the columns are there, their content is not (a wrong mapping, an export gone wrong)
+    raw = pd.DataFrame({"product_id": [str(i) for i in range(6)], "title": "",
+                        "category": "Kitchen", "attributes": None, "description": ""})  # fmt: skip
+    with pytest.raises(ValueError, match=r"ingest: kept 0 of 6 rows .*quarantined by reason: \{'"):
+        ingest_catalogue(raw, DataPrepParams())
+
+
+def test_a_few_bad_rows_are_quarantined_not_fatal():
+    good = {"title": "Mug", "category": "Kitchen", "attributes": {"Color": "Red"},
+            "description": "A red mug."}  # fmt: skip
+    raw = pd.DataFrame(
+        [{**good, "product_id": str(i)} for i in range(4)] + [{"product_id": "x", "title": ""}]
+    )
+    kept, quarantined = ingest_catalogue(raw, DataPrepParams())
+    assert len(kept) == 4 and len(quarantined) == 1
+    with pytest.raises(ValueError, match="below data_prep.limits.min_kept_share"):
+        ingest_catalogue(raw, DataPrepParams(limits={"min_kept_share": 0.9}))

@@ -4,7 +4,12 @@ import pandas as pd
 import torch
 from transformers import AutoTokenizer
 
-from product_descgen.training.train import epoch_losses, generate_probe, with_epoch_losses
+from product_descgen.training.train import (
+    epoch_losses,
+    generate_probe,
+    training_fingerprint,
+    with_epoch_losses,
+)
 
 
 def test_losses_missing_at_epoch_end_are_filled_from_ludwig_statistics():
@@ -53,3 +58,13 @@ def test_probe_inputs_go_to_the_models_device_and_training_mode_is_restored(tiny
     tensors = [v for v in kwargs.values() if isinstance(v, torch.Tensor)]
     assert {"input_ids", "attention_mask"} <= kwargs.keys()
     assert all(t.device == model.device for t in tensors)
+
+
+def test_the_fingerprint_changes_with_the_data_or_the_config_only():
+    frame = pd.DataFrame({"input_text": ["a", "b"], "target": ["x", "y"]})
+    base = training_fingerprint({"epochs": 2}, frame, frame.head(1))
+    assert training_fingerprint({"epochs": 2}, frame.copy(), frame.head(1)) == base
+    other_data = training_fingerprint({"epochs": 2}, frame.assign(target=["x", "z"]), frame)
+    assert other_data["data"] != base["data"] and other_data["config"] == base["config"]
+    other_config = training_fingerprint({"epochs": 3}, frame, frame.head(1))
+    assert other_config["config"] != base["config"] and other_config["data"] == base["data"]

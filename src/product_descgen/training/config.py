@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import string
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
@@ -40,6 +40,8 @@ class FinetuneParams(BaseModel):
     vices: ViceThresholds = ViceThresholds()
     ludwig: dict[str, Any] = Field(default_factory=dict)
     work_dir: Path = Path("data/06_models/student_training")  # checkpoints, for resuming
+    # a checkpoint made with other data or config: fail (default) or discard it and restart
+    on_changed_checkpoint: Literal["fail", "restart"] = "fail"
 
 
 def template_fields(template: str) -> set[str]:

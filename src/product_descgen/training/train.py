@@ -8,6 +8,8 @@ later call with the same ``work_dir`` passes it to Ludwig as ``model_resume_path
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import shutil
 import time
@@ -23,6 +25,25 @@ from product_descgen.training.config import FinetuneParams
 from product_descgen.training.vices import detect_vices
 
 logger = logging.getLogger(__name__)
+
+
+FINGERPRINT_FILE = "run_fingerprint.json"  # beside Ludwig's run: what its checkpoints were made of
+
+
+def training_fingerprint(
+    ludwig_config: dict[str, Any], train: pd.DataFrame, validation: pd.DataFrame
+) -> dict[str, str]:
+    """Hashes of what a checkpoint depends on: the Ludwig config and the data."""
+
+    def frame_hash(frame: pd.DataFrame) -> str:
+        values = pd.util.hash_pandas_object(frame.reset_index(drop=True), index=True).to_numpy()
+        return hashlib.sha256(values.tobytes()).hexdigest()
+
+    blob = json.dumps(ludwig_config, sort_keys=True, default=str).encode()
+    return {
+        "config": hashlib.sha256(blob).hexdigest(),
+        "data": hashlib.sha256((frame_hash(train) + frame_hash(validation)).encode()).hexdigest(),
+    }
 
 
 @dataclass
@@ -146,13 +167,30 @@ def train_student(
         ludwig_config, logging_level=logging.WARNING, callbacks=[recorder, *callbacks]
     )
     run_dir = Path(work_dir) / "run"
+    marker = Path(work_dir) / FINGERPRINT_FILE
+    fingerprint = training_fingerprint(ludwig_config, train[columns], validation[columns])
     finished = (run_dir / "training_statistics.json").is_file()  # written when train() returns
     resume = run_dir if (run_dir / "model" / "training_checkpoints").is_dir() else None
+    if resume and not finished:
+        saved = json.loads(marker.read_text()) if marker.is_file() else {}
+        changed = sorted(k for k in fingerprint if saved.get(k) != fingerprint[k])
+        if changed and params.on_changed_checkpoint == "fail":
+            raise ValueError(
+                f"the checkpoint in {run_dir} was made with other {' and '.join(changed)} than "
+                "this run's: restore them, or set finetune.on_changed_checkpoint: restart to "
+                "discard the checkpoint and train anew"
+            )
+        if changed:
+            logger.warning("Discarding the checkpoint in %s: its %s changed", run_dir, changed)
+            resume = None
     if finished or (run_dir.exists() and resume is None):
-        shutil.rmtree(run_dir)  # a finished run (train anew) or one killed before a checkpoint
+        shutil.rmtree(run_dir)  # a finished or discarded run (train anew), or one killed early
         resume = None
     if resume:
         logger.info("Resuming training from %s", resume)
+    else:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(json.dumps(fingerprint))
     stats, _, _ = model.train(
         training_set=train[columns],
         validation_set=validation[columns],

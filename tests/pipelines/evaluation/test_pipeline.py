@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -36,6 +37,17 @@ def small_evaluation(project, pairs: int = 1) -> dict:
 def small_teacher(project) -> dict:
     params = load_project_params(root=project)["teacher_generation"]
     return {**params, "draft": {"max_new_tokens": 8}, "refine": {"max_new_tokens": 8}}
+
+
+def check_judge_outputs(data: Path, n: int) -> None:
+    verdicts = pd.read_parquet(data / "08_reporting" / "judge_verdicts.parquet")
+    assert len(verdicts) == n
+    valid = verdicts["valid"].astype(bool)
+    assert set(verdicts.loc[valid, "preferred"]) <= {"teacher", "student", "tie"}
+    assert verdicts.loc[~valid, "preferred"].isna().all()  # neither side named: invalid
+    judge = json.loads((data / "08_reporting" / "judge_preference.json").read_text())
+    assert judge["n_valid"] + judge["n_invalid"] == n and judge["n_judgments"] == judge["n_valid"]
+    assert judge["reliable"] is False  # a handful of products is below any floor
 
 
 @pytest.mark.slow
@@ -74,14 +86,7 @@ def test_evaluation_writes_every_output(
     human = json.loads((data / "08_reporting" / "human_preference.json").read_text())
     assert human["n_judgments"] == 0 and human["files"] == []  # no rater files yet
 
-    verdicts = pd.read_parquet(data / "08_reporting" / "judge_verdicts.parquet")
-    assert len(verdicts) == 4
-    valid = verdicts["valid"].astype(bool)
-    assert set(verdicts.loc[valid, "preferred"]) <= {"teacher", "student", "tie"}
-    assert verdicts.loc[~valid, "preferred"].isna().all()  # neither side named: invalid
-    judge = json.loads((data / "08_reporting" / "judge_preference.json").read_text())
-    assert judge["n_valid"] + judge["n_invalid"] == 4 and judge["n_judgments"] == judge["n_valid"]
-    assert judge["reliable"] is False  # four products are below any floor
+    check_judge_outputs(data, n=4)
 
     table = pd.read_parquet(data / "08_reporting" / "speed_table.parquet")
     assert table["system"].tolist() == ["teacher", "student"]

@@ -132,6 +132,10 @@ def test_killed_training_resumes_from_its_last_checkpoint(project_copy, tiny_mod
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
 
+    write_distill_sets(project_copy, n_train=60)  # other data than the checkpoint was made of
+    with pytest.raises(Exception, match="was made with other data"):
+        run_pipeline(project_copy, tiny_model_dir, "finetune", finetune=params)
+    write_distill_sets(project_copy, n_train=64)  # the same again: the checkpoint resumes
     run_pipeline(project_copy, tiny_model_dir, "finetune", finetune=params)
     history = pd.read_parquet(project_copy / "data/08_reporting/training_history.parquet")
     assert history["epoch"].max() == 6

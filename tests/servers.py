@@ -60,6 +60,10 @@ class FaultyServer:
 
     Failure modes: HTTP 500, HTTP 429, a response slower than the client's timeout, a dropped
     connection, and a 200 with a malformed JSON body. ``fail_share`` can be changed live.
+    ``script``: modes served first, in order, before the random ones; besides the above:
+    ``trickle`` (a valid answer sent a byte at a time), ``oversized`` (a 200 with a huge
+    text), ``nochoices`` (a 200 with an empty choices list), ``echoauth`` (a 500 whose body
+    echoes the Authorization header), ``retryafter`` (a 429 asking to wait 1 s).
     """
 
     MODES = ("500", "429", "timeout", "drop", "badjson")
@@ -70,6 +74,8 @@ class FaultyServer:
         self.rng = random.Random(seed)
         self.seen: Counter[str] = Counter()  # mode -> count
         self.bodies: list[dict] = []  # every request body received
+        self.times: list[float] = []  # when each request arrived (monotonic)
+        self.script: list[str] = []
         self.port = free_port()
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.Server | None = None
@@ -114,7 +120,12 @@ class FaultyServer:
                     await reader.readexactly(int(headers.get("content-length", 0))) or b"{}"
                 )
                 self.bodies.append(body)
-                mode = self.rng.choice(self.MODES) if self.rng.random() < self.fail_share else "ok"
+                self.times.append(time.monotonic())
+                if self.script:
+                    mode = self.script.pop(0)
+                else:
+                    failing = self.rng.random() < self.fail_share
+                    mode = self.rng.choice(self.MODES) if failing else "ok"
                 self.seen[mode] += 1
                 if mode == "drop":
                     writer.transport.abort()
@@ -124,11 +135,22 @@ class FaultyServer:
                     writer.transport.abort()
                     return
                 status, payload = self._reply(mode, path, body)
-                writer.write(
+                if mode == "echoauth":
+                    payload = json.dumps({"error": {"message": "bad auth",
+                                                    "headers": headers}}).encode()  # fmt: skip
+                wait = "1" if mode == "retryafter" else "0"
+                head = (
                     f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\n"
-                    f"content-length: {len(payload)}\r\nretry-after: 0\r\n\r\n".encode()
-                    + payload
-                )
+                    f"content-length: {len(payload)}\r\nretry-after: {wait}\r\n\r\n"
+                ).encode()
+                if mode == "trickle":
+                    writer.write(head)
+                    for i in range(len(payload)):
+                        writer.write(payload[i : i + 1])
+                        await writer.drain()
+                        await asyncio.sleep(0.1)
+                    continue
+                writer.write(head + payload)
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
             writer.transport.abort()
@@ -137,10 +159,15 @@ class FaultyServer:
     def _reply(mode: str, path: str, body: dict) -> tuple[str, bytes]:
         if mode == "500":
             return "500 Internal Server Error", b'{"error": {"message": "boom"}}'
-        if mode == "429":
+        if mode in ("429", "retryafter"):
             return "429 Too Many Requests", b'{"error": {"message": "slow down"}}'
         if mode == "badjson":
             return "200 OK", b'{"choices": [{"text": "unterminated'
+        if mode == "echoauth":
+            return "500 Internal Server Error", b""  # the body is filled by the handler
+        if mode == "nochoices":
+            return "200 OK", json.dumps({"id": "x", "object": "text_completion", "created": 0,
+                                         "model": "m", "choices": []}).encode()  # fmt: skip
         if path.endswith("/chat/completions"):
             prompt = body["messages"][-1]["content"]
             message = {"role": "assistant", "content": f"Echo: {prompt[:40]}."}
@@ -148,7 +175,8 @@ class FaultyServer:
             obj = "chat.completion"
         else:
             prompt = body["prompt"]
-            choice = {"index": 0, "finish_reason": "stop", "text": f"Echo: {prompt[:40]}."}
+            text = "x" * 200_000 if mode == "oversized" else f"Echo: {prompt[:40]}."
+            choice = {"index": 0, "finish_reason": "stop", "text": text}
             obj = "text_completion"
         reply = {
             "id": "x", "object": obj, "created": 0, "model": body.get("model", "m"),

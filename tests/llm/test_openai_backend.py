@@ -1,5 +1,7 @@
 """The openai backend against real loopback servers: ``transformers serve`` and a faulty fake."""
 
+import time
+
 import pytest
 
 from product_descgen.llm.openai_backend import OpenAIBackend
@@ -86,3 +88,47 @@ def test_a_dead_server_fails_the_step_loudly_with_its_error(tmp_path):
     with pytest.raises(RuntimeError, match=r"teacher draft: 6 of 6 calls failed with: APIConn"):
         run_step(requests, lambda: backend, store, "draft", progress=False)
     assert len(store.calls()) == 6  # what was tried is on record
+
+
+def one_call(server, mode: str, **kwargs):
+    server.script = [mode]
+    backend = OpenAIBackend(
+        server.base_url, "m", GenerationSettings(max_new_tokens=50), api_key="sk-secret-123",
+        backoff_s=0.01, backoff_max_s=5.0, **kwargs,
+    )  # fmt: skip
+    [[result]] = list(backend.generate([Request(key="k", prompt="item")]))
+    return result
+
+
+def test_the_timeout_bounds_the_whole_call_not_each_read():
+    with FaultyServer(fail_share=0.0) as server:
+        started = time.monotonic()
+        result = one_call(server, "trickle", timeout_s=1.0, max_attempts=1)
+        assert time.monotonic() - started < 3  # the server trickles for ~20 s
+        assert not result.ok and "Timeout" in result.error
+
+
+def test_retry_after_is_honoured():
+    with FaultyServer(fail_share=0.0) as server:
+        result = one_call(server, "retryafter", max_attempts=2)
+        assert result.ok and result.attempts == 2
+        assert server.times[1] - server.times[0] >= 0.95  # it asked for one second
+
+
+def test_an_oversized_answer_is_a_failure_not_a_cached_success():
+    with FaultyServer(fail_share=0.0) as server:
+        result = one_call(server, "oversized", max_attempts=1)
+        assert not result.ok and "more than max_tokens 50 can give" in result.error
+
+
+def test_an_answer_without_choices_says_so():
+    with FaultyServer(fail_share=0.0) as server:
+        result = one_call(server, "nochoices", max_attempts=1)
+        assert not result.ok and "no choices" in result.error
+
+
+def test_secrets_a_server_echoes_are_not_stored():
+    with FaultyServer(fail_share=0.0) as server:
+        result = one_call(server, "echoauth", max_attempts=1)
+        assert not result.ok and "sk-secret-123" not in result.error
+        assert "[redacted]" in result.error

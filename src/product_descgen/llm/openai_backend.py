@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -29,12 +30,37 @@ logger = logging.getLogger(__name__)
 
 
 def is_transient(err: BaseException) -> bool:
-    """Worth retrying: timeouts, dropped connections, 429 and 5xx."""
-    if isinstance(err, openai.APIConnectionError):  # includes APITimeoutError
+    """Worth retrying: timeouts (each read's, or the whole call's), dropped connections, 429
+    and 5xx."""
+    if isinstance(err, (openai.APIConnectionError, TimeoutError)):  # incl. APITimeoutError
         return True
     if isinstance(err, openai.APIStatusError):
         return err.status_code == 429 or err.status_code >= 500
     return False
+
+
+def retry_after_s(err: BaseException | None) -> float | None:
+    """The server's ``Retry-After`` (seconds) on a 429 or 503, if it sent one."""
+    response = getattr(err, "response", None)
+    value = response.headers.get("retry-after") if response is not None else None
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None  # an HTTP date: fall back to the backoff
+
+
+def redact(message: str, secrets: list[str]) -> str:
+    """``message`` without the secrets, bearer tokens or authorization values a server may echo."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            message = message.replace(secret, "[redacted]")
+    return _AUTH.sub(lambda m: f"{m.group(1)}[redacted]", message)
+
+
+_AUTH = re.compile(
+    r"(?i)(bearer\s+|authorization['\"]?\s*[:=]\s*['\"]?|api[-_]?key['\"]?\s*[:=]\s*['\"]?)[^\s'\",}]+"
+)
+MAX_CHARS_PER_TOKEN = 32  # an answer longer than max_tokens x this is not a real answer
 
 
 class OpenAIBackend:
@@ -85,23 +111,39 @@ class OpenAIBackend:
             nonlocal attempts
             attempts += 1
             if request.messages is not None:
-                return await client.chat.completions.create(
+                call = client.chat.completions.create(
                     messages=list(request.messages), **self._params()
                 )
-            return await client.completions.create(prompt=request.prompt, **self._params())
+            else:
+                call = client.completions.create(prompt=request.prompt, **self._params())
+            return await asyncio.wait_for(call, self.timeout_s)  # bounds the whole call
+
+        backoff = wait_random_exponential(multiplier=self.backoff_s, max=self.backoff_max_s)
+
+        def wait(state: Any) -> float:  # the server's Retry-After, within the cap
+            after = retry_after_s(state.outcome.exception() if state.outcome else None)
+            return min(after, self.backoff_max_s) if after is not None else backoff(state)
 
         try:
             retrying = AsyncRetrying(
                 retry=retry_if_exception(is_transient),
-                wait=wait_random_exponential(multiplier=self.backoff_s, max=self.backoff_max_s),
+                wait=wait,
                 stop=stop_after_attempt(self.max_attempts),
                 reraise=True,
             )
             response = await retrying(once)
+            if not getattr(response, "choices", None):
+                raise ValueError("the server's answer has no choices")
             choice = response.choices[0]
             raw = choice.message.content if request.messages is not None else choice.text
             if raw is None:
-                raise ValueError("response has no text")
+                raise ValueError("the server's answer has no text")
+            cap = MAX_CHARS_PER_TOKEN * self.settings.max_new_tokens
+            if len(raw) > cap:
+                raise ValueError(
+                    f"the server's answer has {len(raw)} characters, more than max_tokens "
+                    f"{self.settings.max_new_tokens} can give ({cap})"
+                )
             text, stopped = cut_at_stop(raw, self.settings.stop)
             usage = response.usage
             return Result(
@@ -120,7 +162,7 @@ class OpenAIBackend:
                 text=None,
                 latency_s=time.perf_counter() - started,
                 attempts=attempts,
-                error=f"{type(err).__name__}: {str(err)[:300]}",
+                error=redact(f"{type(err).__name__}: {err}", [self.api_key])[:300],
                 meta=request.meta,
             )
 

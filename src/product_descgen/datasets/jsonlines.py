@@ -79,7 +79,12 @@ class JSONLinesDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         with self._fs.open(path, mode="r", encoding=self._encoding) as handle:
             # "\n" only: str.splitlines() also splits at U+2028 and kin, legal inside JSON strings
             records = parse_lines(handle.read().split("\n"))
-        return pd.DataFrame.from_records(records)
+        # object columns: values stay as the file gives them (an integer id stays an integer,
+        # exact past 2**53, even in a column with gaps, where pandas would make it a float)
+        frame = pd.DataFrame(records, dtype=object)
+        if LINE_COLUMN in frame:
+            frame[LINE_COLUMN] = frame[LINE_COLUMN].astype("int64")
+        return frame
 
     def save(self, data: pd.DataFrame) -> None:
         path = get_filepath_str(self._filepath, self._protocol)

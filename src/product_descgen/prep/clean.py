@@ -11,6 +11,7 @@ from product_descgen.prep.config import CleaningParams
 
 # Sentence or line boundaries: repeated blocks in raw catalogues are split by either.
 _SEGMENT_SPLIT = re.compile(r"(?<=[.!?])\s+|\s*\n\s*")
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2060\ufeff]")
 _WS = re.compile(r"\s+")
 _KEY_EDGE = re.compile(r"^[\s:;,.\-]+|[\s:;,.\-]+$")
 
@@ -56,8 +57,9 @@ def strip_title_prefix(text: str, title: str) -> str:
 
 
 def collapse_whitespace(text: str) -> str:
-    """Tabs, newlines and runs of spaces become single spaces."""
-    return _WS.sub(" ", text).strip()
+    """Tabs, newlines and runs of spaces become single spaces; control and invisible format
+    characters (NUL, escape codes, zero-width spaces) are dropped."""
+    return _WS.sub(" ", _CONTROL.sub("", text)).strip()
 
 
 def clean_description(text: str, title: str, params: CleaningParams) -> str:

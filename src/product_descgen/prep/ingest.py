@@ -107,7 +107,9 @@ def parse_attributes(value: Any, fmt: AttributeFormat) -> dict[str, str]:
         if _is_missing(val) or not str(val).strip():
             continue
         key = fmt.unnamed_key if _is_missing(key) or not str(key).strip() else str(key)
-        val = str(val).strip()
+        # a nested value reaches the model as JSON, not as a Python repr
+        nested = isinstance(val, (dict, list))
+        val = (json.dumps(val, ensure_ascii=False) if nested else str(val)).strip()
         out[key] = f"{out[key]}; {val}" if key in out and out[key] != val else val
     return out
 

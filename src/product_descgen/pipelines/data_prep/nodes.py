@@ -40,11 +40,23 @@ def ingest_catalogue(
 def clean_catalogue(
     products: pd.DataFrame, params: DataPrepParams
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Clean text and attributes; exact duplicates (after cleaning) go to quarantine."""
+    """Clean text and attributes; products left without a title or enough attributes, and exact
+    duplicates (after cleaning), go to quarantine."""
     kept, quarantined = [], []
     first_seen: dict[tuple[str, str, str], str] = {}
     for product in frame_to_products(products):
         cleaned = clean_product(product, params.cleaning)
+        # validated again after cleaning: a title of markup alone, or attributes whose values
+        # were only markup or control characters, leave nothing to describe
+        empty = (
+            ("missing_title", "the title is empty after cleaning") if not cleaned["title"]
+            else ("no_usable_attributes", f"{len(cleaned['attributes'])} attribute(s) left "
+                  f"after cleaning, need {params.limits.min_attributes}")
+            if len(cleaned["attributes"]) < params.limits.min_attributes else None
+        )  # fmt: skip
+        if empty:
+            quarantined.append(quarantine_row(cleaned, "clean", *empty, cleaned["product_id"]))
+            continue
         key = content_key(cleaned)
         if key in first_seen:
             quarantined.append(

@@ -76,6 +76,7 @@ class FaultyServer:
         self.bodies: list[dict] = []  # every request body received
         self.times: list[float] = []  # when each request arrived (monotonic)
         self.script: list[str] = []
+        self.latency_s = 0.0  # every answer waits this long (to make runs overlap)
         self.port = free_port()
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.Server | None = None
@@ -134,6 +135,7 @@ class FaultyServer:
                     await asyncio.sleep(self.slow_s)
                     writer.transport.abort()
                     return
+                await asyncio.sleep(self.latency_s)
                 status, payload = self._reply(mode, path, body)
                 if mode == "echoauth":
                     payload = json.dumps({"error": {"message": "bad auth",

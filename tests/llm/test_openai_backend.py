@@ -132,3 +132,40 @@ def test_secrets_a_server_echoes_are_not_stored():
         result = one_call(server, "echoauth", max_attempts=1)
         assert not result.ok and "sk-secret-123" not in result.error
         assert "[redacted]" in result.error
+
+
+def test_two_runs_at_once_pay_for_each_prompt_once(tmp_path):
+    import threading
+
+    requests = [Request(key=f"k{i}", prompt=f"item {i}") for i in range(24)]
+    outcomes: dict[str, dict] = {}
+    with FaultyServer(fail_share=0.0) as server:
+        server.latency_s = 0.05
+
+        def run(name: str) -> None:
+            backend = OpenAIBackend(server.base_url, "m", GenerationSettings(), concurrency=4)
+            store = CallStore(tmp_path / "calls.sqlite")  # its own run id, the same file
+            outcomes[name] = run_step(requests, lambda: backend, store, "draft", False, 0.05)
+
+        threads = [threading.Thread(target=run, args=(name,)) for name in ("a", "b")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        prompts = [body["prompt"] for body in server.bodies]
+    assert len(outcomes["a"]) == len(outcomes["b"]) == 24  # both runs end with every prompt
+    assert sorted(prompts) == sorted(r.prompt for r in requests)  # each one paid once
+    calls = CallStore(tmp_path / "calls.sqlite").calls()
+    assert len(calls) == 24 and calls["key"].is_unique
+
+
+def test_each_answer_is_stored_as_its_call_ends(tmp_path):
+    store = CallStore(tmp_path / "calls.sqlite")
+    seen_sizes = []
+    with FaultyServer(fail_share=0.0) as server:
+        server.latency_s = 0.02
+        backend = OpenAIBackend(server.base_url, "m", GenerationSettings(), concurrency=2)
+        for results in backend.generate([Request(key=f"k{i}", prompt=f"p{i}") for i in range(8)]):
+            store.record(results, "draft", "openai", "m")
+            seen_sizes.append(len(results))
+    assert sum(seen_sizes) == 8 and max(seen_sizes) <= 2  # handed over as calls end

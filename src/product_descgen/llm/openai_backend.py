@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import queue
 import re
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -166,20 +168,43 @@ class OpenAIBackend:
                 meta=request.meta,
             )
 
-    async def _run(self, requests: Sequence[Request]) -> list[Result]:
+    async def _run(self, requests: Sequence[Request], done: queue.Queue) -> None:
         semaphore = asyncio.Semaphore(self.concurrency)
         async with openai.AsyncOpenAI(
             base_url=self.base_url, api_key=self.api_key, timeout=self.timeout_s, max_retries=0
         ) as client:
 
-            async def bounded(request: Request) -> Result:
+            async def bounded(request: Request) -> None:
                 async with semaphore:
-                    return await self._call(client, request)
+                    done.put(await self._call(client, request))
 
-            return await asyncio.gather(*(bounded(r) for r in requests))
+            await asyncio.gather(*(bounded(r) for r in requests))
 
     def generate(self, requests: Sequence[Request]) -> Iterator[list[Result]]:
-        """Results in chunks of a few times the concurrency, so callers persist as they go."""
-        chunk = max(1, 4 * self.concurrency)
-        for start in range(0, len(requests), chunk):
-            yield asyncio.run(self._run(requests[start : start + chunk]))
+        """Results as each call ends (whatever has ended since the caller last asked), so
+        callers persist every paid answer at once; ``concurrency`` calls in flight."""
+        done: queue.Queue = queue.Queue()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                asyncio.run(self._run(requests, done))
+            except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
+                failure.append(err)
+            finally:
+                done.put(None)
+
+        worker = threading.Thread(target=run, name="openai-calls", daemon=True)
+        worker.start()
+        finished = False
+        while not finished:
+            ready = [done.get()]
+            while not done.empty():
+                ready.append(done.get_nowait())
+            finished = ready[-1] is None
+            results = [r for r in ready if r is not None]
+            if results:
+                yield results
+        worker.join()
+        if failure:
+            raise failure[0]

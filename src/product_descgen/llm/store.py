@@ -41,6 +41,11 @@ CREATE TABLE IF NOT EXISTS calls (
     error TEXT
 );
 CREATE INDEX IF NOT EXISTS calls_key_ok ON calls (key, ok);
+CREATE TABLE IF NOT EXISTS claims (
+    key TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
 """
 
 CALL_COLUMNS = [
@@ -56,10 +61,13 @@ def cache_key(**parts: Any) -> str:
 
 
 class CallStore:
-    """SQLite-backed call log; ``done()`` returns the cached successes."""
+    """SQLite-backed call log; ``done()`` returns the cached successes. Runs sharing the store
+    claim keys before calling (``claim``), so two runs at once never pay for one prompt twice;
+    a claim lapses ``claim_ttl_s`` after its run last renewed it (a killed run's keys free up)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, claim_ttl_s: float = 300.0) -> None:
         self.path = Path(path)
+        self.claim_ttl_s = claim_ttl_s
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.run_id = uuid.uuid4().hex[:12]
         with closing(self._connect()) as conn, conn:
@@ -93,6 +101,41 @@ class CallStore:
     def last_errors(self, keys: Iterable[str]) -> dict[str, str]:
         """The latest error of each of ``keys`` that has a failed call."""
         return {key: row["error"] for key, row in self._latest(keys, ok=False).items()}
+
+    def claim(self, keys: Iterable[str]) -> set[str]:
+        """Of ``keys``, those this run now holds and that still need a call: free or lapsed
+        ones are taken in one transaction (SQLite serialises writers, so no key is held twice)."""
+        wanted, now = list(dict.fromkeys(keys)), time.time()
+        with closing(self._connect()) as conn, conn:
+            conn.execute("DELETE FROM claims WHERE expires_at < ?", (now,))
+            conn.executemany(
+                "INSERT OR IGNORE INTO claims (key, run_id, expires_at) VALUES (?, ?, ?)",
+                [(k, self.run_id, now + self.claim_ttl_s) for k in wanted],
+            )
+            held = conn.execute("SELECT key FROM claims WHERE run_id = ?", (self.run_id,))
+            held = {row[0] for row in held} & set(wanted)
+        # a key another run finished and released since the caller looked is not work: runs
+        # record a call before they release its claim, so it shows here
+        finished = set(self._latest(held, ok=True))
+        if finished:
+            with closing(self._connect()) as conn, conn:
+                conn.executemany(
+                    "DELETE FROM claims WHERE key = ? AND run_id = ?",
+                    [(k, self.run_id) for k in finished],
+                )
+        return held - finished
+
+    def renew_claims(self) -> None:
+        """Keep this run's claims alive (call as work progresses)."""
+        with closing(self._connect()) as conn, conn:
+            conn.execute(
+                "UPDATE claims SET expires_at = ? WHERE run_id = ?",
+                (time.time() + self.claim_ttl_s, self.run_id),
+            )
+
+    def release_claims(self) -> None:
+        with closing(self._connect()) as conn, conn:
+            conn.execute("DELETE FROM claims WHERE run_id = ?", (self.run_id,))
 
     def record(self, results: Iterable[Result], step: str, backend: str, model: str) -> None:
         """Append one row per call, in one transaction (a batch is all in or all out)."""

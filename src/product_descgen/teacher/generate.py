@@ -59,34 +59,52 @@ def run_step(
     store: CallStore,
     step: str,
     progress: bool = True,
+    poll_s: float = 2.0,
 ) -> dict[str, dict[str, Any]]:
     """Generate what is not cached yet; return the successful call for every done key.
 
     The backend is only built (model loaded, connection opened) when there is work to do.
-    Every result is stored as it comes; a systematic failure (most calls failing with one
-    error) stops the step with that error once a batch shows it.
+    Keys are claimed in the store first: prompts another run is generating are waited for, not
+    paid twice (and taken over if that run's claims lapse). Every result is stored as the
+    backend hands it over; a systematic failure (most calls failing with one error) stops the
+    step with that error once a batch shows it.
     """
     done = store.done(r.key for r in requests)
-    todo = list({r.key: r for r in requests if r.key not in done}.values())
+    pending = list({r.key: r for r in requests if r.key not in done}.values())
     logger.info(
-        "%s: %d requests, %d cached, %d to generate", step, len(requests), len(done), len(todo)
+        "%s: %d requests, %d cached, %d to generate", step, len(requests), len(done), len(pending)
     )
-    if todo:
-        backend = make_backend()
-        started, tokens, seen = time.perf_counter(), 0, list[Result]()
-        with tqdm(
-            total=len(todo), desc=f"teacher {step}", unit="item", disable=not progress
-        ) as bar:
-            for results in backend.generate(todo):
-                store.record(results, step, backend.name, backend.model_id)
-                tokens += sum(r.completion_tokens for r in results)
-                failed = sum(not r.ok for r in results)
-                bar.update(len(results))
-                rate = tokens / max(time.perf_counter() - started, 1e-9)
-                bar.set_postfix(tok_s=f"{rate:.1f}", failed=failed)
-                logger.info(
-                    "%s: batch of %d done (%d failed), %.1f tok/s", step, len(results), failed, rate
-                )
-                seen.extend(results)
-                raise_if_systematic(seen, f"teacher {step}")
+    backend: Backend | None = None
+    try:
+        while pending:
+            mine = store.claim(r.key for r in pending)
+            if mine:
+                backend = backend or make_backend()
+                _generate(backend, [r for r in pending if r.key in mine], store, step, progress)
+            finished = store.done(r.key for r in pending)
+            others = [r for r in pending if r.key not in mine and r.key not in finished]
+            if others:
+                logger.info("%s: waiting for %d prompts another run holds", step, len(others))
+                time.sleep(poll_s)
+            pending = others
+    finally:
+        store.release_claims()
     return store.done(r.key for r in requests)
+
+
+def _generate(
+    backend: Backend, todo: list[Request], store: CallStore, step: str, progress: bool
+) -> None:
+    started, tokens, seen = time.perf_counter(), 0, list[Result]()
+    with tqdm(total=len(todo), desc=f"teacher {step}", unit="item", disable=not progress) as bar:
+        for results in backend.generate(todo):
+            store.record(results, step, backend.name, backend.model_id)
+            store.renew_claims()
+            tokens += sum(r.completion_tokens for r in results)
+            failed = sum(not r.ok for r in results)
+            bar.update(len(results))
+            rate = tokens / max(time.perf_counter() - started, 1e-9)
+            bar.set_postfix(tok_s=f"{rate:.1f}", failed=failed)
+            logger.debug("%s: %d done (%d failed), %.1f tok/s", step, len(results), failed, rate)
+            seen.extend(results)
+            raise_if_systematic(seen, f"teacher {step}")

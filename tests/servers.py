@@ -68,7 +68,11 @@ class FaultyServer:
 
     MODES = ("500", "429", "timeout", "drop", "badjson")
 
-    def __init__(self, fail_share: float = 0.4, seed: int = 0, slow_s: float = 1.5) -> None:
+    def __init__(
+        self, fail_share: float = 0.4, seed: int = 0, slow_s: float = 1.5, modes: tuple = MODES
+    ) -> None:
+        self.modes = modes
+        self.answered: list[str] = []  # the prompt of every valid answer delivered
         self.fail_share = fail_share
         self.slow_s = slow_s
         self.rng = random.Random(seed)
@@ -126,7 +130,7 @@ class FaultyServer:
                     mode = self.script.pop(0)
                 else:
                     failing = self.rng.random() < self.fail_share
-                    mode = self.rng.choice(self.MODES) if failing else "ok"
+                    mode = self.rng.choice(self.modes) if failing else "ok"
                 self.seen[mode] += 1
                 if mode == "drop":
                     writer.transport.abort()
@@ -154,6 +158,8 @@ class FaultyServer:
                     continue
                 writer.write(head + payload)
                 await writer.drain()
+                if mode == "ok":
+                    self.answered.append(body.get("prompt") or body["messages"][-1]["content"])
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
             writer.transport.abort()
 

@@ -42,17 +42,22 @@ class LLMConnectionDataset(AbstractDataset[None, Connection]):
 
 
 class CallStoreDataset(AbstractDataset[None, CallStore]):
-    """The append-only SQLite call log/cache; nodes append to it as they generate."""
+    """The append-only SQLite call log/cache; nodes append to it as they generate.
+    ``claim_ttl_s``: how long a run's claim on a prompt outlives its last sign of life (a killed
+    run's prompts are taken over by another run after this)."""
 
-    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, filepath: str, claim_ttl_s: float = 300.0, metadata: dict[str, Any] | None = None
+    ) -> None:
         self._filepath = filepath
+        self._claim_ttl_s = claim_ttl_s
         self.metadata = metadata
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": self._filepath}
 
     def load(self) -> CallStore:
-        return CallStore(self._filepath)
+        return CallStore(self._filepath, self._claim_ttl_s)
 
     def save(self, data: None) -> None:
         raise DatasetError("CallStoreDataset is appended to by nodes through load(); not saved")

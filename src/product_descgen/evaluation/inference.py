@@ -87,7 +87,8 @@ def generate_all(
         for results in backend.generate(requests):
             by_key.update({r.key: r for r in results})
             bar.update(len(results))
-            raise_if_systematic(list(by_key.values()), desc)
+            raise_if_systematic(list(by_key.values()), desc, final=False)
+    raise_if_systematic(list(by_key.values()), desc)
     missing = [r.key for r in requests if r.key not in by_key]
     if missing:
         raise RuntimeError(f"{desc}: the backend returned no result for {missing[:5]}")

@@ -81,12 +81,14 @@ def prompt_token_ids(tokenizer: Any, request: Request) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
-def raise_if_systematic(results: list[Result], what: str, min_rows: int = 4) -> None:
+def raise_if_systematic(
+    results: list[Result], what: str, min_rows: int = 8, final: bool = True
+) -> None:
     """Fail loudly when most calls failed with one error (a dead server, a wrong model, a
-    device mismatch, out of memory): that is the stage failing, not a bad row. Fewer than
-    ``min_rows`` calls fail it only when every one failed."""
+    device mismatch, out of memory): that is the stage failing, not a bad row. Judged once
+    ``min_rows`` calls have ended; a ``final`` set of fewer fails only when every call failed."""
     errors = Counter(r.error for r in results if not r.ok)
-    if not errors:
+    if not errors or (len(results) < min_rows and not final):
         return
     error, count = errors.most_common(1)[0]
     if count == len(results) or (len(results) >= min_rows and count * 2 > len(results)):

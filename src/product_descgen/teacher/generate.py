@@ -107,4 +107,5 @@ def _generate(
             bar.set_postfix(tok_s=f"{rate:.1f}", failed=failed)
             logger.debug("%s: %d done (%d failed), %.1f tok/s", step, len(results), failed, rate)
             seen.extend(results)
-            raise_if_systematic(seen, f"teacher {step}")
+            raise_if_systematic(seen, f"teacher {step}", final=False)
+    raise_if_systematic(seen, f"teacher {step}")

@@ -1,0 +1,97 @@
+"""Soak, bounded and on loopback: a misbehaving OpenAI-compatible server, two runs at once (one
+of them SIGKILLed), then a re-run. Every prompt ends stored exactly once as a success; no prompt
+is paid twice except calls in flight when the run was killed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+from product_descgen.llm.openai_backend import OpenAIBackend
+from product_descgen.llm.store import CallStore
+from product_descgen.llm.types import GenerationSettings, Request
+from product_descgen.teacher.generate import run_step
+from tests.servers import FaultyServer
+
+N = 60
+CONCURRENCY = 4
+MODES = ("500", "retryafter", "timeout", "drop", "badjson", "oversized", "nochoices")
+ROOT = Path(__file__).resolve().parents[2]
+KILLED_RUN = """
+import sys
+sys.path.insert(0, {root!r})
+from product_descgen.llm.openai_backend import OpenAIBackend
+from product_descgen.llm.store import CallStore
+from product_descgen.llm.types import GenerationSettings, Request
+from product_descgen.teacher.generate import run_step
+backend = OpenAIBackend({url!r}, "m", GenerationSettings(max_new_tokens=50), concurrency={c},
+                        timeout_s=0.5, max_attempts=3, backoff_s=0.01, backoff_max_s=1.0)
+requests = [Request(key=f"k{{i}}", prompt=f"item {{i}}") for i in range({n})]
+run_step(requests, lambda: backend, CallStore({db!r}, claim_ttl_s=2.0), "draft", False, 0.1)
+"""
+
+
+def requests() -> list[Request]:
+    return [Request(key=f"k{i}", prompt=f"item {i}") for i in range(N)]
+
+
+def backend(server: FaultyServer) -> OpenAIBackend:
+    return OpenAIBackend(
+        server.base_url, "m", GenerationSettings(max_new_tokens=50), concurrency=CONCURRENCY,
+        timeout_s=0.5, max_attempts=3, backoff_s=0.01, backoff_max_s=1.0,
+    )  # fmt: skip
+
+
+def test_faults_two_runs_and_a_kill_end_with_every_prompt_stored_once(tmp_path):
+    db = tmp_path / "calls.sqlite"
+    with FaultyServer(fail_share=0.35, seed=3, slow_s=1.0, modes=MODES) as server:
+        server.latency_s = 0.05
+        server.script = list(MODES)  # each fault at least once, then at random
+        code = KILLED_RUN.format(root=str(ROOT), url=server.base_url, c=CONCURRENCY, n=N,
+                                 db=str(db))  # fmt: skip
+        killed = subprocess.Popen([sys.executable, "-c", code], start_new_session=True,
+                                  stderr=subprocess.PIPE, text=True)  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (not db.exists() or len(CallStore(db).calls()) < 8):
+            time.sleep(0.05)
+        assert killed.poll() is None, killed.stderr.read()[-2000:]
+
+        done: dict[str, dict] = {}
+        other = threading.Thread(
+            target=lambda: done.update(
+                run_step(
+                    requests(),
+                    lambda: backend(server),
+                    CallStore(db, claim_ttl_s=2.0),
+                    "draft",
+                    False,
+                    0.1,
+                )
+            )  # fmt: skip
+        )
+        other.start()
+        time.sleep(0.5)  # both runs at work
+        os.killpg(killed.pid, signal.SIGKILL)
+        killed.wait()
+        other.join(timeout=120)
+        assert not other.is_alive()
+        assert set(server.seen) >= {"ok", *MODES}  # every fault was served
+
+        calls = CallStore(db).calls()
+        assert set(calls["key"]) == {r.key for r in requests()}  # every prompt has a record
+        assert calls.loc[calls["ok"] == 1, "key"].is_unique  # no success stored twice
+        paid = Counter(server.answered)
+        assert sum(n - 1 for n in paid.values()) <= CONCURRENCY  # only calls in flight at the kill
+
+        server.fail_share = 0.0
+        again = run_step(requests(), lambda: backend(server), CallStore(db), "draft", False, 0.1)
+        assert len(again) == N  # the re-run completed the rest
+        calls = CallStore(db).calls()
+        assert calls.loc[calls["ok"] == 1, "key"].is_unique
+        assert sum(n - 1 for n in Counter(server.answered).values()) <= CONCURRENCY

@@ -15,9 +15,12 @@ from product_descgen.evaluation.preference import (
     human_reliability,
     judge_summary,
     judge_verdicts,
+    parse_rater_files,
     preference_summary,
+    rater_from_file,
     read_ratings,
     render_page,
+    spreadsheet_safe,
 )
 
 Z95 = 1.959963984540054
@@ -274,3 +277,35 @@ def test_a_consistent_judge_with_enough_verdicts_is_reliable():
 def test_human_ratings_below_the_minimum_are_not_headlined():
     assert human_reliability({"n_judgments": 12}, 30)["reliable"] is False
     assert human_reliability({"n_judgments": 30}, 30)["reliable"] is True
+
+
+def test_bad_rater_files_are_rejections_and_the_good_ones_count():
+    def boom() -> str:
+        raise UnicodeDecodeError("utf-8", b"\xff\xfe", 0, 1, "invalid start byte")
+
+    loaders = {
+        "judgments-anna.csv": lambda: (
+            "rater,item_id,choice\nanna,i1,A\nanna,i2,B,extra\nanna,i3,tie\n"
+        ),
+        "judgments-bob.csv": lambda: "",
+        "judgments-carl.csv": lambda: 'rater,item_id,choice\ncarl,"i1,A\n',
+        "judgments-utf16.csv": boom,
+    }
+    frames, rejected = parse_rater_files(loaders)
+    assert list(frames) == ["judgments-anna.csv"]
+    assert frames["judgments-anna.csv"]["item_id"].tolist() == ["i1", "i3"]  # i3 not shifted
+    reasons = dict(zip(rejected["file"], rejected["reason"], strict=True))
+    assert reasons["judgments-anna.csv"].startswith("ragged row: 4 fields")
+    assert reasons["judgments-bob.csv"] == "empty file"
+    assert reasons["judgments-carl.csv"].startswith("unreadable file: Error")
+    assert reasons["judgments-utf16.csv"].startswith("unreadable file: UnicodeDecodeError")
+
+
+def test_two_downloads_of_one_rater_are_one_rater():
+    assert rater_from_file("judgments-anna.csv") == rater_from_file("judgments-anna (1).csv")
+
+
+def test_the_sheet_cannot_carry_formulas():
+    sheet = pd.DataFrame({"item_id": ["i1"], "text_a": ['=HYPERLINK("x")'], "text_b": ["ok"]})
+    safe = spreadsheet_safe(sheet)
+    assert safe.loc[0, "text_a"] == '\'=HYPERLINK("x")' and safe.loc[0, "text_b"] == "ok"

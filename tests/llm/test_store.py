@@ -25,3 +25,16 @@ def test_done_returns_latest_success_and_errors_are_kept(tmp_path):
     calls = store.calls()
     assert len(calls) == 3 and calls["attempts"].tolist() == [5, 1, 1]
     assert CallStore(tmp_path / "calls.sqlite").done(["a"])["a"]["text"] == "A"  # persisted
+
+
+def test_claims_are_exclusive_and_a_dead_runs_claims_free_up_at_once(tmp_path):
+    import socket
+    import sqlite3
+
+    first, second = CallStore(tmp_path / "c.sqlite"), CallStore(tmp_path / "c.sqlite")
+    assert first.claim(["a", "b"]) == {"a", "b"}
+    assert second.claim(["a", "b", "c"]) == {"c"}  # a live run's keys are not taken
+    with sqlite3.connect(tmp_path / "c.sqlite") as conn:  # as if first's process had died
+        conn.execute("UPDATE claims SET owner = ? WHERE run_id = ?",
+                     (f"{socket.gethostname()}:999999999", first.run_id))  # fmt: skip
+    assert second.claim(["a", "b"]) == {"a", "b"}

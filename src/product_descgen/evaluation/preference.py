@@ -8,11 +8,15 @@ A/B terms and are unblinded through the key. The statistics treat every judgment
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import itertools
 import logging
 import math
+import re
 import warnings
+from collections.abc import Callable
 from functools import lru_cache
 from importlib.resources import files as resource_files
 from pathlib import PurePath
@@ -112,6 +116,64 @@ def render_page(sheet: pd.DataFrame, title: str = "Blind evaluation: product des
     return _template().render(title=title, items=items, choices=CHOICES)
 
 
+def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy whose text cells cannot run as formulas when a rater opens the CSV in a
+    spreadsheet: a cell starting with ``= + - @``, a tab or a carriage return gets a ``'``."""
+
+    def safe(value: Any) -> Any:
+        return f"'{value}" if isinstance(value, str) and value[:1] in _FORMULA_START else value
+
+    return frame.apply(
+        lambda column: (
+            column.map(safe)
+            if pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)
+            else column
+        )
+    )
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def parse_rater_files(
+    loaders: dict[str, Callable[[], str]],
+) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    """Each rater file's text read and parsed on its own: ``(frames, rejections)``. A file that
+    cannot be read or parsed (empty, not UTF-8, an unbalanced quote) is one rejection row; a
+    row whose field count differs from the header's is rejected alone, so it cannot shift the
+    columns of the rows after it."""
+    frames: dict[str, pd.DataFrame] = {}
+    rejections: list[dict[str, Any]] = []
+    for name, load in sorted(loaders.items()):
+        try:
+            rows = list(csv.reader(io.StringIO(load().lstrip("\ufeff"), newline=""), strict=True))
+        except Exception as err:  # noqa: BLE001 - one bad file is a rejection, not a failure
+            rows, problem = [], f"unreadable file: {type(err).__name__}: {str(err)[:120]}"
+        else:
+            problem = "empty file" if not rows else None
+        if problem:
+            rejections.append({"file": name, "row": None, "item_id": None, "choice": None,
+                               "reason": problem})  # fmt: skip
+            continue
+        header, good = [h.strip().lower() for h in rows[0]], []
+        for number, row in enumerate(rows[1:]):
+            if len(row) == len(header):
+                good.append(row)
+            elif any(cell.strip() for cell in row):
+                rejections.append({"file": name, "row": number, "item_id": None, "choice": None,
+                                   "reason": f"ragged row: {len(row)} fields, header has "
+                                             f"{len(header)}"})  # fmt: skip
+        frames[name] = pd.DataFrame(good, columns=header)
+    return frames, pd.DataFrame(rejections, columns=REJECTION_COLUMNS, dtype=object)
+
+
+def rater_from_file(name: str) -> str:
+    """The rater a file belongs to when it has no rater column: its name without the page's
+    ``judgments-`` prefix and a browser's `` (1)`` duplicate suffix."""
+    stem = re.sub(r"\s*\(\d+\)$", "", PurePath(name).stem)
+    return stem.removeprefix("judgments-") or stem
+
+
 def read_ratings(
     files: dict[str, pd.DataFrame], key: pd.DataFrame
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -132,7 +194,7 @@ def read_ratings(
         if absent:
             reject(name, None, None, None, f"missing column: {', '.join(absent)}")
             continue
-        stem = PurePath(name).stem
+        stem = rater_from_file(name)
         raters = frame["rater"] if "rater" in frame else pd.Series([None] * len(frame))
         rows = zip(raters, frame["item_id"], frame["choice"], strict=True)
         for number, (rater, raw_item, raw_choice) in enumerate(rows):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import socket
 import sqlite3
 import time
 import uuid
@@ -44,6 +46,7 @@ CREATE INDEX IF NOT EXISTS calls_key_ok ON calls (key, ok);
 CREATE TABLE IF NOT EXISTS claims (
     key TEXT PRIMARY KEY,
     run_id TEXT NOT NULL,
+    owner TEXT NOT NULL,
     expires_at REAL NOT NULL
 );
 """
@@ -52,6 +55,24 @@ CALL_COLUMNS = [
     "run_id", "created_at", "key", "step", "item_id", "backend", "model", "ok", "text",
     "finish_reason", "prompt_tokens", "completion_tokens", "latency_s", "attempts", "error",
 ]  # fmt: skip
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _dead_here(owner: str) -> bool:
+    """Whether ``owner`` (``host:pid``) is a process of this machine that no longer runs."""
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def cache_key(**parts: Any) -> str:
@@ -63,7 +84,8 @@ def cache_key(**parts: Any) -> str:
 class CallStore:
     """SQLite-backed call log; ``done()`` returns the cached successes. Runs sharing the store
     claim keys before calling (``claim``), so two runs at once never pay for one prompt twice;
-    a claim lapses ``claim_ttl_s`` after its run last renewed it (a killed run's keys free up)."""
+    a claim lapses ``claim_ttl_s`` after its run last renewed it, or at once when its process is
+    gone from this machine (a killed run's keys free up)."""
 
     def __init__(self, path: str | Path, claim_ttl_s: float = 300.0) -> None:
         self.path = Path(path)
@@ -108,9 +130,13 @@ class CallStore:
         wanted, now = list(dict.fromkeys(keys)), time.time()
         with closing(self._connect()) as conn, conn:
             conn.execute("DELETE FROM claims WHERE expires_at < ?", (now,))
+            owners = [row[0] for row in conn.execute("SELECT DISTINCT owner FROM claims")]
+            conn.executemany(  # a run killed on this machine frees its keys at once
+                "DELETE FROM claims WHERE owner = ?", [(o,) for o in owners if _dead_here(o)]
+            )
             conn.executemany(
-                "INSERT OR IGNORE INTO claims (key, run_id, expires_at) VALUES (?, ?, ?)",
-                [(k, self.run_id, now + self.claim_ttl_s) for k in wanted],
+                "INSERT OR IGNORE INTO claims (key, run_id, owner, expires_at) VALUES (?, ?, ?, ?)",
+                [(k, self.run_id, _owner(), now + self.claim_ttl_s) for k in wanted],
             )
             held = conn.execute("SELECT key FROM claims WHERE run_id = ?", (self.run_id,))
             held = {row[0] for row in held} & set(wanted)

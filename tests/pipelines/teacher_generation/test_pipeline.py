@@ -17,6 +17,7 @@ import yaml
 from tests.pipelines.helpers import run_pipeline, tiny_models_block
 
 SMALL_RUN = {
+    "min_accepted_share": 0.0,  # the tiny random model writes nothing the gate accepts
     "max_examples": 12,
     "draft": {"max_new_tokens": 24},
     "refine": {"max_new_tokens": 24},

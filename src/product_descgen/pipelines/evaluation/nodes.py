@@ -126,17 +126,20 @@ def export_human_eval_kit(
     sheet, key = preference.build_kit(
         _pairs(eval_set, student_outputs), params.human_eval.n_items, params.human_eval.seed
     )
-    return sheet, preference.render_page(sheet), key
+    return preference.spreadsheet_safe(sheet), preference.render_page(sheet), key
 
 
 def summarise_human_ratings(
-    human_ratings: dict[str, Callable[[], pd.DataFrame]],
+    human_ratings: dict[str, Callable[[], str]],
     human_eval_key: pd.DataFrame,
     params: EvaluationParams,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Raters' files, unblinded: judgments, rejected rows with reasons, and preference shares."""
-    files = {name: load() for name, load in sorted(human_ratings.items())}
+    files, unreadable = preference.parse_rater_files(human_ratings)
     judgments, rejections = preference.read_ratings(files, human_eval_key)
+    rejections = (
+        pd.concat([unreadable, rejections], ignore_index=True) if len(unreadable) else rejections
+    )
     logger.info(
         "Human ratings: %d files, %d judgments, %d rejected rows",
         len(files), len(judgments), len(rejections),
@@ -145,7 +148,7 @@ def summarise_human_ratings(
         preference.preference_summary(judgments, params.human_eval.confidence),
         params.human_eval.min_judgments,
     )
-    return judgments, rejections, {"files": sorted(files), **summary}
+    return judgments, rejections, {"files": sorted(human_ratings), **summary}
 
 
 def judge_pairs(

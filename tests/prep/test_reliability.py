@@ -60,3 +60,11 @@ def test_control_characters_go_and_nested_values_become_json(tmp_path):
     text = build_model_inputs(cleaned, params)["input_text"].iloc[0]
     assert "\x00" not in text and "\x1b" not in text and "\u200b" not in text
     assert 'Size: {"h": 10, "w": 8}' in text and "{'h'" not in text
+
+
+def test_a_field_named_like_the_loaders_own_columns_is_data_not_an_error(tmp_path):
+    write_lines(tmp_path / "c.jsonl", [{**GOOD, "product_id": "a", "_load_error": "mine"}])
+    raw = JSONLinesDataset(str(tmp_path / "c.jsonl")).load()
+    kept, quarantined = ingest_catalogue(raw, DataPrepParams())
+    assert kept["product_id"].tolist() == ["a"] and quarantined.empty
+    assert raw.loc[0, "source_load_error"] == "mine"

@@ -40,6 +40,9 @@ def parse_lines(lines: list[str]) -> list[dict[str, Any]]:
                 }
             )
             continue
+        # a field named like the loader's own columns is the data's: kept under another name
+        clashing = {k: f"source{k}" for k in (LINE_COLUMN, ERROR_COLUMN) if k in value}
+        value = {clashing.get(k, k): v for k, v in value.items()}
         records.append({**value, LINE_COLUMN: number})
     return records
 

@@ -120,7 +120,7 @@ class OpenVINOBackend:
         )
 
     def generate(self, requests: Sequence[Request]) -> Iterator[list[Result]]:
-        """Results in chunks of ``batch_size`` as they finish. Prompts are admitted longest
+        """Results as they finish (those of each engine step). Prompts are admitted longest
         first; each request's clock starts when it is handed to the engine, before its prefill."""
         import numpy as np
         import openvino as ov
@@ -149,8 +149,6 @@ class OpenVINOBackend:
                         f"OpenVINO generation of {requests[i].key!r} ended with status {status}"
                     )
                 chunk.append(self._result(requests[i], len(ids[i]), outputs, seconds))
-                if len(chunk) == self.batch_size:
-                    yield chunk
-                    chunk = []
-        if chunk:
-            yield chunk
+            if chunk:  # handed over as they finish, so callers store each at once
+                yield chunk
+                chunk = []

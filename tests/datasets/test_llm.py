@@ -2,10 +2,10 @@ import pytest
 from kedro.io import DataCatalog, DatasetError
 from pydantic import ValidationError
 
+from product_descgen.callstore import CallStore
 from product_descgen.datasets import CallStoreDataset, LLMConnectionDataset
 from product_descgen.llm.backends import make_backend
 from product_descgen.llm.openai_backend import OpenAIBackend
-from product_descgen.llm.store import CallStore
 from product_descgen.llm.types import GenerationSettings
 
 

@@ -4,8 +4,8 @@ import time
 
 import pytest
 
+from product_descgen.callstore import CallStore
 from product_descgen.llm.openai_backend import OpenAIBackend
-from product_descgen.llm.store import CallStore
 from product_descgen.llm.types import GenerationSettings, Request
 from product_descgen.teacher.generate import run_step
 from tests.servers import FaultyServer, transformers_serve

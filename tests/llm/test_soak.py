@@ -13,8 +13,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from product_descgen.callstore import CallStore
 from product_descgen.llm.openai_backend import OpenAIBackend
-from product_descgen.llm.store import CallStore
 from product_descgen.llm.types import GenerationSettings, Request
 from product_descgen.teacher.generate import run_step
 from tests.servers import FaultyServer
@@ -27,7 +27,7 @@ KILLED_RUN = """
 import sys
 sys.path.insert(0, {root!r})
 from product_descgen.llm.openai_backend import OpenAIBackend
-from product_descgen.llm.store import CallStore
+from product_descgen.callstore import CallStore
 from product_descgen.llm.types import GenerationSettings, Request
 from product_descgen.teacher.generate import run_step
 backend = OpenAIBackend({url!r}, "m", GenerationSettings(max_new_tokens=50), concurrency={c},

@@ -6,8 +6,8 @@ from typing import Any
 
 from kedro.io.core import AbstractDataset, DatasetError
 
+from product_descgen.callstore import CallStore
 from product_descgen.llm.backends import Connection
-from product_descgen.llm.store import CallStore
 
 
 class LLMConnectionDataset(AbstractDataset[None, Connection]):

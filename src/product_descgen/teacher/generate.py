@@ -10,8 +10,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from product_descgen.callstore import CallStore, cache_key
 from product_descgen.llm.backends import Backend
-from product_descgen.llm.store import CallStore, cache_key
 from product_descgen.llm.types import GenerationSettings, Request, Result, raise_if_systematic
 from product_descgen.prompting import PromptSet, render
 

@@ -77,8 +77,8 @@ def test_prompt_injection_stays_data_and_ends_in_a_table(tmp_path):
 
     import yaml
 
+    from product_descgen.callstore import CallStore
     from product_descgen.llm.backends import Connection
-    from product_descgen.llm.store import CallStore
     from product_descgen.models import ModelsParams
     from product_descgen.pipelines.teacher_generation.nodes import (
         generate_drafts,

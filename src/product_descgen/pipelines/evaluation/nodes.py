@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from product_descgen.callstore import CallStore
 from product_descgen.evaluation import cost, judge, metrics, preference, speed
 from product_descgen.evaluation.config import EvaluationParams
 from product_descgen.evaluation.inference import (
@@ -18,7 +19,6 @@ from product_descgen.evaluation.inference import (
     served_student,
 )
 from product_descgen.llm.backends import Connection, make_backend
-from product_descgen.llm.store import CallStore
 from product_descgen.models import ModelsParams, resolve_model_dir, served_model_dir
 from product_descgen.prompting import PromptSet
 from product_descgen.teacher.config import TeacherParams

@@ -7,8 +7,8 @@ from typing import Any
 
 import pandas as pd
 
+from product_descgen.callstore import CallStore
 from product_descgen.llm.backends import Connection, make_backend
-from product_descgen.llm.store import CallStore
 from product_descgen.llm.types import GenerationSettings
 from product_descgen.models import ModelsParams, served_model_dir
 from product_descgen.prep.split import SPLITS

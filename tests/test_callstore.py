@@ -1,4 +1,4 @@
-from product_descgen.llm.store import CallStore, cache_key
+from product_descgen.callstore import CallStore, cache_key
 from product_descgen.llm.types import Result
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -82,6 +83,10 @@ class PeftAdapterDataset(_VersionedDirectory):
         return str(path)
 
     def save(self, data: Any) -> None:
+        """``data``: the trained model, or ``{"model": ..., "serving": contract}`` to save the
+        student's serving contract (``serving.json``) with it."""
+        contract = data.get("serving") if isinstance(data, dict) else None
+        data = data["model"] if isinstance(data, dict) else data
         peft_model = getattr(
             getattr(data, "model", None), "model", data
         )  # LudwigModel -> PeftModel
@@ -90,6 +95,8 @@ class PeftAdapterDataset(_VersionedDirectory):
         path = Path(self._get_save_path())
         shutil.rmtree(path, ignore_errors=True)
         peft_model.save_pretrained(str(path))
+        if contract is not None:
+            (path / "serving.json").write_text(json.dumps(contract, indent=2))
 
 
 class ExportedModelDataset(_VersionedDirectory):

@@ -51,6 +51,8 @@ def test_qlora_finetune_writes_model_adapter_history_and_vices(project_copy, tin
     [adapter_dir] = list((data / "06_models" / "student_adapter").iterdir())
     adapter_dir = adapter_dir / "student_adapter"
     assert (adapter_dir / "adapter_config.json").is_file()
+    contract = json.loads((adapter_dir / "serving.json").read_text())  # served as trained
+    assert contract["stop"] == ["###"] and "{input_text}" in contract["prompt_template"]
     # the artifacts the engines serve, exported from that adapter
     [exported] = list((data / "06_models" / "student_openvino").iterdir())
     record = json.loads((exported / "student_openvino" / "product_descgen_export.json").read_text())

@@ -14,6 +14,7 @@ from product_descgen.quality.checks import check_description
 from product_descgen.quality.claims import catalogue_lexicon
 from product_descgen.quality.off_product import off_product_problems
 from product_descgen.training.config import FinetuneParams
+from product_descgen.training.contract import served_prompt
 
 logger = logging.getLogger(__name__)
 
@@ -40,11 +41,12 @@ def generate_new_descriptions(
         return results_frame([])
     base = resolve_model_dir(models.student, models.cache_dir)
     model = served_student(student_llm, base, student_adapter, student_openvino)
+    template, settings = served_prompt(
+        student_adapter, finetune.prompt_template, evaluation.student_generation
+    )
     return run_student(
-        new_inputs, student_llm, model,
-        finetune.prompt_template, evaluation.student_generation, "describe",
-        params.progress,
-    )  # fmt: skip
+        new_inputs, student_llm, model, template, settings, "describe", params.progress
+    )
 
 
 def check_new_descriptions(

@@ -24,6 +24,7 @@ from product_descgen.prompting import PromptSet
 from product_descgen.teacher.config import TeacherParams
 from product_descgen.teacher.generate import run_step
 from product_descgen.training.config import FinetuneParams
+from product_descgen.training.contract import served_prompt
 
 logger = logging.getLogger(__name__)
 
@@ -51,9 +52,12 @@ def describe_with_student(
 ) -> pd.DataFrame:
     """The fine-tuned student: one inference per product with its short training prompt."""
     base = resolve_model_dir(models.student, models.cache_dir)
+    template, settings = served_prompt(
+        student_adapter, finetune.prompt_template, params.student_generation
+    )
     return run_student(
         eval_set, student_llm, served_student(student_llm, base, student_adapter, student_openvino),
-        finetune.prompt_template, params.student_generation, "student", params.progress,
+        template, settings, "student", params.progress,
     )  # fmt: skip
 
 
@@ -249,9 +253,12 @@ def speed_jobs(
         student_llm, resolve_model_dir(models.student, models.cache_dir), student_adapter,
         student_openvino,
     )  # fmt: skip
+    template, generation = served_prompt(
+        student_adapter, finetune.prompt_template, params.student_generation
+    )
     student_job = speed.SpeedJob(
         system="student", connection=student_llm, model_dir=model_dir, adapter=adapter,
-        template=finetune.prompt_template, generation=params.student_generation, **common,
+        template=template, generation=generation, **common,
     )  # fmt: skip
     return teacher_job, student_job
 

@@ -12,6 +12,7 @@ from product_descgen.export import student
 from product_descgen.llm.backends import Connection
 from product_descgen.models import ModelsParams, resolve_model_dir
 from product_descgen.training.config import FinetuneParams, build_ludwig_config
+from product_descgen.training.contract import serving_contract
 from product_descgen.training.train import train_student
 
 logger = logging.getLogger(__name__)
@@ -33,8 +34,8 @@ def train_student_model(
     distill_validation: pd.DataFrame,
     params: FinetuneParams,
 ) -> tuple[Any, Any, pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-    """Train; return the model (twice: Ludwig model dir and peft adapter), the per-epoch
-    history, the probe outputs and the vice report."""
+    """Train; return the Ludwig model, the peft adapter with its serving contract (template,
+    stop strings), the per-epoch history, the probe outputs and the vice report."""
     result = train_student(
         ludwig_config, distill_train, distill_validation, params, params.work_dir
     )
@@ -50,7 +51,9 @@ def train_student_model(
         "too_few_probe_texts": bool(len(history) and history["too_few_outputs"].any()),
         "last_epoch": json.loads(history.iloc[-1].to_json()) if len(history) else {},
     }
-    return result.model, result.model, history, result.probe_outputs, report
+    contract = serving_contract(params.prompt_template, ludwig_config["base_model"])
+    adapter = {"model": result.model, "serving": contract}  # the adapter with its contract
+    return result.model, adapter, history, result.probe_outputs, report
 
 
 def export_student_for_openvino(student_adapter: str, student_llm: Connection) -> str:

@@ -38,3 +38,25 @@ def test_claims_are_exclusive_and_a_dead_runs_claims_free_up_at_once(tmp_path):
         conn.execute("UPDATE claims SET owner = ? WHERE run_id = ?",
                      (f"{socket.gethostname()}:999999999", first.run_id))  # fmt: skip
     assert second.claim(["a", "b"]) == {"a", "b"}
+
+
+def test_runs_opening_a_new_store_at_once_all_get_it(tmp_path):
+    import threading
+
+    for round_ in range(10):
+        path, errors = tmp_path / f"c{round_}.sqlite", []
+        barrier = threading.Barrier(8)
+
+        def open_store(path=path, errors=errors, barrier=barrier) -> None:
+            barrier.wait()
+            try:
+                CallStore(path).claim(["k"])
+            except Exception as err:  # noqa: BLE001 - collected for the assertion
+                errors.append(err)
+
+        threads = [threading.Thread(target=open_store) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []

@@ -97,7 +97,17 @@ class CallStore:
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=30)
-        conn.execute("PRAGMA journal_mode=WAL")
+        # switching a new file to WAL can meet another run's switch: SQLite then answers "locked"
+        # at once, without waiting on the busy timeout, so wait here (WAL then stays on the file)
+        for attempt in range(200):
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                return conn
+            except sqlite3.OperationalError as err:
+                if "locked" not in str(err) or attempt == 199:
+                    conn.close()
+                    raise
+                time.sleep(0.05)
         return conn
 
     def _latest(self, keys: Iterable[str], ok: bool) -> dict[str, dict[str, Any]]:

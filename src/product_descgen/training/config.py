@@ -24,7 +24,6 @@ class ProbeParams(BaseModel):
 
     size: PositiveInt = 8
     max_new_tokens: PositiveInt = 160
-    seed: int = 0
 
 
 class FinetuneParams(BaseModel):

@@ -14,7 +14,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from product_descgen.llm.backends import Backend
-from product_descgen.llm.types import Request, Result, raise_if_systematic
+from product_descgen.llm.types import FailureWatch, Request, Result
 from product_descgen.prompting import PromptSet, render
 
 logger = logging.getLogger(__name__)
@@ -81,14 +81,15 @@ def generate_all(
     backend: Backend, requests: Sequence[Request], desc: str, progress: bool = True
 ) -> list[Result]:
     """Every request's result, in request order (the backend batches and sorts). Most rows
-    failing with one error fails the whole call (:func:`raise_if_systematic`)."""
+    failing with one error fails the whole call (:class:`FailureWatch`)."""
     by_key: dict[str, Result] = {}
+    watch = FailureWatch(desc)
     with tqdm(total=len(requests), desc=desc, unit="item", disable=not progress) as bar:
         for results in backend.generate(requests):
             by_key.update({r.key: r for r in results})
             bar.update(len(results))
-            raise_if_systematic(list(by_key.values()), desc, final=False)
-    raise_if_systematic(list(by_key.values()), desc)
+            watch.add(results)
+    watch.check()
     missing = [r.key for r in requests if r.key not in by_key]
     if missing:
         raise RuntimeError(f"{desc}: the backend returned no result for {missing[:5]}")

@@ -87,9 +87,26 @@ def raise_if_systematic(
     """Fail loudly when most calls failed with one error (a dead server, a wrong model, a
     device mismatch, out of memory): that is the stage failing, not a bad row. Judged once
     ``min_rows`` calls have ended; a ``final`` set of fewer fails only when every call failed."""
-    errors = Counter(r.error for r in results if not r.ok)
-    if not errors or (len(results) < min_rows and not final):
-        return
-    error, count = errors.most_common(1)[0]
-    if count == len(results) or (len(results) >= min_rows and count * 2 > len(results)):
-        raise RuntimeError(f"{what}: {count} of {len(results)} calls failed with: {error}")
+    watch = FailureWatch(what, min_rows)
+    watch.add(results, final=final)
+
+
+class FailureWatch:
+    """:func:`raise_if_systematic` over results that keep coming: the counts are kept as they
+    arrive, so each new batch costs its own size, not the whole run's."""
+
+    def __init__(self, what: str, min_rows: int = 8) -> None:
+        self.what, self.min_rows = what, min_rows
+        self.n, self.errors = 0, Counter[str | None]()
+
+    def add(self, results: list[Result], final: bool = False) -> None:
+        self.n += len(results)
+        self.errors.update(r.error for r in results if not r.ok)
+        self.check(final)
+
+    def check(self, final: bool = True) -> None:
+        if not self.errors or (self.n < self.min_rows and not final):
+            return
+        error, count = self.errors.most_common(1)[0]
+        if count == self.n or (self.n >= self.min_rows and count * 2 > self.n):
+            raise RuntimeError(f"{self.what}: {count} of {self.n} calls failed with: {error}")

@@ -6,7 +6,7 @@ certification, product feature, place, retailer or product type. It is supported
 product's text names it too (or a variant: plural, British/American spelling, the plain metal
 of "stainless steel"); otherwise it is reported with the reason. Numbers and prices are checked
 by :mod:`product_descgen.quality.checks`. The catalogue's own brand names extend the built-in
-brand list (:func:`catalogue_brands`).
+brand list and the material and colour lists (:func:`catalogue_lexicon`).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 
 from product_descgen.callstore import CallStore, cache_key
 from product_descgen.llm.backends import Backend
-from product_descgen.llm.types import GenerationSettings, Request, Result, raise_if_systematic
+from product_descgen.llm.types import FailureWatch, GenerationSettings, Request
 from product_descgen.prompting import PromptSet, render
 
 logger = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ def run_step(
 def _generate(
     backend: Backend, todo: list[Request], store: CallStore, step: str, progress: bool
 ) -> None:
-    started, tokens, seen = time.perf_counter(), 0, list[Result]()
+    started, tokens, watch = time.perf_counter(), 0, FailureWatch(f"teacher {step}")
     with tqdm(total=len(todo), desc=f"teacher {step}", unit="item", disable=not progress) as bar:
         for results in backend.generate(todo):
             store.record(results, step, backend.name, backend.model_id)
@@ -106,6 +106,5 @@ def _generate(
             rate = tokens / max(time.perf_counter() - started, 1e-9)
             bar.set_postfix(tok_s=f"{rate:.1f}", failed=failed)
             logger.debug("%s: %d done (%d failed), %.1f tok/s", step, len(results), failed, rate)
-            seen.extend(results)
-            raise_if_systematic(seen, f"teacher {step}", final=False)
-    raise_if_systematic(seen, f"teacher {step}")
+            watch.add(results)
+    watch.check()

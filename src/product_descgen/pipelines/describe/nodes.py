@@ -10,9 +10,7 @@ from product_descgen.evaluation.config import DescribeParams, EvaluationParams
 from product_descgen.evaluation.inference import results_frame, run_student, served_student
 from product_descgen.llm.backends import Connection
 from product_descgen.models import ModelsParams, resolve_model_dir
-from product_descgen.quality.checks import check_description
-from product_descgen.quality.claims import catalogue_lexicon
-from product_descgen.quality.off_product import off_product_problems
+from product_descgen.quality.gate import gate_problems
 from product_descgen.training.config import FinetuneParams
 from product_descgen.training.contract import served_prompt
 
@@ -58,25 +56,11 @@ def check_new_descriptions(
     """Every new product once: its description with ``flagged``/``reasons`` from the quality
     checks, or, for a product data_prep could not use, no description and the reason."""
     rows = []
-    lexicon = catalogue_lexicon(params.gate.claims, new_inputs)
     merged = new_inputs.merge(new_outputs, on="product_id", how="left", validate="one_to_one")
     records = merged.to_dict(orient="records")
-    off_product = off_product_problems(
-        [r.get("text") for r in records], [str(r["product_id"]) for r in records], new_inputs,
-        params.gate.off_product,
-    )  # fmt: skip
-    for row, elsewhere in zip(records, off_product, strict=True):
-        text = row.get("text")
-        if text is None or pd.isna(text):
-            problems = [("generation_failed", str(row.get("error") or "no output"))]
-            text = None
-        else:
-            problems = (
-                check_description(
-                    text, row["input_text"], params.gate, row.get("finish_reason"), lexicon
-                )
-                + elsewhere
-            )
+    checked = gate_problems(records, "text", "finish_reason", "error", new_inputs, params.gate)
+    for row, problems in zip(records, checked, strict=True):
+        text = row["text"] if isinstance(row.get("text"), str) else None
         rows.append(
             {
                 "product_id": row["product_id"],

@@ -13,9 +13,8 @@ from product_descgen.llm.types import GenerationSettings
 from product_descgen.models import ModelsParams, served_model_dir
 from product_descgen.prep.split import SPLITS
 from product_descgen.prompting import PromptSet
-from product_descgen.quality.checks import check_description, words
-from product_descgen.quality.claims import catalogue_lexicon
-from product_descgen.quality.off_product import off_product_problems
+from product_descgen.quality.checks import words
+from product_descgen.quality.gate import gate_problems
 from product_descgen.teacher.config import TeacherParams
 from product_descgen.teacher.generate import (
     draft_variables,
@@ -151,22 +150,12 @@ def gate_teacher_outputs(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Quality gate: accepted outputs become targets; rejected ones keep their reasons."""
     merged = teacher_inputs.merge(teacher_outputs, on="product_id", validate="one_to_one")
-    lexicon = catalogue_lexicon(params.gate.claims, teacher_inputs)
     records = merged.to_dict(orient="records")
-    off_product = off_product_problems(
-        [r.get("refine") for r in records], [str(r["product_id"]) for r in records],
-        teacher_inputs, params.gate.off_product,
-    )  # fmt: skip
+    checked = gate_problems(
+        records, "refine", "refine_finish_reason", "refine_error", teacher_inputs, params.gate
+    )
     accepted, rejected = [], []
-    for row, elsewhere in zip(records, off_product, strict=True):
-        if row.get("refine") is None or pd.isna(row.get("refine")):
-            error = row.get("refine_error") or "no output"
-            problems = [("generation_failed", str(error))]
-        else:
-            problems = check_description(
-                row["refine"], row["input_text"], params.gate, row.get("refine_finish_reason"),
-                lexicon,
-            ) + elsewhere  # fmt: skip
+    for row, problems in zip(records, checked, strict=True):
         if problems:
             rejected.append(
                 {

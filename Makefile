@@ -83,4 +83,5 @@ format: $(STAMP)  ## apply ruff fixes and formatting
 	$(BIN)/ruff format src tests benchmarks
 
 clean:  ## remove generated data (keeps the venv, raw data and converted models)
-	find data/0[2-5]* data/07* data/08* -type f ! -name .gitkeep -delete
+	find data \( -path '*/0[2-5]_*/*' -o -path '*/07_*/*' -o -path '*/08_*/*' \) -type f \
+		! -name .gitkeep -delete  # in every environment's data root

@@ -34,7 +34,7 @@ from product_descgen.export.student import base_model_dir, student_for_openvino 
 from product_descgen.llm.backends import Connection, make_backend  # noqa: E402
 from product_descgen.llm.types import GenerationSettings  # noqa: E402
 from product_descgen.models import ModelsParams, openvino_dir, resolve_model_dir  # noqa: E402
-from product_descgen.project_config import load_project_params  # noqa: E402
+from product_descgen.project_config import load_project_models  # noqa: E402
 from product_descgen.prompting import PromptSet  # noqa: E402
 from product_descgen.teacher.generate import draft_variables, step_requests  # noqa: E402
 
@@ -44,8 +44,8 @@ REFERENCE = Connection(backend="transformers", device="cpu", dtype="float32", ba
 def prefix_agreement(reference: list[list[int]], other: list[list[int]], n: int) -> dict:
     """Share of rows whose first ``n`` tokens are equal, and the mean agreeing prefix length."""
     equal, prefixes = [], []
-    for ref, got in zip(reference, other, strict=True):
-        ref, got = ref[:n], got[:n]
+    for ref_ids, got_ids in zip(reference, other, strict=True):
+        ref, got = ref_ids[:n], got_ids[:n]
         prefix = 0
         for a, b in zip(ref, got, strict=False):
             if a != b:
@@ -71,8 +71,7 @@ def served_texts(connection: Connection, model_dir: str, requests, settings, ada
 
 
 def agreement(args, items, student_job, teacher_job) -> dict:
-    params = load_project_params()
-    models = ModelsParams.model_validate(params["models"])
+    models = load_project_models()
     greedy = GenerationSettings(max_new_tokens=args.tokens)
     prompts = PromptSet.model_validate(teacher_job.prompts)
     teacher_hf = resolve_model_dir(models.teacher, models.cache_dir)
@@ -146,7 +145,7 @@ def main() -> None:
     print(json.dumps(result, indent=1))  # noqa: T201
     if args.gate:
         update = {"items": items, "warmup_items": []}
-        models = ModelsParams.model_validate(load_project_params()["models"])
+        models = load_project_models()
         rates = gate_rates(
             teacher_job.model_copy(update=update), student_job.model_copy(update=update), models
         )

@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from product_descgen.models import ModelsParams, resolve_model_dir  # noqa: E402
-from product_descgen.project_config import load_project_params  # noqa: E402
+from product_descgen.models import resolve_model_dir  # noqa: E402
+from product_descgen.project_config import load_project_models, load_project_params  # noqa: E402
 from product_descgen.runtime import RuntimeParams, set_threads  # noqa: E402
 from product_descgen.training import ludwig_compat  # noqa: E402
 from product_descgen.training.config import FinetuneParams, build_ludwig_config  # noqa: E402
@@ -117,7 +117,7 @@ def main() -> None:
     project = load_project_params()
     set_threads(RuntimeParams.model_validate(project.get("runtime", {})).threads)
     ludwig_compat.apply()
-    models = ModelsParams.model_validate(project["models"])
+    models = load_project_models()
     base = resolve_model_dir(models.student, ROOT / models.cache_dir)
     params = FinetuneParams.model_validate(project["finetune"])
     data = batches_frame((args.steps + 1) * args.batch)

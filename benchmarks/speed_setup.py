@@ -1,6 +1,6 @@
 """The evaluation's speed-test jobs, built from the project's catalog and parameters as the
-speed node builds them (``pipelines.evaluation.nodes.speed_jobs``), for the benchmarks that
-serve them under other settings."""
+speed nodes build them (``serve_student``, ``teacher_speed_job``, ``student_speed_job``), for
+the benchmarks that serve them under other settings."""
 
 from __future__ import annotations
 
@@ -15,8 +15,7 @@ from kedro.framework.startup import bootstrap_project  # noqa: E402
 
 from product_descgen.evaluation.config import EvaluationParams  # noqa: E402
 from product_descgen.evaluation.speed import SpeedJob  # noqa: E402
-from product_descgen.models import ModelsParams  # noqa: E402
-from product_descgen.pipelines.evaluation.nodes import speed_jobs  # noqa: E402
+from product_descgen.pipelines.evaluation import nodes  # noqa: E402
 from product_descgen.runtime import RuntimeParams, set_threads  # noqa: E402
 from product_descgen.teacher.config import TeacherParams  # noqa: E402
 from product_descgen.training.config import FinetuneParams  # noqa: E402
@@ -31,22 +30,19 @@ def load_speed_jobs(
     with KedroSession.create(project_path=ROOT) as session:
         catalog = session.load_context().catalog
         params = catalog.load("parameters")
-        inputs = [catalog.load(name) for name in (
-            f"{split}_examples", "student_adapter", "student_openvino", "teacher_prompts",
-            "teacher_llm", "student_llm",
-        )]  # fmt: skip
+        names = (f"{split}_examples", "student_adapter", "student_openvino", "teacher_prompts",
+                 "speed_teacher_llm", "student_llm")  # fmt: skip
+        examples, adapter, exported, prompts, teacher_llm, student_llm = map(catalog.load, names)
         set_threads(RuntimeParams.model_validate(params.get("runtime", {})).threads)
     evaluation = EvaluationParams.model_validate(params["evaluation"])
     if sample_size is not None:
         speed = evaluation.speed.model_copy(update={"sample_size": sample_size})
         evaluation = evaluation.model_copy(update={"speed": speed})
-    teacher_job, student_job = speed_jobs(
-        *inputs,
-        ModelsParams.model_validate(params["models"]),
-        TeacherParams.model_validate(params["teacher_generation"]),
-        FinetuneParams.model_validate(params["finetune"]),
-        evaluation,
-    )
+    teacher = TeacherParams.model_validate(params["teacher_generation"])
+    finetune = FinetuneParams.model_validate(params["finetune"])
+    served = nodes.serve_student(adapter, exported, student_llm, finetune, evaluation)
+    teacher_job = nodes.teacher_speed_job(examples, prompts, teacher_llm, teacher, evaluation)
+    student_job = nodes.student_speed_job(examples, served, teacher, evaluation)
     return evaluation, teacher_job, student_job
 
 

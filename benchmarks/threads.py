@@ -31,15 +31,15 @@ TRAIN = """
 import json, statistics, sys
 sys.path.insert(0, {here!r})
 from finetune_step_time import batches_frame, ludwig_steps
-from product_descgen.models import ModelsParams, resolve_model_dir
-from product_descgen.project_config import load_project_params
+from product_descgen.models import resolve_model_dir
+from product_descgen.project_config import load_project_models, load_project_params
 from product_descgen.runtime import set_threads
 from product_descgen.training import ludwig_compat
 from product_descgen.training.config import FinetuneParams, build_ludwig_config
 set_threads({threads})
 ludwig_compat.apply()
 project = load_project_params()
-models = ModelsParams.model_validate(project["models"])
+models = load_project_models()
 base = resolve_model_dir(models.student, models.cache_dir)
 data = batches_frame(({steps} + 1) * 4)
 config = build_ludwig_config(FinetuneParams.model_validate(project["finetune"]), base,

@@ -180,17 +180,17 @@ def train(model_dir: Path, work: Path, env: str | None, rows: pd.DataFrame) -> d
             "adapter": adapters.load(), "used_rows": n_rows + len(validation)}  # fmt: skip
 
 
-def generate(trained: dict[str, Any], model_dir: Path, work: Path, env: str | None,
-             items: pd.DataFrame) -> dict[str, Any]:  # fmt: skip
+def generate(
+    trained: dict[str, Any], model_dir: Path, env: str | None, items: pd.DataFrame
+) -> dict[str, Any]:
     """Describe's and evaluation's student nodes with conf/gpu's student_llm."""
     from product_descgen.evaluation.config import DescribeParams, EvaluationParams
     from product_descgen.llm.backends import Connection
-    from product_descgen.models import ModelsParams
     from product_descgen.pipelines.describe.nodes import (
         check_new_descriptions,
         generate_new_descriptions,
     )
-    from product_descgen.pipelines.evaluation.nodes import describe_with_student
+    from product_descgen.pipelines.evaluation.nodes import describe_with_student, serve_student
     from product_descgen.project_config import load_project_config
 
     cuda = torch.cuda.is_available()
@@ -199,20 +199,17 @@ def generate(trained: dict[str, Any], model_dir: Path, work: Path, env: str | No
     student_llm = Connection.model_validate(catalog["student_llm"]["connection"])
     if not cuda:
         student_llm = Connection(backend="transformers", device="cpu", quantization="nf4")
-    models = ModelsParams.model_validate(
-        {**params["models"], "student": {"path": str(model_dir)}, "cache_dir": str(work)}
-    )
+    student_llm = student_llm.model_copy(update={"model_dir": str(model_dir)})
     evaluation = EvaluationParams.model_validate(params["evaluation"])
     describe = DescribeParams.model_validate({**params["describe"], "progress": False})
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     started = time.perf_counter()
-    outputs = generate_new_descriptions(
-        items, adapter, "", student_llm, models, finetune, evaluation, describe
-    )
+    served = serve_student(adapter, "", student_llm, finetune, evaluation)
+    outputs = generate_new_descriptions(items, served, describe)
     seconds = time.perf_counter() - started
     checked = check_new_descriptions(items, outputs, items.head(0), describe)
-    evaluated = describe_with_student(items, adapter, "", student_llm, models, finetune, evaluation)
+    evaluated = describe_with_student(items, served, evaluation)
     return {
         "serving": student_llm.serving,
         "rows": len(outputs),
@@ -251,7 +248,7 @@ def main() -> int:
     result["training"] = trained["figures"]
     first = trained["used_rows"]
     items = rows.iloc[first : first + (16 if cuda else 4)]
-    result["generation"] = generate(trained, model_dir, work, env, items)
+    result["generation"] = generate(trained, model_dir, env, items)
     (out_dir / "result.json").write_text(json.dumps(result, indent=2, default=str))
     print(json.dumps(result, indent=2, default=str))  # noqa: T201 - the script's output
     g = result["generation"]

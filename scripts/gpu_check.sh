@@ -50,15 +50,15 @@ from pathlib import Path
 import pandas as pd
 from transformers import AutoTokenizer
 
-from product_descgen.models import ModelsParams, resolve_model_dir
+from product_descgen.models import resolve_model_dir
 from product_descgen.pipelines.data_prep.nodes import (
     build_model_inputs, clean_catalogue, ingest_catalogue,
 )
 from product_descgen.prep.config import DataPrepParams
-from product_descgen.project_config import PROJECT_ROOT, load_project_params
+from product_descgen.project_config import PROJECT_ROOT, load_project_models, load_project_params
 
 out = Path(sys.argv[1]) / "gpu_check"
-models = ModelsParams.model_validate(load_project_params()["models"])
+models = load_project_models()
 student = resolve_model_dir(models.student, models.cache_dir)
 AutoTokenizer.from_pretrained(student).save_pretrained(out / "tokenizer")
 params = DataPrepParams.model_validate(load_project_params("flipkart")["data_prep"])

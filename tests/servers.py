@@ -24,9 +24,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@contextlib.contextmanager
-def transformers_serve(model_dir: Path, log_path: Path, timeout_s: float = 120) -> Iterator[str]:
-    """Start ``transformers serve MODEL`` on a free loopback port; yield its /v1 base URL."""
+def start_transformers_serve(
+    model_dir: Path, log_path: Path, timeout_s: float = 120
+) -> tuple[str, subprocess.Popen]:
+    """``transformers serve MODEL`` on a free loopback port, up: its /v1 base URL and process."""
     port = free_port()
     exe = Path(sys.executable).with_name("transformers")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
@@ -34,25 +35,37 @@ def transformers_serve(model_dir: Path, log_path: Path, timeout_s: float = 120) 
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"transformers serve exited:\n{log_path.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{base}/v1/models", timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"transformers serve not up in {timeout_s}s") from None
-                time.sleep(0.5)
-        yield f"{base}/v1"
-    finally:
-        proc.terminate()
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"transformers serve exited:\n{log_path.read_text()[-2000:]}")
         try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            with urllib.request.urlopen(f"{base}/v1/models", timeout=2):
+                return f"{base}/v1", proc
+        except OSError:
+            if time.monotonic() > deadline:
+                stop_process(proc)
+                raise TimeoutError(f"transformers serve not up in {timeout_s}s") from None
+            time.sleep(0.5)
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@contextlib.contextmanager
+def transformers_serve(model_dir: Path, log_path: Path, timeout_s: float = 120) -> Iterator[str]:
+    """Start ``transformers serve MODEL`` on a free loopback port; yield its /v1 base URL."""
+    base_url, proc = start_transformers_serve(model_dir, log_path, timeout_s)
+    try:
+        yield base_url
+    finally:
+        stop_process(proc)
 
 
 class FaultyServer:

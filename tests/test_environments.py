@@ -1,9 +1,11 @@
 """Every shipped environment loads as `kedro run --env ENV` sees it, and its typed blocks
-validate; an environment's parameters merge into base's key by key."""
+validate; an environment's parameters and globals merge into base's key by key."""
 
 from __future__ import annotations
 
 import pytest
+from kedro.config import MissingConfigException
+from kedro.io import DataCatalog
 
 from product_descgen.evaluation.config import DescribeParams, EvaluationParams
 from product_descgen.models import ModelsParams
@@ -15,24 +17,60 @@ from product_descgen.teacher.config import TeacherParams
 from product_descgen.training.config import FinetuneParams
 
 BLOCKS = {
-    "models": ModelsParams, "runtime": RuntimeParams, "data_prep": DataPrepParams,
+    "runtime": RuntimeParams, "data_prep": DataPrepParams,
     "teacher_generation": TeacherParams, "finetune": FinetuneParams,
     "evaluation": EvaluationParams, "describe": DescribeParams, "reporting": ReportingParams,
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("env", [None, "flipkart", "gpu"])
+ENVS = [None, "flipkart", "gpu"]
+
+
+@pytest.mark.parametrize("env", ENVS)
 def test_every_environment_validates(env):
     params = load_project_params(env)
     for name, model in BLOCKS.items():
         model.model_validate(params[name])
-    assert {"teacher_llm", "student_llm", "judge_llm"} <= load_project_config("catalog", env).keys()
+    ModelsParams.model_validate(load_project_config("globals", env)["models"])
+    # building the catalog validates every dataset's settings (connections, model specs)
+    try:
+        credentials = load_project_config("credentials", env)
+    except MissingConfigException:  # none in this environment (Kedro's run allows that too)
+        credentials = {}
+    catalog = DataCatalog.from_config(load_project_config("catalog", env), credentials)
+    assert {"teacher_llm", "student_llm", "judge_llm", "student_base_model"} <= set(catalog.keys())
 
 
 def test_an_environment_states_only_what_it_changes():
     base, gpu = load_project_params(), load_project_params("gpu")
     speed = EvaluationParams.model_validate(gpu["evaluation"]).speed
-    assert speed.teacher.backend == "transformers" and speed.teacher.quantization == "int8"
     assert gpu["evaluation"]["student_generation"] == base["evaluation"]["student_generation"]
     assert speed.sample_size == base["evaluation"]["speed"]["sample_size"]
     assert all(m.gpu_memory_gb for m in speed.machines)  # a list is replaced whole
+    models = load_project_config("globals", "gpu")["models"]
+    assert models["cache_dir"] == load_project_config("globals")["models"]["cache_dir"]
+    assert models["teacher"]["path"] and not models["teacher"]["gguf_package"]
+    teacher = load_project_config("catalog", "gpu")["speed_teacher_llm"]
+    assert teacher["connection"]["quantization"] == "int8"  # the speed test's 8-bit teacher
+
+
+def _written_paths(env: str | None) -> set[str]:
+    """Files and folders the environment's pipelines write (every catalog path but inputs)."""
+    globals_ = load_project_config("globals", env)
+    paths = set()
+    for entry in load_project_config("catalog", env).values():
+        path = entry.get("filepath") or entry.get("path")
+        if path and not str(path).startswith((globals_["raw_dir"], "conf/", "../")):
+            paths.add(str(path))
+    params = load_project_params(env)
+    return paths | {str(params["finetune"]["work_dir"])}
+
+
+def test_each_environment_writes_under_its_own_data_root():
+    written = {env: _written_paths(env) for env in ENVS}
+    for env, paths in written.items():
+        root = load_project_config("globals", env)["data_root"]
+        assert paths and all(p.startswith(root + "/") for p in paths), env
+        for other in ENVS:
+            if other != env:
+                assert not paths & written[other], (env, other)

@@ -62,3 +62,22 @@ def test_no_node_reads_inside_a_parameter_block_another_node_reads_whole(default
         if any(name.startswith(whole + ".") for whole in params if whole != name)
     }  # fmt: skip
     assert not nested
+
+
+def test_models_reach_the_nodes_as_catalog_datasets(default_pipeline):
+    """Model resolution happens in the catalog's model datasets (Kedro-Viz draws them), not in
+    nodes reading a ``models`` parameter block."""
+    from product_descgen.datasets import LLMConnectionDataset, ModelDirDataset
+
+    loader = OmegaConfigLoader(str(PROJECT_ROOT / "conf"), base_env="base", default_run_env="base")
+    catalog = loader["catalog"]
+    inputs = {name for node in default_pipeline.nodes for name in node.inputs}
+    assert not any(name.startswith("params:models") for name in inputs)
+    model_types = {LLMConnectionDataset.__name__, ModelDirDataset.__name__}
+    models = {name for name in inputs if catalog.get(name, {}).get("type", "").split(".")[-1]
+              in model_types}  # fmt: skip
+    assert models == {"student_base_model", "teacher_llm", "student_llm", "judge_llm",
+                      "speed_teacher_llm"}  # fmt: skip
+    g = graph(default_pipeline)
+    assert nx.has_path(g, "student_base_model", "student_adapter")
+    assert nx.has_path(g, "teacher_llm", "distill_train")

@@ -23,6 +23,8 @@ import pandas as pd
 
 from product_descgen.llm.types import Result
 
+WAL_SWITCH_TRIES = 200  # x 0.05 s: how long a new store waits out another run's WAL switch
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -99,12 +101,12 @@ class CallStore:
         conn = sqlite3.connect(self.path, timeout=30)
         # switching a new file to WAL can meet another run's switch: SQLite then answers "locked"
         # at once, without waiting on the busy timeout, so wait here (WAL then stays on the file)
-        for attempt in range(200):
+        for attempt in range(WAL_SWITCH_TRIES):
             try:
                 conn.execute("PRAGMA journal_mode=WAL")
                 return conn
             except sqlite3.OperationalError as err:
-                if "locked" not in str(err) or attempt == 199:
+                if "locked" not in str(err) or attempt == WAL_SWITCH_TRIES - 1:
                     conn.close()
                     raise
                 time.sleep(0.05)

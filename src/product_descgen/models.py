@@ -1,4 +1,4 @@
-"""Model registry: resolve a model spec from parameters to a local Hugging Face model directory.
+"""Model registry: resolve a model spec (``globals.yml``) to a local Hugging Face model directory.
 
 No Kedro import: usable from notebooks, scripts and tests alike.
 
@@ -39,7 +39,6 @@ class ModelSpec(BaseModel):
     gguf_file: str | None = None  # file name inside the package; default: its only *.gguf
     path: Path | None = None
     hub_id: str | None = None
-    revision: str | None = None  # for hub_id
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelSpec:
@@ -63,7 +62,7 @@ class ModelSpec(BaseModel):
 
 
 class ModelsParams(BaseModel):
-    """The ``models`` block of ``conf/base/parameters.yml``: teacher, student, cache dir."""
+    """The ``models`` block of ``conf/base/globals.yml``: teacher, student, judge, cache dir."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -71,10 +70,6 @@ class ModelsParams(BaseModel):
     teacher: ModelSpec
     student: ModelSpec
     judge: ModelSpec | None = None  # the LLM judge of the evaluation; None: the teacher
-
-    @property
-    def judge_spec(self) -> ModelSpec:
-        return self.judge or self.teacher
 
 
 def _package_dir(package: str) -> Path:
@@ -185,37 +180,34 @@ def served_model_dir(
     return resolve_model_dir(spec, cache_dir)
 
 
-def load_tokenizer(spec: ModelSpec | dict[str, Any], cache_dir: str | Path) -> Any:
-    """The tokenizer of the model that ``spec`` names."""
-    from transformers import AutoTokenizer
-
-    spec = ModelSpec.model_validate(spec)
-    return AutoTokenizer.from_pretrained(resolve_model_dir(spec, cache_dir))
-
-
 def main(argv: list[str] | None = None) -> None:
-    """``python -m product_descgen.models prepare``: convert the models in the project config."""
+    """``python -m product_descgen.models prepare``: resolve every model the catalog names
+    (its model datasets: converted, and exported for the engine that serves them), so that the
+    first run spends no time on it."""
     import argparse
 
-    from product_descgen.llm.backends import Connection
-    from product_descgen.project_config import load_project_config, load_project_params
+    from kedro.config import MissingConfigException
+    from kedro.io import DataCatalog
+
+    from product_descgen.datasets.llm import LLMConnectionDataset, ModelDirDataset
+    from product_descgen.project_config import load_project_config
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["prepare"])
     parser.add_argument("--env", default=None, help="Kedro environment (default: local)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    models = ModelsParams.model_validate(load_project_params(args.env)["models"])
-    catalog = load_project_config("catalog", args.env)
-    for role, spec in (("student", models.student), ("teacher", models.teacher),
-                       ("judge", models.judge_spec)):  # fmt: skip
-        where = resolve_model_dir(spec, models.cache_dir)
-        logger.info("%s model ready: %s", role, where)
-        entry = catalog.get(f"{role}_llm", {})
-        connection = Connection.model_validate(entry.get("connection", {}))
-        if connection.backend == "openvino" and role != "student":  # the student: finetune's
-            where = openvino_dir(spec, models.cache_dir, connection.weights)
-            logger.info("%s model for OpenVINO ready: %s", role, where)
+    try:
+        credentials = load_project_config("credentials", args.env)
+    except MissingConfigException:
+        credentials = {}
+    catalog = DataCatalog.from_config(load_project_config("catalog", args.env), credentials)
+    for name in sorted(catalog.keys()):
+        dataset = catalog.get(name)
+        if isinstance(dataset, ModelDirDataset):
+            logger.info("%s ready: %s", name, dataset.load())
+        elif isinstance(dataset, LLMConnectionDataset):
+            logger.info("%s ready: %s", name, dataset.load().model_dir or "served by a server")
 
 
 if __name__ == "__main__":

@@ -91,10 +91,13 @@ class PromptSet(BaseModel):
         return f"{self.style}\n{body}\n{shots}\n{self.stop}\n{self.data_markers}"
 
 
+MIN_MARKER_CHARS = 2  # a one-character marker cannot be broken up
+
+
 def neutralise(text: str, markers: list[str]) -> str:
     """Break up delimiters inside untrusted text: ``</product_data>`` -> ``</ product_data>``."""
     for marker in markers:
-        if len(marker) < 2:
+        if len(marker) < MIN_MARKER_CHARS:
             continue
         lead = len(marker) - len(marker.lstrip("<>/#[]{}|-=*`"))
         cut = min(max(lead, 1), len(marker) - 1)

@@ -5,9 +5,9 @@ from kedro.config import OmegaConfigLoader  # noqa: F401  (the default loader, n
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
-    # An environment's parameters are merged key by key into base's: it states only what it
-    # changes (lists are replaced whole). Catalog entries are replaced whole.
-    "merge_strategy": {"parameters": "soft"},
+    # An environment's parameters and globals are merged key by key into base's: it states only
+    # what it changes (lists are replaced whole). Catalog entries are replaced whole.
+    "merge_strategy": {"parameters": "soft", "globals": "soft"},
 }
 
 from product_descgen.hooks import MlflowParamsHooks, PipelineTimingHooks, RuntimeHooks  # noqa: E402

@@ -60,3 +60,24 @@ def test_model_datasets_say_what_to_run_when_empty(tmp_path):
         assert not dataset.exists()
         with pytest.raises(DatasetError, match="finetune"):
             dataset.load()
+
+
+def test_connection_dataset_resolves_its_model_for_its_backend(tiny_model_dir, tmp_path):
+    from product_descgen.datasets import ModelDirDataset
+
+    spec = {"path": str(tiny_model_dir)}
+    transformers = LLMConnectionDataset(
+        connection={"backend": "transformers"}, model=spec, cache_dir=str(tmp_path)
+    ).load()
+    assert transformers.model_dir == str(tiny_model_dir)
+    assert transformers.model_id == f"{tiny_model_dir}|transformers none float32"
+    assert ModelDirDataset(model=spec, cache_dir=str(tmp_path)).load() == str(tiny_model_dir)
+    served = LLMConnectionDataset(connection={"backend": "openai", "model": "teacher"}).load()
+    assert served.model_dir is None and served.model_id == "teacher"  # a server needs no spec
+    with pytest.raises(DatasetError, match="model spec"):
+        LLMConnectionDataset(connection={"backend": "transformers"}).load()
+
+
+def test_a_bad_model_spec_fails_when_the_catalog_is_built():
+    with pytest.raises(ValidationError, match="exactly one"):
+        LLMConnectionDataset(connection={"backend": "openvino"}, model={"path": "a", "hub_id": "b"})

@@ -5,7 +5,7 @@ import time
 import pytest
 
 from product_descgen.callstore import CallStore
-from product_descgen.llm.openai_backend import OpenAIBackend
+from product_descgen.llm.openai_backend import OpenAIBackend, RetryPolicy
 from product_descgen.llm.types import GenerationSettings, Request
 from product_descgen.teacher.generate import run_step
 from tests.servers import FaultyServer, transformers_serve
@@ -37,8 +37,9 @@ def test_chat_and_completion_against_transformers_serve(served_tiny):
 @pytest.mark.slow
 def test_unreachable_server_is_recorded_not_raised():
     backend = OpenAIBackend(
-        "http://127.0.0.1:9/v1", "m", GenerationSettings(), max_attempts=2, backoff_s=0.01
-    )
+        "http://127.0.0.1:9/v1", "m", GenerationSettings(),
+        retry=RetryPolicy(max_attempts=2, backoff_s=0.01),
+    )  # fmt: skip
     [[result]] = list(backend.generate([Request(key="k", prompt="x")]))
     assert not result.ok and result.attempts == 2 and "Connection" in result.error
 
@@ -53,8 +54,8 @@ def test_faults_end_done_or_recorded_and_rerun_completes(tmp_path):
     ]  # fmt: skip
     with FaultyServer(fail_share=0.5, seed=1, slow_s=1.0) as server:
         backend = OpenAIBackend(
-            server.base_url, "m", GenerationSettings(), concurrency=8, timeout_s=0.3,
-            max_attempts=3, backoff_s=0.01, backoff_max_s=0.05,
+            server.base_url, "m", GenerationSettings(), concurrency=8,
+            retry=RetryPolicy(timeout_s=0.3, max_attempts=3, backoff_s=0.01, backoff_max_s=0.05),
         )  # fmt: skip
         done = run_step(requests, lambda: backend, store, "draft", progress=False)
         assert set(server.seen) == {"ok", *FaultyServer.MODES}  # every fault was exercised
@@ -82,8 +83,9 @@ def test_faults_end_done_or_recorded_and_rerun_completes(tmp_path):
 def test_a_dead_server_fails_the_step_loudly_with_its_error(tmp_path):
     store = CallStore(tmp_path / "calls.sqlite")
     backend = OpenAIBackend(
-        "http://127.0.0.1:9/v1", "m", GenerationSettings(), max_attempts=1, backoff_s=0.01
-    )
+        "http://127.0.0.1:9/v1", "m", GenerationSettings(),
+        retry=RetryPolicy(max_attempts=1, backoff_s=0.01),
+    )  # fmt: skip
     requests = [Request(key=f"k{i}", prompt=f"item {i}") for i in range(6)]
     with pytest.raises(RuntimeError, match=r"teacher draft: 6 of 6 calls failed with: APIConn"):
         run_step(requests, lambda: backend, store, "draft", progress=False)
@@ -94,7 +96,7 @@ def one_call(server, mode: str, **kwargs):
     server.script = [mode]
     backend = OpenAIBackend(
         server.base_url, "m", GenerationSettings(max_new_tokens=50), api_key="sk-secret-123",
-        backoff_s=0.01, backoff_max_s=5.0, **kwargs,
+        retry=RetryPolicy(backoff_s=0.01, backoff_max_s=5.0, **kwargs),
     )  # fmt: skip
     [[result]] = list(backend.generate([Request(key="k", prompt="item")]))
     return result

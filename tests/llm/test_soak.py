@@ -14,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 from product_descgen.callstore import CallStore
-from product_descgen.llm.openai_backend import OpenAIBackend
+from product_descgen.llm.openai_backend import OpenAIBackend, RetryPolicy
 from product_descgen.llm.types import GenerationSettings, Request
 from product_descgen.teacher.generate import run_step
 from tests.servers import FaultyServer
@@ -26,12 +26,13 @@ ROOT = Path(__file__).resolve().parents[2]
 KILLED_RUN = """
 import sys
 sys.path.insert(0, {root!r})
-from product_descgen.llm.openai_backend import OpenAIBackend
+from product_descgen.llm.openai_backend import OpenAIBackend, RetryPolicy
 from product_descgen.callstore import CallStore
 from product_descgen.llm.types import GenerationSettings, Request
 from product_descgen.teacher.generate import run_step
 backend = OpenAIBackend({url!r}, "m", GenerationSettings(max_new_tokens=50), concurrency={c},
-                        timeout_s=0.5, max_attempts=3, backoff_s=0.01, backoff_max_s=1.0)
+                        retry=RetryPolicy(timeout_s=0.5, max_attempts=3, backoff_s=0.01,
+                                          backoff_max_s=1.0))
 requests = [Request(key=f"k{{i}}", prompt=f"item {{i}}") for i in range({n})]
 run_step(requests, lambda: backend, CallStore({db!r}, claim_ttl_s=2.0), "draft", False, 0.1)
 """
@@ -44,7 +45,7 @@ def requests() -> list[Request]:
 def backend(server: FaultyServer) -> OpenAIBackend:
     return OpenAIBackend(
         server.base_url, "m", GenerationSettings(max_new_tokens=50), concurrency=CONCURRENCY,
-        timeout_s=0.5, max_attempts=3, backoff_s=0.01, backoff_max_s=1.0,
+        retry=RetryPolicy(timeout_s=0.5, max_attempts=3, backoff_s=0.01, backoff_max_s=1.0),
     )  # fmt: skip
 
 

@@ -5,17 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import yaml
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
-from product_descgen.project_config import load_project_params
 
-
-def tiny_models_block(project: Path, tiny_model_dir: Path, env: str | None = None) -> dict:
-    """The ``models`` parameters with teacher and student replaced by the tiny model."""
-    models = load_project_params(env, root=project)["models"]
+def use_tiny_models(project: Path, tiny_model_dir: Path, env: str | None = None) -> None:
+    """The tiny model as teacher and student, in the environment's globals.yml (as a user points
+    the project at their models); the rest of that file is kept."""
+    path = project / "conf" / (env or "local") / "globals.yml"
+    current = yaml.safe_load(path.read_text()) if path.is_file() else {}
     tiny = {"gguf_package": None, "path": str(tiny_model_dir)}
-    return {**models, "teacher": tiny, "student": tiny}
+    models = {**(current or {}).get("models", {}), "teacher": tiny, "student": tiny}
+    path.write_text(yaml.safe_dump({**(current or {}), "models": models}))
 
 
 def run_pipeline(
@@ -27,10 +29,10 @@ def run_pipeline(
 ) -> dict[str, Any]:
     """``kedro run --pipeline PIPELINE`` in ``project``, in process."""
     bootstrap_project(project)
+    use_tiny_models(project, tiny_model_dir, env)
     # Runtime parameters are validated per top-level block and deep-merged: restate the block.
-    extra = {"models": tiny_models_block(project, tiny_model_dir, env), **params}
     try:
-        with KedroSession.create(project_path=project, env=env, runtime_params=extra) as session:
+        with KedroSession.create(project_path=project, env=env, runtime_params=params) as session:
             return session.run(pipeline_names=[pipeline])
     finally:  # kedro-mlflow's run is process-global: never let it leak into the next test
         import mlflow

@@ -2,7 +2,7 @@
 
 from product_descgen.datasets.folders import RatingsFolderDataset
 from product_descgen.datasets.jsonlines import JSONLinesDataset
-from product_descgen.datasets.llm import CallStoreDataset, LLMConnectionDataset
+from product_descgen.datasets.llm import CallStoreDataset, LLMConnectionDataset, ModelDirDataset
 from product_descgen.datasets.models import (
     ExportedModelDataset,
     LudwigModelDataset,
@@ -15,6 +15,7 @@ __all__ = [
     "JSONLinesDataset",
     "LLMConnectionDataset",
     "LudwigModelDataset",
+    "ModelDirDataset",
     "PeftAdapterDataset",
     "RatingsFolderDataset",
 ]

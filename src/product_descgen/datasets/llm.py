@@ -1,4 +1,8 @@
-"""Datasets that hand nodes an LLM connection and the call store (loaded, never saved)."""
+"""Datasets that hand nodes a model, an LLM connection and the call store (loaded, never saved).
+
+Model resolution happens here, once, in the catalog: a model spec from ``globals.yml`` becomes a
+local directory (a GGUF package converted once, an OpenVINO export made once), so nodes receive
+ready paths and Kedro-Viz shows which model each node uses."""
 
 from __future__ import annotations
 
@@ -8,10 +12,15 @@ from kedro.io.core import AbstractDataset, DatasetError
 
 from product_descgen.callstore import CallStore
 from product_descgen.llm.backends import Connection
+from product_descgen.models import ModelSpec, resolve_model_dir, served_model_dir
 
 
 class LLMConnectionDataset(AbstractDataset[None, Connection]):
     """How to reach an LLM, with secrets from ``conf/local/credentials.yml``.
+
+    ``model``: the model spec an in-process backend loads; loading resolves it for the backend
+    (converted to a model directory, exported for OpenVINO with the connection's weights) into
+    ``Connection.model_dir``. A server (``openai``) serves its own model: no spec needed.
 
     Example (``catalog_llm.yml``)::
 
@@ -25,17 +34,30 @@ class LLMConnectionDataset(AbstractDataset[None, Connection]):
         self,
         connection: dict[str, Any] | None = None,
         credentials: dict[str, Any] | None = None,
+        model: dict[str, Any] | None = None,
+        cache_dir: str = "data/06_models",
         metadata: dict[str, Any] | None = None,
     ) -> None:
         # Validated here, so a bad setting fails when the catalog is built, before any node.
         self._connection = Connection.model_validate({**(connection or {}), **(credentials or {})})
+        self._model = ModelSpec.model_validate(model) if model is not None else None
+        self._cache_dir = cache_dir
         self.metadata = metadata
 
     def _describe(self) -> dict[str, Any]:  # no secrets in logs
-        return self._connection.model_dump(exclude={"api_key"})
+        model = self._model.model_dump(exclude_none=True, mode="json") if self._model else None
+        return {**self._connection.model_dump(exclude={"api_key"}), "model": model}
 
     def load(self) -> Connection:
-        return self._connection
+        if self._connection.backend == "openai" or self._connection.model_dir:
+            return self._connection
+        if self._model is None:
+            raise DatasetError(
+                f"the {self._connection.backend} backend runs a local model: give the dataset a "
+                "model spec (model: ${globals:models.teacher}, say)"
+            )
+        model_dir = served_model_dir(self._model, self._cache_dir, self._connection)
+        return self._connection.model_copy(update={"model_dir": model_dir})
 
     def save(self, data: None) -> None:
         raise DatasetError("LLMConnectionDataset is read-only")
@@ -61,3 +83,27 @@ class CallStoreDataset(AbstractDataset[None, CallStore]):
 
     def save(self, data: None) -> None:
         raise DatasetError("CallStoreDataset is appended to by nodes through load(); not saved")
+
+
+class ModelDirDataset(AbstractDataset[None, str]):
+    """A model spec resolved to a local Hugging Face model directory (a GGUF package is
+    converted once into ``cache_dir``): what training and tokenizers load."""
+
+    def __init__(
+        self,
+        model: dict[str, Any],
+        cache_dir: str = "data/06_models",
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self._model = ModelSpec.model_validate(model)
+        self._cache_dir = cache_dir
+        self.metadata = metadata
+
+    def _describe(self) -> dict[str, Any]:
+        return {"model": self._model.model_dump(exclude_none=True, mode="json")}
+
+    def load(self) -> str:
+        return resolve_model_dir(self._model, self._cache_dir)
+
+    def save(self, data: None) -> None:
+        raise DatasetError("ModelDirDataset is read-only")

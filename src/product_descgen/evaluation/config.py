@@ -23,19 +23,6 @@ class Machine(BaseModel):
     currency: str = "USD"
 
 
-class ServingOverride(BaseModel):
-    """How a system is served for the speed test, over its catalog connection's settings."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    backend: str | None = Field(None, pattern="^(openvino|transformers|openai)$")
-    device: str | None = Field(None, pattern="^(auto|cpu|cuda)$")
-    dtype: str | None = Field(None, pattern="^(float32|bfloat16|float16)$")
-    precision: str | None = Field(None, pattern="^(f32|auto)$")
-    quantization: str | None = Field(None, pattern="^(none|int8|nf4)$")
-    batch_size: PositiveInt | None = None
-
-
 class SpeedParams(BaseModel):
     """Throughput, memory and cost, teacher pipeline vs student, each in its own process."""
 
@@ -45,8 +32,6 @@ class SpeedParams(BaseModel):
     warmup_size: int = Field(4, ge=0)  # products served before the clock starts (not measured)
     pairs: PositiveInt = 3  # rounds of both systems, fresh processes, order alternating
     seed: int = 0
-    teacher: ServingOverride = ServingOverride()
-    student: ServingOverride = ServingOverride()
     # each system is priced on the cheapest of these that holds its serving process's peak
     machines: list[Machine] = Field(min_length=1)
     timeout_s: PositiveInt = 3600  # per system

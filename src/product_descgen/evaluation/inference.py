@@ -11,10 +11,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
+from pydantic import BaseModel, ConfigDict
 from tqdm.auto import tqdm
 
-from product_descgen.llm.backends import Backend
-from product_descgen.llm.types import FailureWatch, Request, Result
+from product_descgen.llm.backends import Backend, Connection, make_backend
+from product_descgen.llm.types import FailureWatch, GenerationSettings, Request, Result
 from product_descgen.prompting import PromptSet, render
 
 logger = logging.getLogger(__name__)
@@ -33,31 +34,40 @@ def student_requests(items: pd.DataFrame, template: str) -> list[Request]:
     ]
 
 
-def served_student(
-    connection: Any, base_model_dir: str, adapter: str, exported: str
-) -> tuple[str, str | None]:
+class ServedStudent(BaseModel):
+    """The fine-tuned student as every stage serves it (evaluation, describe, the speed test):
+    the connection, the model it loads (with the adapter, unless merged into an export) and
+    the serving contract it was trained with (prompt template, generation settings)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    connection: Connection
+    model_dir: str | None
+    adapter: str | None
+    template: str
+    settings: GenerationSettings
+
+
+def served_model(
+    connection: Connection, adapter: str, exported: str
+) -> tuple[str | None, str | None]:
     """What serves the fine-tuned student under ``connection``: the exported OpenVINO model
-    (adapter merged in) for ``openvino``; the base model and the peft adapter otherwise."""
+    (adapter merged in) for ``openvino``; the connection's base model and the peft adapter
+    otherwise (a server serves its own: ``connection.model``)."""
     if connection.backend == "openvino":
         return exported, None
-    return base_model_dir, adapter
+    return connection.model_dir, adapter
 
 
 def run_student(
-    items: pd.DataFrame,
-    connection: Any,
-    model: tuple[str, str | None],
-    template: str,
-    settings: Any,
-    desc: str,
-    progress: bool = True,
+    items: pd.DataFrame, student: ServedStudent, desc: str, progress: bool = True
 ) -> pd.DataFrame:
-    """The fine-tuned student on ``items``: one inference each, as a results table.
-    ``model``: the model directory and adapter from :func:`served_student`."""
-    from product_descgen.llm.backends import make_backend
-
-    backend = make_backend(connection, model[0], settings, adapter=model[1])
-    return results_frame(generate_all(backend, student_requests(items, template), desc, progress))
+    """The fine-tuned student on ``items``: one inference each, as a results table."""
+    backend = make_backend(
+        student.connection, student.model_dir, student.settings, adapter=student.adapter
+    )
+    requests = student_requests(items, student.template)
+    return results_frame(generate_all(backend, requests, desc, progress))
 
 
 def baseline_requests(

@@ -9,21 +9,19 @@ from __future__ import annotations
 import functools
 import json
 import math
-import re
 from typing import Any
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from product_descgen.quality.checks import (
-    _UNITS,
     GateParams,
-    _number_keys,
     check_empty,
     check_length,
     check_markup,
     check_price,
     check_repetition,
+    unsupported_numbers,
     words,
 )
 from product_descgen.quality.claims import ClaimParams, lexicon_for
@@ -52,6 +50,9 @@ class MetricsParams(BaseModel):
     opening_words: int = Field(3, ge=1)
     phrase_words: int = Field(4, ge=2)
     gate: GateParams = Field(default_factory=GateParams)  # format compliance: words, paragraphs
+
+
+MIN_SHARING_TEXTS = 2  # a phrase counts as repeated when at least this many texts share it
 
 
 def load_embedder(params: MetricsParams) -> Any:
@@ -110,13 +111,13 @@ def key_attribute_values(
         for value in raw if isinstance(raw, list) else [raw]:
             if value is None or isinstance(value, dict):
                 continue
-            value = str(value).strip()
-            key = value.casefold()
-            n = len(words(value))
+            text = str(value).strip()
+            key = text.casefold()
+            n = len(words(text))
             if key in ignored or key in seen or not n or n > params.max_attribute_value_words:
                 continue
             seen.add(key)
-            values.append(value)
+            values.append(text)
     return values
 
 
@@ -137,14 +138,8 @@ def unsupported_claims(text: str, source: str, params: MetricsParams) -> list[st
     A number+unit pair is reported as ``unit:`` only when its number is supported (otherwise
     ``number:`` already reports it).
     """
-    src_numbers, src_units = _number_keys(source)
-    out_numbers, out_units = _number_keys(text)
-    invented = out_numbers - src_numbers
-    claims = {f"number:{n}" for n in invented}
-    for unit in out_units - src_units:
-        number = re.match(r"^[\d.]+", unit).group(0)
-        if unit[len(number) :] in _UNITS and number not in invented:
-            claims.add(f"unit:{unit}")
+    invented, wrong = unsupported_numbers(text, source)
+    claims = {f"number:{n}" for n in invented} | {f"unit:{u}" for u in wrong}
     lexicon = lexicon_for(params.claims)
     claims |= {f"{c.kind}:{c.phrase.casefold()}" for c in grounded(text, source, lexicon)}
     return sorted(claims)
@@ -171,7 +166,7 @@ def diversity(texts: list[str], params: MetricsParams) -> dict[str, float]:
         t = ViceThresholds(opening_words=params.opening_words, phrase_words=params.phrase_words)
         vices = detect_vices(texts, [""] * len(texts), texts, t)
         out["opening_share"] = float(vices["opening_share"])
-        if round(vices["repeated_phrase_share"] * len(texts)) >= 2:  # shared by 2+ texts
+        if round(vices["repeated_phrase_share"] * len(texts)) >= MIN_SHARING_TEXTS:
             out["repeated_phrase_share"] = float(vices["repeated_phrase_share"])
     out["n"] = len(texts)
     return out

@@ -41,6 +41,9 @@ REJECTION_COLUMNS = ["file", "row", "item_id", "choice", "reason"]
 _TEMPLATE = "templates/human_eval.html.j2"
 
 
+MIN_KAPPA_ITEMS = 2  # items two raters must share for their agreement (kappa)
+
+
 def _text(value: Any) -> str | None:
     """A stripped string, or None for a missing/blank value."""
     if value is None or (not isinstance(value, str) and pd.isna(value)):
@@ -79,7 +82,7 @@ def build_kit(pairs: pd.DataFrame, n_items: int, seed: int) -> tuple[pd.DataFram
     n = min(n_items, len(usable))
     picked = usable.iloc[rng.permutation(len(usable))[:n]]  # a random pick in a random order
     # Balanced sides: half the items show the teacher as A, in a random pattern.
-    teacher_first = np.arange(n) < (n // 2 + int(n % 2 and rng.random() < 0.5))
+    teacher_first = np.arange(n) < (n // 2 + int(n % 2 and rng.integers(2)))  # odd n: a coin
     teacher_first = rng.permutation(teacher_first)
 
     sheet_rows, key_rows = [], []
@@ -188,8 +191,8 @@ def read_ratings(
             {"file": name, "row": row, "item_id": item, "choice": choice, "reason": reason}
         )
 
-    for name, frame in files.items():
-        frame = frame.rename(columns=lambda c: str(c).strip().lower())
+    for name, raw in files.items():
+        frame = raw.rename(columns=lambda c: str(c).strip().lower())
         absent = [c for c in ("item_id", "choice") if c not in frame]
         if absent:
             reject(name, None, None, None, f"missing column: {', '.join(absent)}")
@@ -261,7 +264,7 @@ def _agreement(judgments: pd.DataFrame) -> dict:
     for r1, r2 in itertools.combinations(sorted(by_rater), 2):
         shared = sorted(set(by_rater[r1]) & set(by_rater[r2]))
         kappa = None
-        if len(shared) >= 2:
+        if len(shared) >= MIN_KAPPA_ITEMS:
             kappa = _kappa([by_rater[r1][i] for i in shared], [by_rater[r2][i] for i in shared])
         pairs.append({"raters": [str(r1), str(r2)], "n_items": len(shared), "kappa": kappa})
     kappas = [p["kappa"] for p in pairs if p["kappa"] is not None]

@@ -52,7 +52,7 @@ class SpeedJob(BaseModel):
 
     system: Literal["teacher", "student"]
     connection: Connection
-    model_dir: str
+    model_dir: str | None = None  # none: a server serves the model
     adapter: str | None = None
     items: list[dict[str, Any]]  # product_id, input_text, audience
     # teacher: the two-step prompt file and its settings

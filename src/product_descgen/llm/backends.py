@@ -1,4 +1,5 @@
-"""Build a backend from a connection config (catalog) and the model registry (parameters)."""
+"""Build a backend from a connection: how a model is served (catalog) and, for in-process
+engines, the local model directory the catalog's dataset resolved."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import os
 from collections.abc import Iterator, Sequence
 from typing import Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, PositiveFloat, PositiveInt
+from pydantic import BaseModel, ConfigDict, PositiveFloat, PositiveInt, field_validator
 
 from product_descgen.llm.types import GenerationSettings, Request, Result
 
@@ -16,6 +17,14 @@ class Backend(Protocol):
     model_id: str
 
     def generate(self, requests: Sequence[Request]) -> Iterator[list[Result]]: ...
+
+
+def servers(base_url: str | list[str] | None) -> str | list[str] | None:
+    """One base URL, or several: a list, or one string with commas (from an environment
+    variable)."""
+    if isinstance(base_url, str) and "," in base_url:
+        return [part.strip() for part in base_url.split(",") if part.strip()]
+    return base_url
 
 
 class Connection(BaseModel):
@@ -34,8 +43,9 @@ class Connection(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     quantization: Literal["none", "int8", "nf4"] = "none"  # bitsandbytes weights on a GPU
-    # openai
-    base_url: str | None = None
+    # openai: one server, a router, or several servers of the same model (a list, or one string
+    # with commas): calls spread over them, ``concurrency`` in flight per server
+    base_url: str | list[str] | None = None
     api_key: str | None = None
     model: str | None = None  # the server's model name
     concurrency: PositiveInt = 8
@@ -43,6 +53,26 @@ class Connection(BaseModel):
     max_attempts: PositiveInt = 5
     backoff_s: PositiveFloat = 1.0
     backoff_max_s: PositiveFloat = 30.0
+    server_max_failures: PositiveInt = 3  # failed tries in a row that send a server to rest
+    server_rest_s: PositiveFloat = 30.0  # then it is tried again
+    # in-process backends: the model directory to load (LLMConnectionDataset resolves it from the
+    # model spec and the backend: an OpenVINO export for openvino)
+    model_dir: str | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _servers(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(value, list) and not value:
+            raise ValueError("base_url: an empty list of servers")
+        return servers(value)
+
+    @property
+    def model_id(self) -> str:
+        """What generates the text, for cache keys and reports: the server's model name, or the
+        local model and how it is served (engines and weight formats give different texts)."""
+        if self.backend == "openai" and self.model:
+            return self.model
+        return f"{self.model_dir}|{self.serving}"
 
     @property
     def serving(self) -> str:
@@ -56,15 +86,20 @@ class Connection(BaseModel):
 
 def make_backend(
     connection: Connection,
-    model_dir: str,
+    model_dir: str | None,
     settings: GenerationSettings,
     adapter: str | None = None,
 ) -> Backend:
     """A ready backend. ``adapter``: a LoRA adapter directory merged into the local model (a
     server loads its own: name it in ``connection.model``). For ``openai``, base URL and key
     fall back to ``OPENAI_BASE_URL`` and ``OPENAI_API_KEY``; the model name falls back to the
-    registry's model. For ``openvino``, ``model_dir`` is an exported OpenVINO directory with
+    local model directory. For ``openvino``, ``model_dir`` is an exported OpenVINO directory with
     any adapter already merged (product_descgen.export.openvino)."""
+    if connection.backend != "openai" and not model_dir:
+        raise ValueError(
+            f"the {connection.backend} backend loads a local model and none was given: give its "
+            "catalog dataset a model spec (model: ${globals:models.student}, say)"
+        )
     if connection.backend == "openvino":
         if adapter:
             raise ValueError(
@@ -92,9 +127,9 @@ def make_backend(
             adapter=adapter,
             device=connection.device,
         )
-    from product_descgen.llm.openai_backend import OpenAIBackend
+    from product_descgen.llm.openai_backend import OpenAIBackend, RetryPolicy
 
-    base_url = connection.base_url or os.environ.get("OPENAI_BASE_URL")
+    base_url = servers(connection.base_url or os.environ.get("OPENAI_BASE_URL"))
     if not base_url:
         raise ValueError(
             "the openai backend needs base_url: set it in conf/local/credentials.yml "
@@ -106,8 +141,12 @@ def make_backend(
         settings=settings,
         api_key=connection.api_key or os.environ.get("OPENAI_API_KEY") or "not-needed",
         concurrency=connection.concurrency,
-        timeout_s=connection.timeout_s,
-        max_attempts=connection.max_attempts,
-        backoff_s=connection.backoff_s,
-        backoff_max_s=connection.backoff_max_s,
+        retry=RetryPolicy(
+            timeout_s=connection.timeout_s,
+            max_attempts=connection.max_attempts,
+            backoff_s=connection.backoff_s,
+            backoff_max_s=connection.backoff_max_s,
+            server_max_failures=connection.server_max_failures,
+            server_rest_s=connection.server_rest_s,
+        ),
     )

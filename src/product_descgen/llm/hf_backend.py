@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, Unpack
 
 from product_descgen.llm import types
 from product_descgen.llm.types import GenerationSettings, Request, Result, cut_at_stop
@@ -24,6 +24,15 @@ def resolve_device(device: Device = "auto") -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
+
+
+class ModelLoading(TypedDict, total=False):
+    """How :func:`load_model` loads a model (its keyword arguments)."""
+
+    dtype: str
+    quantization: str
+    adapter: str | None
+    device: Device
 
 
 def load_model(
@@ -77,12 +86,11 @@ class TransformersBackend:
         self,
         model_dir: str,
         settings: GenerationSettings,
+        *,
         batch_size: int = 16,
-        dtype: str = "float32",
-        quantization: str = "none",
-        adapter: str | None = None,
-        device: Device = "auto",
+        **model: Unpack[ModelLoading],
     ) -> None:
+        """``model``: how :func:`load_model` loads it (dtype, quantization, adapter, device)."""
         from transformers import AutoTokenizer
 
         self.model_id = model_dir
@@ -91,7 +99,7 @@ class TransformersBackend:
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir, padding_side="left")
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = load_model(model_dir, dtype, quantization, adapter, device)
+        self.model = load_model(model_dir, **model)
 
     def generation_kwargs(self) -> dict[str, Any]:
         """``generate`` arguments for the current settings (every knob set, so the model's own

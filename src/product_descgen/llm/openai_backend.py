@@ -15,6 +15,8 @@ import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 
 import openai
@@ -26,6 +28,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from product_descgen.llm.server_pool import Server, ServerPool
 from product_descgen.llm.types import GenerationSettings, Request, Result, cut_at_stop
 
 logger = logging.getLogger(__name__)
@@ -37,7 +40,8 @@ def is_transient(err: BaseException) -> bool:
     if isinstance(err, (openai.APIConnectionError, TimeoutError)):  # incl. APITimeoutError
         return True
     if isinstance(err, openai.APIStatusError):
-        return err.status_code == 429 or err.status_code >= 500
+        status = err.status_code
+        return status == HTTPStatus.TOO_MANY_REQUESTS or status >= HTTPStatus.INTERNAL_SERVER_ERROR
     return False
 
 
@@ -54,7 +58,7 @@ def retry_after_s(err: BaseException | None) -> float | None:
 def redact(message: str, secrets: list[str]) -> str:
     """``message`` without the secrets, bearer tokens or authorization values a server may echo."""
     for secret in secrets:
-        if secret and len(secret) >= 4:
+        if secret and len(secret) >= MIN_SECRET_CHARS:
             message = message.replace(secret, "[redacted]")
     return _AUTH.sub(lambda m: f"{m.group(1)}[redacted]", message)
 
@@ -63,6 +67,23 @@ _AUTH = re.compile(
     r"(?i)(bearer\s+|authorization['\"]?\s*[:=]\s*['\"]?|api[-_]?key['\"]?\s*[:=]\s*['\"]?)[^\s'\",}]+"
 )
 MAX_CHARS_PER_TOKEN = 32  # an answer longer than max_tokens x this is not a real answer
+MIN_SECRET_CHARS = 4  # shorter "secrets" (placeholders) would redact ordinary words
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long one call may take (all of it: connect, wait, stream) and how a failed call is
+    retried: at most ``max_attempts`` tries, random exponential backoff capped at
+    ``backoff_max_s`` (a server's Retry-After is honoured up to that cap). With several
+    servers, each try goes to the least busy server that is up; a server with
+    ``server_max_failures`` failed tries in a row rests ``server_rest_s`` seconds."""
+
+    timeout_s: float = 120.0
+    max_attempts: int = 5
+    backoff_s: float = 1.0
+    backoff_max_s: float = 30.0
+    server_max_failures: int = 3
+    server_rest_s: float = 30.0
 
 
 class OpenAIBackend:
@@ -72,25 +93,21 @@ class OpenAIBackend:
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str | list[str],
         model: str,
         settings: GenerationSettings,
+        *,
         api_key: str = "not-needed",
         concurrency: int = 8,
-        timeout_s: float = 120.0,
-        max_attempts: int = 5,
-        backoff_s: float = 1.0,
-        backoff_max_s: float = 30.0,
+        retry: RetryPolicy = RetryPolicy(),
     ) -> None:
         self.model_id = model
         self.settings = settings
-        self.base_url = base_url
+        self.base_urls = [base_url] if isinstance(base_url, str) else list(base_url)
+        self.base_url = self.base_urls[0]
         self.api_key = api_key
         self.concurrency = concurrency
-        self.timeout_s = timeout_s
-        self.max_attempts = max_attempts
-        self.backoff_s = backoff_s
-        self.backoff_max_s = backoff_max_s
+        self.retry = retry
 
     def _params(self) -> dict[str, Any]:
         s = self.settings
@@ -105,32 +122,42 @@ class OpenAIBackend:
             params["stop"] = s.stop[:4]  # the OpenAI API takes at most four
         return params
 
-    async def _call(self, client: openai.AsyncOpenAI, request: Request) -> Result:
+    async def _call(self, pool: ServerPool, request: Request) -> Result:
         attempts = 0
         started = time.perf_counter()
 
         async def once() -> Any:
             nonlocal attempts
             attempts += 1
+            server = await pool.acquire()
+            client = server.client
             if request.messages is not None:
                 call = client.chat.completions.create(
                     messages=list(request.messages), **self._params()
                 )
             else:
                 call = client.completions.create(prompt=request.prompt, **self._params())
-            return await asyncio.wait_for(call, self.timeout_s)  # bounds the whole call
+            try:
+                response = await asyncio.wait_for(call, self.retry.timeout_s)  # the whole call
+            except Exception as err:
+                await pool.release(server, failed=is_transient(err))
+                raise
+            await pool.release(server, failed=False)
+            return response
 
-        backoff = wait_random_exponential(multiplier=self.backoff_s, max=self.backoff_max_s)
+        backoff = wait_random_exponential(
+            multiplier=self.retry.backoff_s, max=self.retry.backoff_max_s
+        )
 
         def wait(state: Any) -> float:  # the server's Retry-After, within the cap
             after = retry_after_s(state.outcome.exception() if state.outcome else None)
-            return min(after, self.backoff_max_s) if after is not None else backoff(state)
+            return min(after, self.retry.backoff_max_s) if after is not None else backoff(state)
 
         try:
             retrying = AsyncRetrying(
                 retry=retry_if_exception(is_transient),
                 wait=wait,
-                stop=stop_after_attempt(self.max_attempts),
+                stop=stop_after_attempt(self.retry.max_attempts),
                 reraise=True,
             )
             response = await retrying(once)
@@ -169,20 +196,29 @@ class OpenAIBackend:
             )
 
     async def _run(self, requests: Sequence[Request], done: queue.Queue) -> None:
-        semaphore = asyncio.Semaphore(self.concurrency)
-        async with openai.AsyncOpenAI(
-            base_url=self.base_url, api_key=self.api_key, timeout=self.timeout_s, max_retries=0
-        ) as client:
+        clients = [
+            openai.AsyncOpenAI(
+                base_url=url, api_key=self.api_key, timeout=self.retry.timeout_s, max_retries=0
+            )
+            for url in self.base_urls
+        ]
+        pool = ServerPool(
+            [Server(url, client) for url, client in zip(self.base_urls, clients, strict=True)],
+            self.concurrency, self.retry.server_max_failures, self.retry.server_rest_s,
+        )  # fmt: skip
+        try:
 
-            async def bounded(request: Request) -> None:
-                async with semaphore:
-                    done.put(await self._call(client, request))
+            async def one(request: Request) -> None:
+                done.put(await self._call(pool, request))
 
-            await asyncio.gather(*(bounded(r) for r in requests))
+            await asyncio.gather(*(one(r) for r in requests))
+        finally:
+            for client in clients:
+                await client.close()
 
     def generate(self, requests: Sequence[Request]) -> Iterator[list[Result]]:
         """Results as each call ends (whatever has ended since the caller last asked), so
-        callers persist every paid answer at once; ``concurrency`` calls in flight."""
+        callers persist every paid answer at once; ``concurrency`` calls in flight per server."""
         done: queue.Queue = queue.Queue()
         failure: list[BaseException] = []
 

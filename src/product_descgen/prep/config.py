@@ -6,6 +6,7 @@ typo or an impossible value fails at start-up with a message naming the setting.
 
 from __future__ import annotations
 
+import math
 import re
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
@@ -101,7 +102,7 @@ class SplitParams(_Strict):
     @model_validator(mode="after")
     def _sums_to_one(self) -> SplitParams:
         total = self.train + self.validation + self.test
-        if abs(total - 1.0) > 1e-6:
+        if not math.isclose(total, 1.0, abs_tol=1e-6):
             raise ValueError(f"split shares train+validation+test must sum to 1, got {total:g}")
         return self
 

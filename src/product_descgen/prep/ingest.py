@@ -103,13 +103,13 @@ def parse_attributes(value: Any, fmt: AttributeFormat) -> dict[str, str]:
             "unparseable_attributes", f"expected an object or a list, got {type(value).__name__}"
         )
     out: dict[str, str] = {}
-    for key, val in pairs:
-        if _is_missing(val) or not str(val).strip():
+    for raw_key, raw_val in pairs:
+        if _is_missing(raw_val) or not str(raw_val).strip():
             continue
-        key = fmt.unnamed_key if _is_missing(key) or not str(key).strip() else str(key)
+        key = fmt.unnamed_key if _is_missing(raw_key) or not str(raw_key).strip() else str(raw_key)
         # a nested value reaches the model as JSON, not as a Python repr
-        nested = isinstance(val, (dict, list))
-        val = (json.dumps(val, ensure_ascii=False) if nested else str(val)).strip()
+        nested = isinstance(raw_val, (dict, list))
+        val = (json.dumps(raw_val, ensure_ascii=False) if nested else str(raw_val)).strip()
         out[key] = f"{out[key]}; {val}" if key in out and out[key] != val else val
     return out
 
@@ -171,10 +171,10 @@ def ingest(
     kept: list[dict[str, Any]] = []
     quarantined: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
-    for position, record in enumerate(raw.to_dict(orient="records")):
-        source_row = record.get(SOURCE_ROW_COLUMN)
+    for position, raw_record in enumerate(raw.to_dict(orient="records")):
+        source_row = raw_record.get(SOURCE_ROW_COLUMN)
         source_row = position + 1 if _is_missing(source_row) else int(source_row)
-        record = {k: v for k, v in record.items() if k != SOURCE_ROW_COLUMN}
+        record = {k: v for k, v in raw_record.items() if k != SOURCE_ROW_COLUMN}
         record["source_row"] = source_row
         product_id = _field(record, columns.product_id)
         try:

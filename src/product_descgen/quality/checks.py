@@ -75,6 +75,9 @@ class GateParams(BaseModel):
         return self
 
 
+MIN_SENTENCE_WORDS = 3  # shorter repeated fragments ("Yes.") are not a repeated sentence
+
+
 def words(text: str) -> list[str]:
     return _WORD.findall(text)
 
@@ -107,7 +110,9 @@ def check_length(text: str, params: GateParams) -> list[Problem]:
 
 def check_repetition(text: str, params: GateParams) -> list[Problem]:
     problems = []
-    sentences = [s.strip().casefold() for s in _SENTENCE.split(text) if len(words(s)) >= 3]
+    sentences = [
+        s.strip().casefold() for s in _SENTENCE.split(text) if len(words(s)) >= MIN_SENTENCE_WORDS
+    ]
     repeated = [s for s, n in Counter(sentences).items() if n > 1]
     if repeated:
         problems.append(("repeated_sentence", repeated[0][:80]))
@@ -155,14 +160,26 @@ def _number_keys(text: str) -> tuple[set[str], set[str]]:
     return numbers, with_units
 
 
-def check_unsupported_numbers(text: str, source: str) -> list[Problem]:
-    """Numbers, and number+unit pairs (``350 ml``), in ``text`` that ``source`` lacks."""
+def unsupported_numbers(text: str, source: str) -> tuple[list[str], list[str]]:
+    """Numbers in ``text`` that ``source`` lacks, and number+unit pairs (``350 ml``) whose number
+    ``source`` has but with another unit (an invented number is reported once, as a number)."""
     src_numbers, src_units = _number_keys(source)
     out_numbers, out_units = _number_keys(text)
     invented = sorted(out_numbers - src_numbers)
+    wrong = sorted(
+        unit
+        for unit in out_units - src_units
+        if (number := re.match(r"^[\d.]+", unit).group(0)) not in invented
+        and unit[len(number) :] in _UNITS
+    )
+    return invented, wrong
+
+
+def check_unsupported_numbers(text: str, source: str) -> list[Problem]:
+    """Numbers, and number+unit pairs (``350 ml``), in ``text`` that ``source`` lacks."""
+    invented, wrong = unsupported_numbers(text, source)
     if invented:
         return [("unsupported_number", ", ".join(invented[:5]))]
-    wrong = sorted(u for u in out_units - src_units if re.sub(r"^[\d.]+", "", u) in _UNITS)
     if wrong:
         return [("unsupported_unit", ", ".join(wrong[:5]))]
     return []

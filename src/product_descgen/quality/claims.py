@@ -128,6 +128,9 @@ _IMPLIED = {
 }  # fmt: skip
 
 
+MAX_VOCABULARY_WORDS = 2  # longer attribute values are descriptions, not material or colour names
+
+
 def _norm(phrase: str) -> str:
     term = re.sub(r"\s+", " ", phrase.casefold().replace("’", "'")).strip().removesuffix("'s")
     return _SPELLINGS.get(term, term)
@@ -260,10 +263,11 @@ _VOCABULARY_KEYS = {"materials": re.compile(r"(?i)material|fabric"),
 
 def _attribute_dicts(attributes: Iterable[str | dict | None]) -> list[dict]:
     out = []
-    for value in attributes:
-        if isinstance(value, str):
+    for raw in attributes:
+        value = raw
+        if isinstance(raw, str):
             try:
-                value = json.loads(value)
+                value = json.loads(raw)
             except ValueError:
                 continue
         if isinstance(value, dict):
@@ -281,7 +285,9 @@ def attribute_vocabulary(attributes: Iterable[str | dict | None]) -> dict[str, l
                 if not pattern.search(str(key)):
                     continue
                 for part in re.split(r"\s*(?:,|/|&|\band\b)\s*", str(value)):
-                    if 0 < len(part.split()) <= 2 and re.fullmatch(r"[A-Za-z][A-Za-z -]+", part):
+                    if 0 < len(part.split()) <= MAX_VOCABULARY_WORDS and re.fullmatch(
+                        r"[A-Za-z][A-Za-z -]+", part
+                    ):
                         found[kind].add(part.strip().casefold())
     return {kind: sorted(values) for kind, values in found.items()}
 

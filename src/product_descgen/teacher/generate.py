@@ -8,12 +8,14 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import pandas as pd
 from tqdm.auto import tqdm
 
 from product_descgen.callstore import CallStore, cache_key
-from product_descgen.llm.backends import Backend
+from product_descgen.llm.backends import Backend, Connection, make_backend
 from product_descgen.llm.types import FailureWatch, GenerationSettings, Request
 from product_descgen.prompting import PromptSet, render
+from product_descgen.teacher.config import TeacherParams
 
 logger = logging.getLogger(__name__)
 
@@ -108,3 +110,39 @@ def _generate(
             logger.debug("%s: %d done (%d failed), %.1f tok/s", step, len(results), failed, rate)
             watch.add(results)
     watch.check()
+
+
+def generate_step(
+    step: str,
+    items: list[dict[str, Any]],
+    prompts: PromptSet,
+    connection: Connection,
+    store: CallStore,
+    params: TeacherParams,
+) -> pd.DataFrame:
+    """One teacher step ("draft" or "refine") over ``items``: per product its call key, text,
+    finish reason, or the error of its last failed call."""
+    settings = prompts.with_stop(params.draft if step == "draft" else params.refine)
+    step_variables = draft_variables if step == "draft" else refine_variables
+    requests = step_requests(
+        items, prompts, step, connection.model_id, settings,
+        lambda item: step_variables(item, params.rules),
+    )  # fmt: skip
+    done = run_step(
+        requests, lambda: make_backend(connection, connection.model_dir, settings), store, step,
+        params.progress,
+    )  # fmt: skip
+    errors = store.last_errors(r.key for r in requests if r.key not in done)
+    rows = []
+    for item, request in zip(items, requests, strict=True):
+        call = done.get(request.key)
+        rows.append(
+            {
+                "product_id": item["product_id"],
+                f"{step}_key": request.key,
+                step: call["text"] if call else None,
+                f"{step}_finish_reason": call["finish_reason"] if call else None,
+                f"{step}_error": None if call else errors.get(request.key, "not generated"),
+            }
+        )
+    return pd.DataFrame(rows)

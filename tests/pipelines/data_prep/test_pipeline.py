@@ -21,8 +21,8 @@ def run_data_prep(project: Path, tiny_model_dir: Path, env: str | None = None, *
     run_pipeline(project, tiny_model_dir, "data_prep", env, **params)
 
 
-def load_outputs(project: Path) -> dict:
-    data = project / "data"
+def load_outputs(project: Path, data_root: str = "data") -> dict:
+    data = project / data_root
     return {
         "summary": json.loads((data / "08_reporting" / "data_prep_summary.json").read_text()),
         "quarantine": pd.read_parquet(data / "02_intermediate" / "quarantine.parquet"),
@@ -119,7 +119,8 @@ def test_flipkart_catalogue_through_the_flipkart_env(project_copy, tiny_model_di
         )
     )
     run_data_prep(project_copy, tiny_model_dir, env="flipkart")
-    out = load_outputs(project_copy)
+    out = load_outputs(project_copy, "data/flipkart")  # its own data root: the demo's untouched
+    assert not (project_copy / "data" / "08_reporting" / "data_prep_summary.json").exists()
     summary, quarantine = out["summary"], out["quarantine"]
     splits = {name: out[name] for name in ("train", "validation", "test")}
     kept = pd.concat(splits.values(), ignore_index=True)

@@ -84,6 +84,8 @@ def serve_student_in_float32(project: Path) -> None:
         "student_llm:\n"
         "  type: product_descgen.datasets.LLMConnectionDataset\n"
         "  connection: {backend: openvino, weights: fp32, batch_size: 4}\n"
+        "  model: ${globals:models.student}\n"
+        "  cache_dir: ${globals:models.cache_dir}\n"
     )
 
 

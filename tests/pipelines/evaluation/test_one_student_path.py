@@ -7,9 +7,8 @@ import pandas as pd
 
 from product_descgen.evaluation.config import DescribeParams, EvaluationParams
 from product_descgen.llm.backends import Connection
-from product_descgen.models import ModelsParams
 from product_descgen.pipelines.describe.nodes import generate_new_descriptions
-from product_descgen.pipelines.evaluation.nodes import describe_with_student
+from product_descgen.pipelines.evaluation.nodes import describe_with_student, serve_student
 from product_descgen.project_config import load_project_params
 from product_descgen.training.config import FinetuneParams
 from tests.pipelines.evaluation.fixtures import write_adapter, write_test_sets
@@ -30,19 +29,18 @@ def test_the_same_product_gets_the_same_text_in_evaluation_and_describe(
             "progress": False,
         }
     )
-    models = ModelsParams.model_validate({**params["models"], "student": {"path": tiny_model_dir}})
     finetune = FinetuneParams.model_validate(params["finetune"])
     describe = DescribeParams.model_validate({**params["describe"], "progress": False})
-    student_llm = Connection(backend="transformers", device="cpu", batch_size=4)
-    evaluated = describe_with_student(
-        items, str(adapter), str(tiny_openvino_dir), student_llm, models, finetune, evaluation
+    student_llm = Connection(
+        backend="transformers", device="cpu", batch_size=4, model_dir=str(tiny_model_dir)
     )
+    served = serve_student(
+        str(adapter), str(tiny_openvino_dir), student_llm, finetune, evaluation
+    )  # what the serve_student node hands both pipelines
+    evaluated = describe_with_student(items, served, evaluation)
     # describe sees one of those products among others, in another order
     new = pd.concat([items.iloc[[2]], items.iloc[[0]].assign(product_id="N0")])
-    described = generate_new_descriptions(
-        new, str(adapter), str(tiny_openvino_dir), student_llm, models, finetune, evaluation,
-        describe,
-    )  # fmt: skip
+    described = generate_new_descriptions(new, served, describe)
     text = dict(zip(evaluated["product_id"], evaluated["text"], strict=True))
     again = dict(zip(described["product_id"], described["text"], strict=True))
     assert text["P2"] and again["P2"] == text["P2"]

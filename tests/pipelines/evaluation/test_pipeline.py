@@ -24,14 +24,22 @@ def small_evaluation(project, pairs: int = 1) -> dict:
     params = load_project_params(root=project)["evaluation"]
     # Sampled: a random tiny model's greedy choice may be a special token, decoded as nothing.
     short = {"max_new_tokens": 12, "temperature": 1.0, "seed": 0}
-    speed = {
-        **params["speed"], "sample_size": 3, "warmup_size": 1, "pairs": pairs,
-        "teacher": {"precision": "auto"},
-    }  # fmt: skip
+    speed = {**params["speed"], "sample_size": 3, "warmup_size": 1, "pairs": pairs}
     return {
         **params, "student_generation": short, "baseline_generation": short, "speed": speed,
         "human_eval": {**params["human_eval"], "n_items": 3}, "progress": False,
     }  # fmt: skip
+
+
+def speed_teacher_with_auto_precision(project: Path) -> None:
+    """conf/local: the speed test's teacher served otherwise than teacher_generation's."""
+    (project / "conf" / "local" / "catalog_evaluation.yml").write_text(
+        "speed_teacher_llm:\n"
+        "  type: product_descgen.datasets.LLMConnectionDataset\n"
+        "  connection: {backend: openvino, weights: int8, precision: auto}\n"
+        "  model: ${globals:models.teacher}\n"
+        "  cache_dir: ${globals:models.cache_dir}\n"
+    )
 
 
 def small_teacher(project) -> dict:
@@ -58,6 +66,7 @@ def test_evaluation_writes_every_output(
     write_adapter(project_copy, tiny_model_dir)
     write_student_openvino(project_copy, tiny_openvino_dir)
     serve_student_in_float32(project_copy)
+    speed_teacher_with_auto_precision(project_copy)
     write_model_exports(
         project_copy, tiny_model_dir, fp32=tiny_openvino_dir, int8=tiny_openvino_int8_dir
     )
@@ -95,7 +104,7 @@ def test_evaluation_writes_every_output(
     assert (table["model_peak_mb"] > 0).all() and (table["cost_per_1000"] > 0).all()
     summary = json.loads((data / "08_reporting" / "speed_summary.json").read_text())
     assert summary["reference"]["throughput_ratio"] == 4.0
-    assert summary["serving"] == {  # the teacher: the override; the student: conf/local
+    assert summary["serving"] == {  # both as conf/local's catalog serves them
         "teacher": "openvino int8 (auto)", "student": "openvino fp32 (f32)",
     }  # fmt: skip
     assert 0 <= summary["student_gate_pass_rate"] <= 1

@@ -104,12 +104,13 @@ def test_killed_training_resumes_from_its_last_checkpoint(project_copy, tiny_mod
 
     import yaml
 
-    from tests.pipelines.helpers import tiny_models_block
+    from tests.pipelines.helpers import use_tiny_models
 
     write_distill_sets(project_copy, n_train=64)
     params = small_finetune(project_copy, epochs=6)
     params["ludwig"]["trainer"]["batch_size"] = 2
-    local = {"models": tiny_models_block(project_copy, tiny_model_dir), "finetune": params}
+    use_tiny_models(project_copy, tiny_model_dir)
+    local = {"finetune": params}
     (project_copy / "conf" / "local" / "parameters.yml").write_text(yaml.safe_dump(local))
     progress = project_copy / "data/06_models/student_training/run/model/training_progress.json"
 

@@ -79,7 +79,6 @@ def test_prompt_injection_stays_data_and_ends_in_a_table(tmp_path):
 
     from product_descgen.callstore import CallStore
     from product_descgen.llm.backends import Connection
-    from product_descgen.models import ModelsParams
     from product_descgen.pipelines.teacher_generation.nodes import (
         generate_drafts,
         generate_refinements,
@@ -93,13 +92,12 @@ def test_prompt_injection_stays_data_and_ends_in_a_table(tmp_path):
     prompts = yaml.safe_load(
         (Path(__file__).resolve().parents[3] / "conf/base/prompts/teacher_chat.yml").read_text()
     )
-    models = ModelsParams(teacher={"hub_id": "served"}, student={"hub_id": "served"})
     params = TeacherParams(progress=False, min_accepted_share=0.0)  # one product: no floor
     store = CallStore(tmp_path / "calls.sqlite")
     with FaultyServer(fail_share=0.0) as server:
         connection = Connection(backend="openai", base_url=server.base_url, model="served")
-        drafts = generate_drafts(inputs, prompts, connection, store, models, params)
-        outputs = generate_refinements(inputs, drafts, prompts, connection, store, models, params)
+        drafts = generate_drafts(inputs, prompts, connection, store, params)
+        outputs = generate_refinements(inputs, drafts, prompts, connection, store, params)
     accepted, rejected = gate_teacher_outputs(inputs, outputs, params)
     assert len(accepted) + len(rejected) == 1
     for body in server.bodies:

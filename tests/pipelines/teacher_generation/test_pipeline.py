@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.pipelines.helpers import run_pipeline, tiny_models_block
+from tests.pipelines.helpers import run_pipeline, use_tiny_models
 
 SMALL_RUN = {
     "min_accepted_share": 0.0,  # the tiny random model writes nothing the gate accepts
@@ -41,6 +41,8 @@ def small_batches(project: Path, batch_size: int = 2) -> None:
         "teacher_llm:\n"
         "  type: product_descgen.datasets.LLMConnectionDataset\n"
         f"  connection: {{backend: transformers, batch_size: {batch_size}}}\n"
+        "  model: ${globals:models.teacher}\n"
+        "  cache_dir: ${globals:models.cache_dir}\n"
     )
 
 
@@ -104,7 +106,8 @@ def test_killed_run_resumes_without_regenerating(prepared, tiny_model_dir):
     params = teacher_params(prepared, **{**SMALL_RUN, "max_examples": 24,
                                          "draft": {"max_new_tokens": 96}})  # fmt: skip
     # The subprocess reads its overrides from conf/local (local beats base per top-level key).
-    local = {"models": tiny_models_block(prepared, tiny_model_dir), "teacher_generation": params}
+    use_tiny_models(prepared, tiny_model_dir)
+    local = {"teacher_generation": params}
     (prepared / "conf" / "local" / "parameters.yml").write_text(yaml.safe_dump(local))
     kedro = Path(sys.executable).with_name("kedro")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -7,7 +7,6 @@ from typing import Any
 
 import pandas as pd
 
-from product_descgen.models import ModelsParams, load_tokenizer
 from product_descgen.prep.clean import clean_product, content_key
 from product_descgen.prep.config import DataPrepParams
 from product_descgen.prep.ingest import ingest
@@ -86,9 +85,11 @@ def build_model_inputs(products: pd.DataFrame, params: DataPrepParams) -> pd.Dat
     return products.assign(audience=audiences, input_text=texts)
 
 
-def load_student_tokenizer(models: ModelsParams) -> Any:
-    """The student's tokenizer (converts the student model on first use, then cached)."""
-    return load_tokenizer(models.student, models.cache_dir)
+def load_student_tokenizer(student_base_model: str) -> Any:
+    """The student's tokenizer, from its base model directory."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(student_base_model)
 
 
 def filter_by_length(

@@ -5,7 +5,9 @@ from kedro.pipeline import Node, Pipeline
 from product_descgen.pipelines.data_prep import nodes
 
 
-def create_pipeline(**kwargs) -> Pipeline:
+def create_cleaning_pipeline() -> Pipeline:
+    """``raw_products`` to usable model inputs (``length_filtered_examples``) and one
+    ``quarantine`` table: the part describe reuses on new products (under a namespace)."""
     return Pipeline(
         [
             Node(
@@ -28,7 +30,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 nodes.load_student_tokenizer,
-                "params:models",
+                "student_base_model",
                 "student_tokenizer",
                 name="load_student_tokenizer_node",
             ),
@@ -39,16 +41,24 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="filter_by_length_node",
             ),
             Node(
-                nodes.split_examples,
-                ["length_filtered_examples", "params:data_prep"],
-                ["train_examples", "validation_examples", "test_examples"],
-                name="split_examples_node",
-            ),
-            Node(
                 nodes.collect_quarantine,
                 ["ingest_quarantine", "clean_quarantine", "length_quarantine"],
                 "quarantine",
                 name="collect_quarantine_node",
+            ),
+        ]
+    )
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            create_cleaning_pipeline(),
+            Node(
+                nodes.split_examples,
+                ["length_filtered_examples", "params:data_prep"],
+                ["train_examples", "validation_examples", "test_examples"],
+                name="split_examples_node",
             ),
             Node(
                 nodes.summarise_data_prep,

@@ -6,13 +6,9 @@ import logging
 
 import pandas as pd
 
-from product_descgen.evaluation.config import DescribeParams, EvaluationParams
-from product_descgen.evaluation.inference import results_frame, run_student, served_student
-from product_descgen.llm.backends import Connection
-from product_descgen.models import ModelsParams, resolve_model_dir
+from product_descgen.evaluation.config import DescribeParams
+from product_descgen.evaluation.inference import ServedStudent, results_frame, run_student
 from product_descgen.quality.gate import gate_problems
-from product_descgen.training.config import FinetuneParams
-from product_descgen.training.contract import served_prompt
 
 logger = logging.getLogger(__name__)
 
@@ -23,28 +19,14 @@ COLUMNS = [
 
 
 def generate_new_descriptions(
-    new_inputs: pd.DataFrame,
-    student_adapter: str,
-    student_openvino: str,
-    student_llm: Connection,
-    models: ModelsParams,
-    finetune: FinetuneParams,
-    evaluation: EvaluationParams,
-    params: DescribeParams,
+    new_inputs: pd.DataFrame, served_student: ServedStudent, params: DescribeParams
 ) -> pd.DataFrame:
     """One student inference per usable new product, served exactly as evaluation serves it
-    (``evaluation.student_generation``; the whole block, as Kedro validates it whole)."""
+    (``serve_student``)."""
     if new_inputs.empty:
         logger.warning("describe: no usable new products (see the quarantine reasons)")
         return results_frame([])
-    base = resolve_model_dir(models.student, models.cache_dir)
-    model = served_student(student_llm, base, student_adapter, student_openvino)
-    template, settings = served_prompt(
-        student_adapter, finetune.prompt_template, evaluation.student_generation
-    )
-    return run_student(
-        new_inputs, student_llm, model, template, settings, "describe", params.progress
-    )
+    return run_student(new_inputs, served_student, "describe", params.progress)
 
 
 def check_new_descriptions(

@@ -1,66 +1,31 @@
-"""describe wiring (see README.md beside this file): data_prep's cleaning nodes on the new
-products, then the student and the quality checks."""
+"""describe wiring (see README.md beside this file): data_prep's cleaning pipeline on the new
+products (namespace ``new``), then the student and the quality checks."""
 
-from kedro.pipeline import Node, Pipeline
+from kedro.pipeline import Node, Pipeline, pipeline
 
-from product_descgen.pipelines.data_prep import nodes as prep
+from product_descgen.pipelines.data_prep.pipeline import create_cleaning_pipeline
 from product_descgen.pipelines.describe import nodes
+from product_descgen.pipelines.evaluation.pipeline import serve_student_node
 
 
 def create_pipeline(**kwargs) -> Pipeline:
+    prepare_new = pipeline(
+        create_cleaning_pipeline(),
+        namespace="new",
+        inputs={"raw_products": "new_products", "student_base_model": "student_base_model"},
+        outputs={"length_filtered_examples": "new_inputs", "quarantine": "new_quarantine"},
+        parameters={"params:data_prep": "params:data_prep"},  # the same cleaning rules
+    )
     return Pipeline(
         [
-            Node(
-                prep.ingest_catalogue,
-                ["new_products", "params:data_prep"],
-                ["new_ingested", "new_ingest_quarantine"],
-                name="ingest_new_products_node",
-            ),
-            Node(
-                prep.clean_catalogue,
-                ["new_ingested", "params:data_prep"],
-                ["new_cleaned", "new_clean_quarantine"],
-                name="clean_new_products_node",
-            ),
-            Node(
-                prep.build_model_inputs,
-                ["new_cleaned", "params:data_prep"],
-                "new_model_inputs",
-                name="build_new_model_inputs_node",
-            ),
-            Node(
-                prep.load_student_tokenizer,
-                "params:models",
-                "describe_tokenizer",
-                name="load_describe_tokenizer_node",
-            ),
-            Node(
-                prep.filter_by_length,
-                ["new_model_inputs", "describe_tokenizer", "params:data_prep"],
-                ["new_inputs", "new_length_quarantine"],
-                name="filter_new_by_length_node",
-            ),
-            Node(
-                prep.collect_quarantine,
-                ["new_ingest_quarantine", "new_clean_quarantine", "new_length_quarantine"],
-                "new_quarantine",
-                name="collect_new_quarantine_node",
-            ),
+            prepare_new,
+            serve_student_node(),
             Node(
                 nodes.generate_new_descriptions,
-                [
-                    "new_inputs",
-                    "student_adapter",
-                    "student_openvino",
-                    "student_llm",
-                    "params:models",
-                    "params:finetune",
-                    "params:evaluation",
-                    "params:describe",
-                ],
+                ["new_inputs", "served_student", "params:describe"],
                 "new_outputs",
                 name="generate_new_descriptions_node",
-            ),  # fmt: skip
+            ),
             Node(
                 nodes.check_new_descriptions,
                 ["new_inputs", "new_outputs", "new_quarantine", "params:describe"],

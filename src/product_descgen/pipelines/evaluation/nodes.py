@@ -12,17 +12,16 @@ from product_descgen.callstore import CallStore
 from product_descgen.evaluation import cost, judge, metrics, preference, speed
 from product_descgen.evaluation.config import EvaluationParams
 from product_descgen.evaluation.inference import (
+    ServedStudent,
     baseline_requests,
     generate_all,
     results_frame,
     run_student,
-    served_student,
+    served_model,
 )
 from product_descgen.llm.backends import Connection, make_backend
-from product_descgen.models import ModelsParams, resolve_model_dir, served_model_dir
 from product_descgen.prompting import PromptSet
 from product_descgen.teacher.config import TeacherParams
-from product_descgen.teacher.generate import run_step
 from product_descgen.training.config import FinetuneParams
 from product_descgen.training.contract import served_prompt
 
@@ -41,40 +40,44 @@ def build_eval_set(distill_test: pd.DataFrame, test_examples: pd.DataFrame) -> p
     return merged.rename(columns={"target": "reference"})
 
 
-def describe_with_student(
-    eval_set: pd.DataFrame,
+def serve_student(
     student_adapter: str,
     student_openvino: str,
     student_llm: Connection,
-    models: ModelsParams,
     finetune: FinetuneParams,
     params: EvaluationParams,
-) -> pd.DataFrame:
-    """The fine-tuned student: one inference per product with its short training prompt."""
-    base = resolve_model_dir(models.student, models.cache_dir)
+) -> ServedStudent:
+    """The trained student as evaluation, describe and the speed test all serve it: by
+    ``student_llm``, with the serving contract saved with its adapter (a changed
+    ``finetune.prompt_template`` fails here) and ``evaluation.student_generation``."""
     template, settings = served_prompt(
         student_adapter, finetune.prompt_template, params.student_generation
     )
-    return run_student(
-        eval_set, student_llm, served_student(student_llm, base, student_adapter, student_openvino),
-        template, settings, "student", params.progress,
+    model_dir, adapter = served_model(student_llm, student_adapter, student_openvino)
+    return ServedStudent(
+        connection=student_llm, model_dir=model_dir, adapter=adapter, template=template,
+        settings=settings,
     )  # fmt: skip
+
+
+def describe_with_student(
+    eval_set: pd.DataFrame, served_student: ServedStudent, params: EvaluationParams
+) -> pd.DataFrame:
+    """The fine-tuned student: one inference per product with its short training prompt."""
+    return run_student(eval_set, served_student, "student", params.progress)
 
 
 def describe_with_base_student(
     eval_set: pd.DataFrame,
     baseline_prompts: dict[str, Any],
     student_llm: Connection,
-    models: ModelsParams,
     teacher: TeacherParams,
     params: EvaluationParams,
 ) -> pd.DataFrame:
     """The student before fine-tuning: one inference with the teacher's instructions."""
     prompts = PromptSet.model_validate(baseline_prompts)
     settings = prompts.with_stop(params.baseline_generation)
-    backend = make_backend(
-        student_llm, served_model_dir(models.student, models.cache_dir, student_llm), settings
-    )
+    backend = make_backend(student_llm, student_llm.model_dir, settings)
     requests = baseline_requests(eval_set, prompts, teacher.rules.model_dump())
     return results_frame(generate_all(backend, requests, "base student", params.progress))
 
@@ -161,68 +164,32 @@ def judge_pairs(
     judge_prompts: dict[str, Any],
     judge_llm: Connection,
     judge_call_store: CallStore,
-    models: ModelsParams,
     params: EvaluationParams,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The LLM judge on every (teacher, student) pair, asked in both orders."""
     pairs = _pairs(eval_set, student_outputs).dropna(subset=["teacher", "student"])
-    if not params.judge.enabled or pairs.empty:
-        empty = preference.judge_verdicts(
-            pd.DataFrame(columns=["product_id", "choice"]),
-            pd.DataFrame(columns=["product_id", "choice"]),
-        )
-        summary = preference.judge_summary(empty, params.human_eval.confidence, 1, 0.0)
-        return empty, {**summary, "enabled": params.judge.enabled, "reliable": False,
-                       "unreliable_because": "the judge did not run"}  # fmt: skip
+    j, confidence = params.judge, params.human_eval.confidence
+    if not j.enabled or pairs.empty:
+        empty = pd.DataFrame(columns=["product_id", "choice"])
+        verdicts = preference.judge_verdicts(empty, empty)
+        summary = preference.judge_summary(verdicts, confidence, 1, 0.0)
+        return verdicts, {**summary, "enabled": j.enabled, "reliable": False,
+                          "unreliable_because": "the judge did not run"}  # fmt: skip
     prompts = PromptSet.model_validate(judge_prompts)
-    settings = prompts.with_stop(params.judge.generation)
-    model_dir = served_model_dir(models.judge_spec, models.cache_dir, judge_llm)
-    model_id = judge_llm.model if judge_llm.backend == "openai" and judge_llm.model else model_dir
-    model_id = f"{model_id}|{judge_llm.serving}"
-    answers = {}
-    for order in judge.ORDERS:
-        requests = judge.judge_requests(pairs, prompts, order, model_id, settings)
-        done = run_step(
-            requests, lambda: make_backend(judge_llm, model_dir, settings), judge_call_store,
-            f"judge-{order}", params.progress,
-        )  # fmt: skip
-        answers[order] = pd.DataFrame(
-            {
-                "product_id": pairs["product_id"].to_numpy(),
-                "answer": [done.get(r.key, {}).get("text") for r in requests],
-            }
-        ).assign(choice=lambda f: f["answer"].map(judge.parse_choice))
-    verdicts = preference.judge_verdicts(answers["ab"], answers["ba"])
-    verdicts = verdicts.merge(
-        answers["ab"][["product_id", "answer"]].rename(columns={"answer": "ab_answer"}),
-        on="product_id",
-    ).merge(
-        answers["ba"][["product_id", "answer"]].rename(columns={"answer": "ba_answer"}),
-        on="product_id",
+    verdicts = judge.judge_both_orders(
+        pairs, prompts, judge_llm, judge_call_store, j.generation, params.progress
     )
-    j = params.judge
     summary = preference.judge_summary(
-        verdicts, params.human_eval.confidence, j.min_valid, j.min_position_consistency
+        verdicts, confidence, j.min_valid, j.min_position_consistency
     )
-    summary["judge_model"] = model_id
-    return verdicts, summary
+    return verdicts, {**summary, "judge_model": judge_llm.model_id}
 
 
-def speed_jobs(
-    test_examples: pd.DataFrame,
-    student_adapter: str,
-    student_openvino: str,
-    teacher_prompts: dict[str, Any],
-    teacher_llm: Connection,
-    student_llm: Connection,
-    models: ModelsParams,
-    teacher: TeacherParams,
-    finetune: FinetuneParams,
-    params: EvaluationParams,
-) -> tuple[speed.SpeedJob, speed.SpeedJob]:
-    """The teacher's and the student's speed-test jobs, on the same sample of test products
-    and the same warm-up products. Any test product will do (no reference is needed), so both
-    are drawn from the whole test split."""
+def _speed_sample(
+    test_examples: pd.DataFrame, params: EvaluationParams
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The speed test's measured products and warm-up products, the same for both systems.
+    Any test product will do (no reference is needed): drawn from the whole test split."""
     p = params.speed
     if test_examples.empty:
         raise ValueError("the test split is empty: nothing to measure speed on")
@@ -231,59 +198,55 @@ def speed_jobs(
     )
     records = drawn[["product_id", "input_text", "audience"]].to_dict(orient="records")
     n_warm = min(p.warmup_size, len(records) - 1)
-    warmup, items = records[:n_warm], records[n_warm:]
-    if len(items) < p.sample_size:
+    if len(records) - n_warm < p.sample_size:
         logger.warning(
             "Speed test on %d products (sample_size %d): the test split is small",
-            len(items), p.sample_size,
+            len(records) - n_warm, p.sample_size,
         )  # fmt: skip
+    return records[n_warm:], records[:n_warm]
 
-    def served(connection: Connection, override: Any) -> Connection:
-        return connection.model_copy(update=override.model_dump(exclude_none=True))
 
-    teacher_llm, student_llm = served(teacher_llm, p.teacher), served(student_llm, p.student)
-    common = {"items": items, "warmup_items": warmup, "gate": teacher.gate.model_dump()}
-    teacher_job = speed.SpeedJob(
-        system="teacher", connection=teacher_llm,
-        model_dir=served_model_dir(models.teacher, models.cache_dir, teacher_llm),
-        prompts=teacher_prompts, rules=teacher.rules.model_dump(),
-        draft=teacher.draft, refine=teacher.refine, **common,
+def teacher_speed_job(
+    test_examples: pd.DataFrame,
+    teacher_prompts: dict[str, Any],
+    speed_teacher_llm: Connection,
+    teacher: TeacherParams,
+    params: EvaluationParams,
+) -> speed.SpeedJob:
+    """The teacher pipeline's speed-test job (draft + refine, as teacher_generation runs it)."""
+    items, warmup = _speed_sample(test_examples, params)
+    return speed.SpeedJob(
+        system="teacher", connection=speed_teacher_llm, model_dir=speed_teacher_llm.model_dir,
+        prompts=teacher_prompts, rules=teacher.rules.model_dump(), draft=teacher.draft,
+        refine=teacher.refine, items=items, warmup_items=warmup, gate=teacher.gate.model_dump(),
     )  # fmt: skip
-    model_dir, adapter = served_student(
-        student_llm, resolve_model_dir(models.student, models.cache_dir), student_adapter,
-        student_openvino,
+
+
+def student_speed_job(
+    test_examples: pd.DataFrame,
+    served_student: ServedStudent,
+    teacher: TeacherParams,
+    params: EvaluationParams,
+) -> speed.SpeedJob:
+    """The student's speed-test job: served as evaluation and describe serve it, on the same
+    products as the teacher's job, checked by the same gate."""
+    items, warmup = _speed_sample(test_examples, params)
+    s = served_student
+    return speed.SpeedJob(
+        system="student", connection=s.connection, model_dir=s.model_dir, adapter=s.adapter,
+        template=s.template, generation=s.settings, items=items, warmup_items=warmup,
+        gate=teacher.gate.model_dump(),
     )  # fmt: skip
-    template, generation = served_prompt(
-        student_adapter, finetune.prompt_template, params.student_generation
-    )
-    student_job = speed.SpeedJob(
-        system="student", connection=student_llm, model_dir=model_dir, adapter=adapter,
-        template=template, generation=generation, **common,
-    )  # fmt: skip
-    return teacher_job, student_job
 
 
 def measure_speed(
-    test_examples: pd.DataFrame,
-    student_adapter: str,
-    student_openvino: str,
-    teacher_prompts: dict[str, Any],
-    teacher_llm: Connection,
-    student_llm: Connection,
-    models: ModelsParams,
-    teacher: TeacherParams,
-    finetune: FinetuneParams,
-    params: EvaluationParams,
+    teacher_job: speed.SpeedJob, student_job: speed.SpeedJob, params: EvaluationParams
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Teacher pipeline vs student on the same test products: alternated rounds, each system
     in a fresh process; medians over the rounds with their spread."""
     p = params.speed
-    jobs = speed_jobs(
-        test_examples, student_adapter, student_openvino, teacher_prompts, teacher_llm,
-        student_llm, models, teacher, finetune, params,
-    )  # fmt: skip
-    rounds = speed.summarise_rounds(speed.run_pairs(jobs, p.pairs, p.timeout_s))
-    by_system = {row["system"]: row for row in rounds.to_dict(orient="records")}
+    runs = speed.run_pairs((teacher_job, student_job), p.pairs, p.timeout_s)
+    by_system = {row["system"]: row for row in speed.summarise_rounds(runs).to_dict("records")}
     machines = [m.model_dump() for m in p.machines]
     table = cost.speed_table(by_system["teacher"], by_system["student"], machines=machines)
     summary = cost.compare(table)

@@ -5,6 +5,22 @@ from kedro.pipeline import Node, Pipeline
 from product_descgen.pipelines.evaluation import nodes
 
 
+def serve_student_node() -> Node:
+    """The trained student as evaluation, describe and the speed test serve it (one path)."""
+    return Node(
+        nodes.serve_student,
+        [
+            "student_adapter",
+            "student_openvino",
+            "student_llm",
+            "params:finetune",
+            "params:evaluation",
+        ],
+        "served_student",
+        name="serve_student_node",
+    )
+
+
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
@@ -14,27 +30,19 @@ def create_pipeline(**kwargs) -> Pipeline:
                 "eval_set",
                 name="build_eval_set_node",
             ),
+            serve_student_node(),
             Node(
                 nodes.describe_with_student,
-                [
-                    "eval_set",
-                    "student_adapter",
-                    "student_openvino",
-                    "student_llm",
-                    "params:models",
-                    "params:finetune",
-                    "params:evaluation",
-                ],
+                ["eval_set", "served_student", "params:evaluation"],
                 "student_outputs",
                 name="describe_with_student_node",
-            ),  # fmt: skip
+            ),
             Node(
                 nodes.describe_with_base_student,
                 [
                     "eval_set",
                     "baseline_prompts",
                     "student_llm",
-                    "params:models",
                     "params:teacher_generation",
                     "params:evaluation",
                 ],
@@ -67,29 +75,40 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "judge_prompts",
                     "judge_llm",
                     "judge_call_store",
-                    "params:models",
                     "params:evaluation",
                 ],
                 ["judge_verdicts", "judge_preference"],
                 name="judge_pairs_node",
             ),  # fmt: skip
             Node(
-                nodes.measure_speed,
+                nodes.teacher_speed_job,
                 [
                     "test_examples",
-                    "student_adapter",
-                    "student_openvino",
                     "teacher_prompts",
-                    "teacher_llm",
-                    "student_llm",
-                    "params:models",
+                    "speed_teacher_llm",
                     "params:teacher_generation",
-                    "params:finetune",
                     "params:evaluation",
                 ],
+                "speed_teacher_job",
+                name="teacher_speed_job_node",
+            ),  # fmt: skip
+            Node(
+                nodes.student_speed_job,
+                [
+                    "test_examples",
+                    "served_student",
+                    "params:teacher_generation",
+                    "params:evaluation",
+                ],
+                "speed_student_job",
+                name="student_speed_job_node",
+            ),  # fmt: skip
+            Node(
+                nodes.measure_speed,
+                ["speed_teacher_job", "speed_student_job", "params:evaluation"],
                 ["speed_table", "speed_summary"],
                 name="measure_speed_node",
-            ),  # fmt: skip
+            ),
         ],
         tags="evaluation",
     )

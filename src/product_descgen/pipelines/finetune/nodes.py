@@ -10,7 +10,6 @@ import pandas as pd
 
 from product_descgen.export import student
 from product_descgen.llm.backends import Connection
-from product_descgen.models import ModelsParams, resolve_model_dir
 from product_descgen.training.config import FinetuneParams, build_ludwig_config
 from product_descgen.training.contract import serving_contract
 from product_descgen.training.train import train_student
@@ -19,13 +18,12 @@ logger = logging.getLogger(__name__)
 
 
 def build_finetune_config(
-    distill_train: pd.DataFrame, models: ModelsParams, params: FinetuneParams
+    distill_train: pd.DataFrame, student_base_model: str, params: FinetuneParams
 ) -> dict[str, Any]:
     """The validated Ludwig config; every input problem fails here, before training."""
     if distill_train.empty:
         raise ValueError("the training set is empty: teacher_generation accepted no examples")
-    base_model = resolve_model_dir(models.student, models.cache_dir)
-    return build_ludwig_config(params, base_model, list(distill_train.columns))
+    return build_ludwig_config(params, student_base_model, list(distill_train.columns))
 
 
 def train_student_model(

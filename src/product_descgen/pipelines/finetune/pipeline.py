@@ -10,7 +10,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 nodes.build_finetune_config,
-                ["distill_train", "params:models", "params:finetune"],
+                ["distill_train", "student_base_model", "params:finetune"],
                 "finetune_ludwig_config",
                 name="build_finetune_config_node",
             ),

@@ -21,6 +21,7 @@ class ReportingParams(BaseModel):
     title: str = "product_descgen: teacher vs distilled student"
     n_examples: PositiveInt = 6
     seed: int = 0
+    data_root: str = "data"  # where this environment's files are (globals), named in the notes
 
 
 def plot_funnel(
@@ -85,26 +86,15 @@ def collect_key_metrics(
     return {k: {"value": float(v), "step": 0} for k, v in values.items() if v is not None}
 
 
-def build_report(
-    funnel_chart: go.Figure,
-    training_chart: go.Figure,
-    quality_chart: go.Figure,
-    preference_chart: go.Figure,
-    cost_speed_chart: go.Figure,
+def write_report_notes(
     eval_metrics: dict[str, Any],
     speed_summary: dict[str, Any],
     human_preference: dict[str, Any],
-    judge_preference: dict[str, Any],
-    eval_set: pd.DataFrame,
-    student_outputs: pd.DataFrame,
     vice_report: dict[str, Any],
     params: ReportingParams,
-) -> str:
-    """The self-contained HTML report."""
-    figures = {
-        "Cost and speed": cost_speed_chart, "Quality": quality_chart,
-        "Preference": preference_chart, "Training": training_chart, "Data funnel": funnel_chart,
-    }  # fmt: skip
+) -> list[str]:
+    """What a reader must know beside the figures: headlines, too few test products, flagged
+    epochs, and how to add human ratings."""
     notes = [*speed_summary.get("headline", [])]
     size = eval_metrics.get("size", {})
     if size and not size["enough"]:
@@ -120,12 +110,41 @@ def build_report(
             + ", ".join(f"{f['epoch']} ({', '.join(f['flags'])})" for f in flagged)
         )
     if not human_preference.get("n_judgments"):
+        root = params.data_root
         notes.append(
-            "No human ratings yet: open data/08_reporting/human_eval/rate.html, rate, and put "
-            "the downloaded file in data/01_raw/human_ratings/."
+            f"No human ratings yet: open {root}/08_reporting/human_eval/rate.html, rate, and put "
+            f"the downloaded file in {root}/01_raw/human_ratings/."
         )
-    return report.render(
-        params.title, figures,
-        report.key_numbers(eval_metrics, speed_summary, human_preference, judge_preference),
-        report.examples(eval_set, student_outputs, params.n_examples, params.seed), notes,
-    )  # fmt: skip
+    return notes
+
+
+def collect_report_figures(
+    funnel_chart: go.Figure,
+    training_chart: go.Figure,
+    quality_chart: go.Figure,
+    preference_chart: go.Figure,
+    cost_speed_chart: go.Figure,
+) -> dict[str, go.Figure]:
+    """The report's charts under their section titles, in reading order."""
+    return {
+        "Cost and speed": cost_speed_chart, "Quality": quality_chart,
+        "Preference": preference_chart, "Training": training_chart, "Data funnel": funnel_chart,
+    }  # fmt: skip
+
+
+def build_report(
+    report_figures: dict[str, go.Figure],
+    report_notes: list[str],
+    key_numbers: list[dict[str, str]],
+    examples: list[dict[str, Any]],
+    params: ReportingParams,
+) -> str:
+    """The self-contained HTML report."""
+    return report.render(params.title, report_figures, key_numbers, examples, report_notes)
+
+
+def pick_report_examples(
+    eval_set: pd.DataFrame, student_outputs: pd.DataFrame, params: ReportingParams
+) -> list[dict[str, Any]]:
+    """A seeded sample of test products with the teacher's and the student's texts."""
+    return report.examples(eval_set, student_outputs, params.n_examples, params.seed)

@@ -3,6 +3,7 @@
 from kedro.pipeline import Node, Pipeline
 
 from product_descgen.pipelines.reporting import nodes
+from product_descgen.reporting import report
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -44,20 +45,48 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="collect_key_metrics_node",
             ),
             Node(
-                nodes.build_report,
+                nodes.write_report_notes,
+                [
+                    "eval_metrics",
+                    "speed_summary",
+                    "human_preference",
+                    "vice_report",
+                    "params:reporting",
+                ],
+                "report_notes",
+                name="write_report_notes_node",
+            ),  # fmt: skip
+            Node(
+                report.key_numbers,
+                ["eval_metrics", "speed_summary", "human_preference", "judge_preference"],
+                "report_key_numbers",
+                name="pick_report_numbers_node",
+            ),
+            Node(
+                nodes.pick_report_examples,
+                ["eval_set", "student_outputs", "params:reporting"],
+                "report_examples",
+                name="pick_report_examples_node",
+            ),
+            Node(
+                nodes.collect_report_figures,
                 [
                     "funnel_chart",
                     "training_chart",
                     "quality_chart",
                     "preference_chart",
                     "cost_speed_chart",
-                    "eval_metrics",
-                    "speed_summary",
-                    "human_preference",
-                    "judge_preference",
-                    "eval_set",
-                    "student_outputs",
-                    "vice_report",
+                ],
+                "report_figures",
+                name="collect_report_figures_node",
+            ),  # fmt: skip
+            Node(
+                nodes.build_report,
+                [
+                    "report_figures",
+                    "report_notes",
+                    "report_key_numbers",
+                    "report_examples",
                     "params:reporting",
                 ],
                 "report_html",

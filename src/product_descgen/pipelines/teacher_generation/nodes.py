@@ -8,20 +8,13 @@ from typing import Any
 import pandas as pd
 
 from product_descgen.callstore import CallStore
-from product_descgen.llm.backends import Connection, make_backend
-from product_descgen.llm.types import GenerationSettings
-from product_descgen.models import ModelsParams, served_model_dir
+from product_descgen.llm.backends import Connection
 from product_descgen.prep.split import SPLITS
 from product_descgen.prompting import PromptSet
 from product_descgen.quality.checks import words
 from product_descgen.quality.gate import gate_problems
 from product_descgen.teacher.config import TeacherParams
-from product_descgen.teacher.generate import (
-    draft_variables,
-    refine_variables,
-    run_step,
-    step_requests,
-)
+from product_descgen.teacher.generate import generate_step
 
 logger = logging.getLogger(__name__)
 
@@ -46,69 +39,17 @@ def select_teacher_inputs(
     return out
 
 
-def _model_id(connection: Connection, model_dir: str) -> str:
-    """What generated the text, for cache keys: the server's model, or the local model and how
-    it is served (engines and weight formats give different texts)."""
-    if connection.backend == "openai" and connection.model:
-        return connection.model
-    return f"{model_dir}|{connection.serving}"
-
-
-def _run(
-    step: str,
-    items: list[dict[str, Any]],
-    variables: Any,
-    prompts: PromptSet,
-    connection: Connection,
-    store: CallStore,
-    models: ModelsParams,
-    settings: GenerationSettings,
-    progress: bool,
-) -> pd.DataFrame:
-    model = served_model_dir(models.teacher, models.cache_dir, connection)
-    model_id = _model_id(connection, model)
-    settings = prompts.with_stop(settings)
-    requests = step_requests(items, prompts, step, model_id, settings, variables)
-    done = run_step(
-        requests, lambda: make_backend(connection, model, settings), store, step, progress
-    )
-    errors = store.last_errors(r.key for r in requests if r.key not in done)
-    rows = []
-    for item, request in zip(items, requests, strict=True):
-        call = done.get(request.key)
-        rows.append(
-            {
-                "product_id": item["product_id"],
-                f"{step}_key": request.key,
-                step: call["text"] if call else None,
-                f"{step}_finish_reason": call["finish_reason"] if call else None,
-                f"{step}_error": None if call else errors.get(request.key, "not generated"),
-            }
-        )
-    return pd.DataFrame(rows)
-
-
 def generate_drafts(
     teacher_inputs: pd.DataFrame,
     teacher_prompts: dict[str, Any],
     teacher_llm: Connection,
     teacher_call_store: CallStore,
-    models: ModelsParams,
     params: TeacherParams,
 ) -> pd.DataFrame:
     """Step 1: the teacher drafts a description from the product facts."""
     prompts = PromptSet.model_validate(teacher_prompts).require("draft", "refine")
-    return _run(
-        "draft",
-        teacher_inputs.to_dict(orient="records"),
-        lambda item: draft_variables(item, params.rules),
-        prompts,
-        teacher_llm,
-        teacher_call_store,
-        models,
-        params.draft,
-        params.progress,
-    )
+    items = teacher_inputs.to_dict(orient="records")
+    return generate_step("draft", items, prompts, teacher_llm, teacher_call_store, params)
 
 
 def generate_refinements(
@@ -117,24 +58,14 @@ def generate_refinements(
     teacher_prompts: dict[str, Any],
     teacher_llm: Connection,
     teacher_call_store: CallStore,
-    models: ModelsParams,
     params: TeacherParams,
 ) -> pd.DataFrame:
     """Step 2: the teacher rewrites each draft to the quality and format rules."""
     prompts = PromptSet.model_validate(teacher_prompts).require("draft", "refine")
     merged = teacher_inputs.merge(teacher_drafts, on="product_id", validate="one_to_one")
     has_draft = merged["draft"].notna()
-    refined = _run(
-        "refine",
-        merged.loc[has_draft].to_dict(orient="records"),
-        lambda item: refine_variables(item, params.rules),
-        prompts,
-        teacher_llm,
-        teacher_call_store,
-        models,
-        params.refine,
-        params.progress,
-    )
+    items = merged.loc[has_draft].to_dict(orient="records")
+    refined = generate_step("refine", items, prompts, teacher_llm, teacher_call_store, params)
     no_draft = pd.DataFrame(
         {
             "product_id": merged.loc[~has_draft, "product_id"],
@@ -203,6 +134,8 @@ def build_distillation_sets(
 
 
 def export_call_log(teacher_call_store: CallStore, teacher_outputs: pd.DataFrame) -> pd.DataFrame:
-    """Every teacher call so far (all runs): step, tokens, latency, backend, attempts, error."""
-    del teacher_outputs  # only orders this node after generation
-    return teacher_call_store.calls().drop(columns=["text"])
+    """Every teacher call so far (all runs): step, tokens, latency, backend, attempts, error;
+    ``in_outputs`` marks the successful calls whose text is in this run's teacher outputs."""
+    used = set(teacher_outputs["draft_key"]) | set(teacher_outputs["refine_key"].dropna())
+    calls = teacher_call_store.calls().drop(columns=["text"])
+    return calls.assign(in_outputs=calls["key"].isin(used) & calls["ok"].astype(bool))

@@ -4,7 +4,7 @@ from kedro.pipeline import Node, Pipeline
 
 from product_descgen.pipelines.teacher_generation import nodes
 
-_LLM = ["teacher_prompts", "teacher_llm", "teacher_call_store", "params:models"]
+_LLM = ["teacher_prompts", "teacher_llm", "teacher_call_store"]
 
 
 def create_pipeline(**kwargs) -> Pipeline:

@@ -26,6 +26,17 @@ class ProbeParams(BaseModel):
     max_new_tokens: PositiveInt = 160
 
 
+class RayParams(BaseModel):
+    """Where Ludwig's Ray backend (``ludwig.backend.type: ray``) trains: an existing cluster's
+    address (``ray://head:10001``, ``auto``), else ``RAY_ADDRESS`` if set, else a Ray started on
+    this machine for the run (with ``num_cpus``) and stopped after it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    address: str | None = None
+    num_cpus: PositiveInt | None = None  # a Ray started for the run: CPUs it may use
+
+
 class FinetuneParams(BaseModel):
     """All finetune settings; ``ludwig`` is passed to Ludwig after the project fills it in."""
 
@@ -41,6 +52,7 @@ class FinetuneParams(BaseModel):
     work_dir: Path = Path("data/06_models/student_training")  # checkpoints, for resuming
     # a checkpoint made with other data or config: fail (default) or discard it and restart
     on_changed_checkpoint: Literal["fail", "restart"] = "fail"
+    ray: RayParams = RayParams()  # read when ludwig.backend.type is ray
 
 
 def template_fields(template: str) -> set[str]:

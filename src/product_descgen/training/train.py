@@ -8,12 +8,14 @@ later call with the same ``work_dir`` passes it to Ludwig as ``model_resume_path
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from product_descgen.training import ludwig_compat
-from product_descgen.training.config import FinetuneParams
+from product_descgen.training.config import FinetuneParams, RayParams
 from product_descgen.training.vices import detect_vices
 
 logger = logging.getLogger(__name__)
@@ -139,6 +141,32 @@ def make_recorder(
     return EpochRecorder()
 
 
+@contextlib.contextmanager
+def ray_cluster(ludwig_config: dict[str, Any], ray_params: RayParams) -> Iterator[None]:
+    """For ``backend: {type: ray}``: connected to the configured cluster (or a Ray started here
+    for the run, stopped after it) with the Ray backend's fixes applied; otherwise nothing."""
+    if (ludwig_config.get("backend") or {}).get("type") != "ray":
+        yield
+        return
+    import ray
+
+    from product_descgen.training import ludwig_ray_compat
+
+    ludwig_ray_compat.apply()
+    started = not ray.is_initialized()
+    if started:
+        address = ray_params.address or os.environ.get("RAY_ADDRESS") or "local"
+        logger.info("Ray: %s", "starting a local cluster" if address == "local" else address)
+        local = {"num_cpus": ray_params.num_cpus} if address == "local" else {}
+        ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING,
+                 log_to_driver=False, **local)  # fmt: skip
+    try:
+        yield
+    finally:
+        if started:
+            ray.shutdown()
+
+
 def train_student(
     ludwig_config: dict[str, Any],
     train: pd.DataFrame,
@@ -163,12 +191,28 @@ def train_student(
     tokens_per_epoch = sum(len(ids) for ids in tokenizer(text)["input_ids"])
     probe = validation.head(params.probe.size)
     recorder = make_recorder(probe, params, tokenizer, tokens_per_epoch)
-    model = LudwigModel(
-        ludwig_config, logging_level=logging.WARNING, callbacks=[recorder, *callbacks]
-    )
+    with ray_cluster(ludwig_config, params.ray):  # before Ludwig, which would start its own
+        model = LudwigModel(
+            ludwig_config, logging_level=logging.WARNING, callbacks=[recorder, *callbacks]
+        )
+        stats = _train(model, ludwig_config, train[columns], validation[columns], params, work_dir)
+    history = with_epoch_losses(pd.DataFrame(recorder.rows), stats)
+    return TrainResult(model, history, pd.DataFrame(recorder.outputs))
+
+
+def _train(
+    model: Any,
+    ludwig_config: dict[str, Any],
+    train: pd.DataFrame,
+    validation: pd.DataFrame,
+    params: FinetuneParams,
+    work_dir: str | Path,
+) -> Any:
+    """``model.train`` into ``work_dir``, resuming a killed run's checkpoint made of the same
+    config and data (see ``finetune.on_changed_checkpoint``); Ludwig's training statistics."""
     run_dir = Path(work_dir) / "run"
     marker = Path(work_dir) / FINGERPRINT_FILE
-    fingerprint = training_fingerprint(ludwig_config, train[columns], validation[columns])
+    fingerprint = training_fingerprint(ludwig_config, train, validation)
     finished = (run_dir / "training_statistics.json").is_file()  # written when train() returns
     resume = run_dir if (run_dir / "model" / "training_checkpoints").is_dir() else None
     if resume and not finished:
@@ -192,16 +236,15 @@ def train_student(
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(json.dumps(fingerprint))
     stats, _, _ = model.train(
-        training_set=train[columns],
-        validation_set=validation[columns],
+        training_set=train,
+        validation_set=validation,
         output_directory=str(Path(work_dir)),
         experiment_name="run",
         model_name="",
         model_resume_path=str(resume) if resume else None,
         skip_save_processed_input=True,
     )
-    history = with_epoch_losses(pd.DataFrame(recorder.rows), stats)
-    return TrainResult(model, history, pd.DataFrame(recorder.outputs))
+    return stats
 
 
 def epoch_losses(split_stats: dict[str, Any], epochs: int) -> dict[int, float]:

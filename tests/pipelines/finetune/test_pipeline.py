@@ -106,8 +106,8 @@ def test_killed_training_resumes_from_its_last_checkpoint(project_copy, tiny_mod
 
     from tests.pipelines.helpers import use_tiny_models
 
-    write_distill_sets(project_copy, n_train=64)
-    params = small_finetune(project_copy, epochs=6)
+    write_distill_sets(project_copy, n_train=32)
+    params = small_finetune(project_copy, epochs=4)
     params["ludwig"]["trainer"]["batch_size"] = 2
     use_tiny_models(project_copy, tiny_model_dir)
     local = {"finetune": params}
@@ -135,11 +135,11 @@ def test_killed_training_resumes_from_its_last_checkpoint(project_copy, tiny_mod
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
 
-    write_distill_sets(project_copy, n_train=60)  # other data than the checkpoint was made of
+    write_distill_sets(project_copy, n_train=28)  # other data than the checkpoint was made of
     with pytest.raises(Exception, match="was made with other data"):
         run_pipeline(project_copy, tiny_model_dir, "finetune", finetune=params)
-    write_distill_sets(project_copy, n_train=64)  # the same again: the checkpoint resumes
+    write_distill_sets(project_copy, n_train=32)  # the same again: the checkpoint resumes
     run_pipeline(project_copy, tiny_model_dir, "finetune", finetune=params)
     history = pd.read_parquet(project_copy / "data/08_reporting/training_history.parquet")
-    assert history["epoch"].max() == 6
+    assert history["epoch"].max() == 4
     assert history["epoch"].min() > 1  # epochs done before the kill were not trained again

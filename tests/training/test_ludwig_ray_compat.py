@@ -56,3 +56,9 @@ def test_the_finetune_trainer_is_registered_for_llms_on_ray():
     ludwig_ray_compat.apply()
     assert ludwig_ray_compat.affected()  # the pinned Ludwig: drop the module when this fails
     assert "finetune" in get_llm_ray_trainers_registry()
+
+
+def test_several_ray_workers_are_refused_with_the_reason():
+    with pytest.raises(ValueError, match="num_workers: 1"):
+        ludwig_ray_compat.check_backend({"type": "ray", "trainer": {"num_workers": 2}})
+    ludwig_ray_compat.check_backend({"type": "ray", "trainer": {"num_workers": 1}})

@@ -61,7 +61,7 @@ class LudwigModelDataset(_VersionedDirectory):
         path = Path(self._get_load_path())
         if not (path / "model_hyperparameters.json").is_file():
             raise DatasetError(f"no trained Ludwig model at {path}: run the finetune pipeline")
-        return LudwigModel.load(str(path))
+        return LudwigModel.load(str(path), backend="local")  # a Ray-trained model: no Ray here
 
     def save(self, data: Any) -> None:
         path = Path(self._get_save_path())

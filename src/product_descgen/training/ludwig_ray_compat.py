@@ -17,6 +17,9 @@ E. Ray Train moves each worker to its own directory: a relative ``output_directo
    path miss the run. The worker works in the driver's directory (one node or a shared disk).
 F. Ludwig's callbacks run on pickled copies in the worker: what they record (the project's
    epoch history, probes, vice measures) is sent back and set on the driver's callbacks.
+G. Not fixed: ``trainer.strategy`` is ignored and every worker trains its own copy of the model
+   (no gradient exchange; the first worker's is kept), so ``num_workers`` above 1 only wastes
+   machines. :func:`check_backend` refuses it with that reason.
 
 Call :func:`apply` before training with ``backend: {type: ray}``; workers call it themselves
 (a monkeypatch in the driver does not exist in a Ray worker process).
@@ -40,6 +43,17 @@ _applied = False
 
 def affected() -> bool:
     return ludwig.__version__ in AFFECTED
+
+
+def check_backend(backend: dict[str, Any]) -> None:
+    """Refuse Ray settings this Ludwig cannot honour (defect G)."""
+    workers = (backend.get("trainer") or {}).get("num_workers", 1)
+    if affected() and workers > 1:
+        raise ValueError(
+            f"finetune.ludwig.backend.trainer.num_workers is {workers}, but Ludwig "
+            f"{ludwig.__version__}'s Ray backend trains each worker's own copy of the model (its "
+            "trainer.strategy is ignored: no gradient exchange): use num_workers: 1"
+        )
 
 
 def trainable_state(model: Any) -> dict[str, Any]:

@@ -152,6 +152,7 @@ def ray_cluster(ludwig_config: dict[str, Any], ray_params: RayParams) -> Iterato
 
     from product_descgen.training import ludwig_ray_compat
 
+    ludwig_ray_compat.check_backend(ludwig_config["backend"])
     ludwig_ray_compat.apply()
     started = not ray.is_initialized()
     if started:

@@ -67,3 +67,25 @@ def test_describe_without_a_trained_model_says_so(project_copy, tiny_model_dir):
     write_new_products(project_copy)
     with pytest.raises(Exception, match="no trained model"):
         run_pipeline(project_copy, tiny_model_dir, "describe")
+
+
+@pytest.mark.slow
+def test_a_template_edited_after_training_is_refused_by_the_served_student(
+    project_copy, tiny_model_dir, tiny_openvino_dir
+):
+    """The adapter's serving contract decides the prompt: editing finetune.prompt_template after
+    training fails describe (and evaluation: the same serve_student node) with what to do."""
+    from product_descgen.training.contract import serving_contract
+
+    write_new_products(project_copy)
+    adapter = write_adapter(project_copy, tiny_model_dir)
+    params = load_project_params(root=project_copy)
+    trained = params["finetune"]["prompt_template"]
+    (adapter / "serving.json").write_text(json.dumps(serving_contract(trained, "base")))
+    write_student_openvino(project_copy, tiny_openvino_dir)
+    serve_student_in_float32(project_copy)
+    edited = {**params["finetune"], "prompt_template": "Item: {input_text}\nCopy:"}
+    with pytest.raises(Exception, match="was trained with the prompt template") as failure:
+        run_pipeline(project_copy, tiny_model_dir, "describe", finetune=edited)
+    assert "restore the template, or retrain" in str(failure.value)
+    assert not (project_copy / "data" / "07_model_output" / "descriptions.jsonl").exists()

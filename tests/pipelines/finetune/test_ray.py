@@ -39,9 +39,12 @@ def test_finetune_on_a_local_ray_cluster(project_copy, tiny_model_dir):
         "  model: ${globals:models.student}\n"
     )
     kedro = Path(sys.executable).with_name("kedro")
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # a Ray of its own
+    home = project_copy / "home"  # Ray's token and ~/ray_results stay in the test's folder
+    home.mkdir()
     proc = subprocess.Popen(
         [str(kedro), "run", "--pipeline", "finetune", "--env", "ray"], cwd=project_copy,
-        env={**os.environ, "OMP_NUM_THREADS": "1", "RAY_ADDRESS": ""}, start_new_session=True,
+        env={**env, "OMP_NUM_THREADS": "1", "HOME": str(home)}, start_new_session=True,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:

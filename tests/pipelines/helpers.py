@@ -20,6 +20,19 @@ def use_tiny_models(project: Path, tiny_model_dir: Path, env: str | None = None)
     path.write_text(yaml.safe_dump({**(current or {}), "models": models}))
 
 
+def override_connection(
+    project: Path, file: str, name: str, connection: dict[str, Any], role: str,
+    env: str | None = None,
+) -> None:  # fmt: skip
+    """A catalog file in the environment (default conf/local) holding one LLM connection entry,
+    ``name``, serving the ``role`` model (teacher, student) of globals.yml."""
+    entry = {
+        "type": "product_descgen.datasets.LLMConnectionDataset", "connection": connection,
+        "model": f"${{globals:models.{role}}}", "cache_dir": "${globals:models.cache_dir}",
+    }  # fmt: skip
+    (project / "conf" / (env or "local") / file).write_text(yaml.safe_dump({name: entry}))
+
+
 def run_pipeline(
     project: Path,
     tiny_model_dir: Path,

@@ -80,13 +80,10 @@ def write_model_exports(project: Path, tiny_model_dir: Path, **exports: Path) ->
 
 def serve_student_in_float32(project: Path) -> None:
     """conf/local: the student served from the float32 export the fixtures write."""
-    (project / "conf" / "local" / "catalog_llm.yml").write_text(
-        "student_llm:\n"
-        "  type: product_descgen.datasets.LLMConnectionDataset\n"
-        "  connection: {backend: openvino, weights: fp32, batch_size: 4}\n"
-        "  model: ${globals:models.student}\n"
-        "  cache_dir: ${globals:models.cache_dir}\n"
-    )
+    from tests.pipelines.helpers import override_connection
+
+    connection = {"backend": "openvino", "weights": "fp32", "batch_size": 4}
+    override_connection(project, "catalog_llm.yml", "student_llm", connection, "student")
 
 
 def write_upstream_reports(project: Path) -> None:

@@ -16,7 +16,7 @@ from tests.pipelines.evaluation.fixtures import (
     write_student_openvino,
     write_test_sets,
 )
-from tests.pipelines.helpers import run_pipeline
+from tests.pipelines.helpers import override_connection, run_pipeline
 
 
 def small_evaluation(project, pairs: int = 1) -> dict:
@@ -33,12 +33,9 @@ def small_evaluation(project, pairs: int = 1) -> dict:
 
 def speed_teacher_with_auto_precision(project: Path) -> None:
     """conf/local: the speed test's teacher served otherwise than teacher_generation's."""
-    (project / "conf" / "local" / "catalog_evaluation.yml").write_text(
-        "speed_teacher_llm:\n"
-        "  type: product_descgen.datasets.LLMConnectionDataset\n"
-        "  connection: {backend: openvino, weights: int8, precision: auto}\n"
-        "  model: ${globals:models.teacher}\n"
-        "  cache_dir: ${globals:models.cache_dir}\n"
+    connection = {"backend": "openvino", "weights": "int8", "precision": "auto"}
+    override_connection(
+        project, "catalog_evaluation.yml", "speed_teacher_llm", connection, "teacher"
     )
 
 

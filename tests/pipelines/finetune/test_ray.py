@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from tests.pipelines.finetune.test_pipeline import write_distill_sets
-from tests.pipelines.helpers import use_tiny_models
+from tests.pipelines.helpers import override_connection, use_tiny_models
 
 
 @pytest.mark.slow
@@ -32,12 +32,11 @@ def test_finetune_on_a_local_ray_cluster(project_copy, tiny_model_dir):
         "generation": {"max_new_tokens": 8},
     }
     params_file.write_text(yaml.safe_dump(params))
-    (project_copy / "conf" / "ray" / "catalog_llm.yml").write_text(
-        "student_llm:\n"  # served in-process: no OpenVINO export after training (not tested here)
-        "  type: product_descgen.datasets.LLMConnectionDataset\n"
-        "  connection: {backend: transformers}\n"
-        "  model: ${globals:models.student}\n"
-    )
+    # the student served in-process: no OpenVINO export after training (not tested here)
+    override_connection(
+        project_copy, "catalog_llm.yml", "student_llm", {"backend": "transformers"}, "student",
+        env="ray",
+    )  # fmt: skip
     kedro = Path(sys.executable).with_name("kedro")
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # a Ray of its own
     home = project_copy / "home"  # Ray's token and ~/ray_results stay in the test's folder

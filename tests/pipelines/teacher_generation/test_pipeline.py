@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.pipelines.helpers import run_pipeline, use_tiny_models
+from tests.pipelines.helpers import override_connection, run_pipeline, use_tiny_models
 
 SMALL_RUN = {
     "min_accepted_share": 0.0,  # the tiny random model writes nothing the gate accepts
@@ -37,13 +37,8 @@ def teacher_params(project: Path, **overrides) -> dict:
 
 def small_batches(project: Path, batch_size: int = 2) -> None:
     """conf/local overrides the teacher connection: small batches, one thread."""
-    (project / "conf" / "local" / "catalog_llm.yml").write_text(
-        "teacher_llm:\n"
-        "  type: product_descgen.datasets.LLMConnectionDataset\n"
-        f"  connection: {{backend: transformers, batch_size: {batch_size}}}\n"
-        "  model: ${globals:models.teacher}\n"
-        "  cache_dir: ${globals:models.cache_dir}\n"
-    )
+    connection = {"backend": "transformers", "batch_size": batch_size}
+    override_connection(project, "catalog_llm.yml", "teacher_llm", connection, "teacher")
 
 
 def calls(project: Path) -> pd.DataFrame:

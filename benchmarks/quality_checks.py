@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from product_descgen.evaluation.metrics import MetricsParams, load_embedder
+from product_descgen.evaluation.metrics import load_embedder
 from product_descgen.pipelines.data_prep.nodes import (
     build_model_inputs,
     clean_catalogue,
@@ -131,7 +131,7 @@ def main() -> None:
     texts["repetition"] = [bool(check_repetition(t, gate)) for t in texts["text"]]
     findings = check_off_product(
         texts["text"].tolist(), texts["product_id"].tolist(), items["product_id"].tolist(),
-        items["input_text"].tolist(), load_embedder(MetricsParams()), OffProductParams(),
+        items["input_text"].tolist(), load_embedder(None), OffProductParams(),
     )  # fmt: skip
     texts["off_product"] = [bool(f and f.flagged) for f in findings]
     texts["claims or off-product"] = texts["claims"] | texts["off_product"]

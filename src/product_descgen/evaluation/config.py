@@ -77,4 +77,5 @@ class DescribeParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     gate: GateParams = GateParams()
+    embedding_model: str | None = None  # the off-product check's embedder (globals)
     progress: bool = True

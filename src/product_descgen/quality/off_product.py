@@ -100,10 +100,15 @@ def check_off_product(
 
 
 def off_product_problems(
-    texts: Sequence[str | None], own_ids: Sequence[str], pool: Any, params: OffProductParams
+    texts: Sequence[str | None],
+    own_ids: Sequence[str],
+    pool: Any,
+    params: OffProductParams,
+    embedding_model: str | None,
 ) -> list[list[tuple[str, str]]]:
     """``[("off_product", reason)]`` or ``[]`` per text, against ``pool`` (a frame with
-    ``product_id`` and ``input_text``), with the project's embedder. A pool smaller than
+    ``product_id`` and ``input_text``), with the project's embedder (globals
+    ``embedding_model``, the one evaluation's metrics use). A pool smaller than
     ``params.min_pool`` is logged and not checked."""
     if not params.enabled:
         return [[] for _ in texts]
@@ -113,11 +118,11 @@ def off_product_problems(
             len(pool), params.min_pool,
         )  # fmt: skip
         return [[] for _ in texts]
-    from product_descgen.evaluation.metrics import MetricsParams, load_embedder
+    from product_descgen.evaluation.metrics import load_embedder
 
     findings = check_off_product(
         [t if isinstance(t, str) else "" for t in texts], own_ids,
         pool["product_id"].astype(str).tolist(), pool["input_text"].tolist(),
-        load_embedder(MetricsParams()), params,
+        load_embedder(embedding_model), params,
     )  # fmt: skip
     return [[("off_product", f.reason())] if f and f.flagged else [] for f in findings]

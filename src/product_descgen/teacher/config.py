@@ -29,6 +29,7 @@ class TeacherParams(BaseModel):
     draft: GenerationSettings = GenerationSettings()
     refine: GenerationSettings = GenerationSettings()
     gate: GateParams = GateParams()
+    embedding_model: str | None = None  # the off-product check's embedder (globals)
     # fewer accepted outputs than this share fails the gate's node, with the reasons counted
     min_accepted_share: float = Field(0.1, ge=0.0, le=1.0)
     progress: bool = True

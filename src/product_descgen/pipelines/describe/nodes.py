@@ -8,7 +8,7 @@ import pandas as pd
 
 from product_descgen.evaluation.config import DescribeParams
 from product_descgen.evaluation.inference import ServedStudent, results_frame, run_student
-from product_descgen.quality.gate import gate_problems
+from product_descgen.quality.gate import OutputFields, gate_problems
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,9 @@ def check_new_descriptions(
     rows = []
     merged = new_inputs.merge(new_outputs, on="product_id", how="left", validate="one_to_one")
     records = merged.to_dict(orient="records")
-    checked = gate_problems(records, "text", "finish_reason", "error", new_inputs, params.gate)
+    checked = gate_problems(
+        records, OutputFields(), new_inputs, params.gate, params.embedding_model
+    )
     for row, problems in zip(records, checked, strict=True):
         text = row["text"] if isinstance(row.get("text"), str) else None
         rows.append(

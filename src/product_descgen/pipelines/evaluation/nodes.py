@@ -104,7 +104,7 @@ def score_systems(
     """Per-item scores of every system against the teacher's reference, and their aggregates
     (overall and per category)."""
     texts = _texts(eval_set, {"student": student_outputs, "base_student": base_student_outputs})
-    embedder = metrics.load_embedder(params.metrics)
+    embedder = metrics.load_embedder(params.metrics.embedding_model)
     scores = metrics.score_items(texts, embedder, params.metrics)
     size = {"test_items": len(eval_set), "min_test_items": params.min_test_items,
             "enough": len(eval_set) >= params.min_test_items}  # fmt: skip

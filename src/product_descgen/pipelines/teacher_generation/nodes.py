@@ -12,7 +12,7 @@ from product_descgen.llm.backends import Connection
 from product_descgen.prep.split import SPLITS
 from product_descgen.prompting import PromptSet
 from product_descgen.quality.checks import words
-from product_descgen.quality.gate import gate_problems
+from product_descgen.quality.gate import OutputFields, gate_problems
 from product_descgen.teacher.config import TeacherParams
 from product_descgen.teacher.generate import generate_step
 
@@ -82,9 +82,8 @@ def gate_teacher_outputs(
     """Quality gate: accepted outputs become targets; rejected ones keep their reasons."""
     merged = teacher_inputs.merge(teacher_outputs, on="product_id", validate="one_to_one")
     records = merged.to_dict(orient="records")
-    checked = gate_problems(
-        records, "refine", "refine_finish_reason", "refine_error", teacher_inputs, params.gate
-    )
+    fields = OutputFields("refine", "refine_finish_reason", "refine_error")
+    checked = gate_problems(records, fields, teacher_inputs, params.gate, params.embedding_model)
     accepted, rejected = [], []
     for row, problems in zip(records, checked, strict=True):
         if problems:

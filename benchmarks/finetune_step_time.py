@@ -29,7 +29,11 @@ from product_descgen.models import resolve_model_dir  # noqa: E402
 from product_descgen.project_config import load_project_models, load_project_params  # noqa: E402
 from product_descgen.runtime import RuntimeParams, set_threads  # noqa: E402
 from product_descgen.training import ludwig_compat  # noqa: E402
-from product_descgen.training.config import FinetuneParams, build_ludwig_config  # noqa: E402
+from product_descgen.training.config import (  # noqa: E402
+    FinetuneParams,
+    auto_compute_dtype,
+    build_ludwig_config,
+)
 
 
 def batches_frame(n: int) -> pd.DataFrame:
@@ -81,10 +85,12 @@ def peft_steps(base: str, params: FinetuneParams, data: pd.DataFrame, batch: int
     kwargs = {}
     if quantized:
         q = params.ludwig["quantization"]
+        dtype = q["bnb_4bit_compute_dtype"]
+        dtype = auto_compute_dtype() if dtype == "auto" else dtype  # as build_ludwig_config
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type=q["bnb_4bit_quant_type"],
             bnb_4bit_use_double_quant=q["bnb_4bit_use_double_quant"],
-            bnb_4bit_compute_dtype=getattr(torch, q["bnb_4bit_compute_dtype"]),
+            bnb_4bit_compute_dtype=getattr(torch, dtype),
         )  # fmt: skip
     model = AutoModelForCausalLM.from_pretrained(base, **kwargs)
     if quantized:

@@ -1,10 +1,13 @@
 import pytest
 
 from product_descgen.project_config import load_project_params
+from product_descgen.training import config as training_config
 from product_descgen.training import ludwig_compat
 from product_descgen.training.config import (
     FinetuneParams,
+    auto_compute_dtype,
     build_ludwig_config,
+    cpu_has_bf16,
     template_fields,
 )
 
@@ -52,3 +55,49 @@ def test_bad_ludwig_setting_fails_with_ludwigs_message(params, tiny_model_dir):
     )
     with pytest.raises(ValueError, match="finetune.ludwig"):
         build_ludwig_config(bad, str(tiny_model_dir), COLUMNS)
+
+
+def test_cpu_bf16_is_read_from_the_cpu_flags(tmp_path):
+    with_bf16 = tmp_path / "zen4"
+    with_bf16.write_text("flags\t\t: fpu avx512f avx512_bf16 avx512_vnni\n")
+    amx = tmp_path / "sapphire_rapids"
+    amx.write_text("flags\t\t: fpu avx512f amx_bf16 amx_tile\n")
+    without = tmp_path / "skylake"
+    without.write_text("flags\t\t: fpu avx512f avx512bw avx512_vnni\n")
+    assert cpu_has_bf16(with_bf16) and cpu_has_bf16(amx)
+    assert not cpu_has_bf16(without)
+    assert not cpu_has_bf16(tmp_path / "no_such_file")  # not Linux: float32, the safe choice
+
+
+@pytest.mark.parametrize(
+    ("cuda", "gpu_bf16", "cpu_bf16", "expected"),
+    [
+        (True, True, False, "bfloat16"),
+        (True, False, True, "float16"),  # a GPU without bf16 (T4, V100): QLoRA's float16
+        (False, False, True, "bfloat16"),
+        (False, False, False, "float32"),
+    ],
+)
+def test_auto_compute_dtype_follows_the_hardware(monkeypatch, cuda, gpu_bf16, cpu_bf16, expected):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *_, **__: gpu_bf16)
+    monkeypatch.setattr(training_config, "cpu_has_bf16", lambda *_: cpu_bf16)
+    assert auto_compute_dtype() == expected
+
+
+def test_auto_compute_dtype_is_resolved_in_the_config_ludwig_gets(params, tiny_model_dir):
+    auto = params.model_copy(
+        update={"ludwig": {**params.ludwig, "quantization": {
+            **params.ludwig["quantization"], "bnb_4bit_compute_dtype": "auto"}}}
+    )  # fmt: skip
+    config = build_ludwig_config(auto, str(tiny_model_dir), COLUMNS)
+    assert config["quantization"]["bnb_4bit_compute_dtype"] == auto_compute_dtype()
+    assert auto.ludwig["quantization"]["bnb_4bit_compute_dtype"] == "auto"  # not mutated
+    fixed = params.model_copy(
+        update={"ludwig": {**params.ludwig, "quantization": {
+            **params.ludwig["quantization"], "bnb_4bit_compute_dtype": "float16"}}}
+    )  # fmt: skip
+    config = build_ludwig_config(fixed, str(tiny_model_dir), COLUMNS)
+    assert config["quantization"]["bnb_4bit_compute_dtype"] == "float16"

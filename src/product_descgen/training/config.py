@@ -8,6 +8,7 @@ schema, so a bad setting fails with a clear message before any training starts.
 from __future__ import annotations
 
 import copy
+import re
 import string
 from pathlib import Path
 from typing import Any, Literal
@@ -55,6 +56,29 @@ class FinetuneParams(BaseModel):
     ray: RayParams = RayParams()  # read when ludwig.backend.type is ray
 
 
+COMPUTE_DTYPE = "bnb_4bit_compute_dtype"  # in finetune.ludwig.quantization; "auto" is resolved
+_CPU_BF16_FLAGS = re.compile(r"\b(?:avx512_bf16|amx_bf16)\b")
+
+
+def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether the CPU computes in bfloat16 natively (AVX512-BF16 or AMX-BF16; Linux flags).
+    Elsewhere bfloat16 matrix products are emulated and slower than float32."""
+    try:
+        return bool(_CPU_BF16_FLAGS.search(cpuinfo.read_text(errors="replace")))
+    except OSError:
+        return False
+
+
+def auto_compute_dtype() -> str:
+    """QLoRA's compute dtype for this machine: bfloat16 where it is native (a CUDA GPU that
+    supports it, a CPU with bf16 instructions), float16 on older GPUs, float32 otherwise."""
+    import torch
+
+    if torch.cuda.is_available():
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    return "bfloat16" if cpu_has_bf16() else "float32"
+
+
 def template_fields(template: str) -> set[str]:
     """Names the prompt template reads (``{input_text}`` -> ``input_text``)."""
     return {name for _, name, _, _ in string.Formatter().parse(template) if name}
@@ -64,6 +88,10 @@ def build_ludwig_config(
     params: FinetuneParams, base_model: str, columns: list[str] | None = None
 ) -> dict[str, Any]:
     """The full Ludwig config, checked against the data's columns when given.
+
+    ``quantization.bnb_4bit_compute_dtype: auto`` becomes this machine's dtype
+    (:func:`auto_compute_dtype`), so the config Ludwig trains with, and the one saved beside the
+    model, names the dtype used.
 
     Raises ``ValueError`` naming the problem: a template field that is not a column, a base
     model path that does not exist, a Ludwig setting that Ludwig's schema rejects.
@@ -88,6 +116,9 @@ def build_ludwig_config(
     )
     if not params.quantization:
         config.pop("quantization", None)
+    quantization = config.get("quantization")
+    if isinstance(quantization, dict) and quantization.get(COMPUTE_DTYPE) == "auto":
+        quantization[COMPUTE_DTYPE] = auto_compute_dtype()
     validate_ludwig_config(config)
     return config
 

@@ -12,10 +12,13 @@ Prints the table (docs/benchmarks.md, "Fine-tuning step time").
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -27,13 +30,10 @@ import torch  # noqa: E402
 
 from product_descgen.models import resolve_model_dir  # noqa: E402
 from product_descgen.project_config import load_project_models, load_project_params  # noqa: E402
+from product_descgen.runtime import ENV_VAR as THREADS_ENV  # noqa: E402
 from product_descgen.runtime import RuntimeParams, set_threads  # noqa: E402
 from product_descgen.training import ludwig_compat  # noqa: E402
-from product_descgen.training.config import (  # noqa: E402
-    FinetuneParams,
-    auto_compute_dtype,
-    build_ludwig_config,
-)
+from product_descgen.training.config import FinetuneParams, build_ludwig_config  # noqa: E402
 
 
 def batches_frame(n: int) -> pd.DataFrame:
@@ -47,6 +47,49 @@ def batches_frame(n: int) -> pd.DataFrame:
         for i in range(n)
     ]
     return pd.DataFrame(rows)
+
+
+FRESH_PROCESS_STEPS = """
+import json, statistics, sys
+sys.path.insert(0, {here!r})
+import pandas as pd
+from finetune_step_time import batches_frame, ludwig_steps
+from product_descgen.models import resolve_model_dir
+from product_descgen.project_config import load_project_models, load_project_params
+from product_descgen.runtime import set_threads
+from product_descgen.training import ludwig_compat
+from product_descgen.training.config import FinetuneParams, build_ludwig_config
+set_threads({threads})
+ludwig_compat.apply()
+project = load_project_params()
+if {dtype!r} is not None:
+    project["finetune"]["ludwig"]["quantization"]["bnb_4bit_compute_dtype"] = {dtype!r}
+params = FinetuneParams.model_validate(project["finetune"])
+models = load_project_models()
+base = resolve_model_dir(models.student, models.cache_dir)
+rows = ({steps} + 1) * 4
+if {data!r} is None:
+    data = batches_frame(rows)
+else:
+    data = pd.read_parquet({data!r})[[params.input_column, params.target_column]].head(rows)
+times = ludwig_steps(build_ludwig_config(params, base, list(data.columns)), data, 4)
+print(json.dumps({{"seconds_per_step": statistics.median(times[1:])}}))
+"""
+
+
+def step_s_in_fresh_process(
+    threads: int, steps: int, dtype: str | None = None, data: Path | None = None
+) -> float:
+    """Median seconds per Ludwig QLoRA step (batch 4, first step excluded) in a fresh process
+    with ``threads`` threads: on this script's batches, or on the rows of ``data`` (a parquet
+    file with the finetune columns); ``dtype`` overrides the compute dtype."""
+    code = FRESH_PROCESS_STEPS.format(here=str(Path(__file__).resolve().parent), threads=threads,
+                                      steps=steps, dtype=dtype,
+                                      data=str(data) if data else None)  # fmt: skip
+    env = {**os.environ, THREADS_ENV: str(threads), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                          text=True, check=True)  # fmt: skip
+    return json.loads(done.stdout.strip().splitlines()[-1])["seconds_per_step"]
 
 
 def ludwig_steps(config: dict, data: pd.DataFrame, batch: int) -> list[float]:
@@ -76,24 +119,23 @@ def ludwig_steps(config: dict, data: pd.DataFrame, batch: int) -> list[float]:
 
 
 def peft_steps(base: str, params: FinetuneParams, data: pd.DataFrame, batch: int,
-               quantized: bool) -> list[float]:  # fmt: skip
+               quantization: dict | None) -> list[float]:  # fmt: skip
+    """Plain peft steps; ``quantization``: the Ludwig config's block as built (its compute dtype
+    resolved), or None for LoRA on the full-precision base."""
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
     tokenizer = AutoTokenizer.from_pretrained(base)
     tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
     kwargs = {}
-    if quantized:
-        q = params.ludwig["quantization"]
-        dtype = q["bnb_4bit_compute_dtype"]
-        dtype = auto_compute_dtype() if dtype == "auto" else dtype  # as build_ludwig_config
+    if q := quantization:
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type=q["bnb_4bit_quant_type"],
             bnb_4bit_use_double_quant=q["bnb_4bit_use_double_quant"],
-            bnb_4bit_compute_dtype=getattr(torch, dtype),
+            bnb_4bit_compute_dtype=getattr(torch, q["bnb_4bit_compute_dtype"]),
         )  # fmt: skip
     model = AutoModelForCausalLM.from_pretrained(base, **kwargs)
-    if quantized:
+    if quantization:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     a = params.ludwig["adapter"]
     model = get_peft_model(model, LoraConfig(r=a["r"], lora_alpha=a["alpha"],
@@ -133,8 +175,10 @@ def main() -> None:
     runs = {
         ("Ludwig", "QLoRA (4-bit nf4)"): ludwig_steps(qlora, data, args.batch),
         ("Ludwig", "LoRA (fp32)"): ludwig_steps(lora, data, args.batch),
-        ("plain peft", "QLoRA (4-bit nf4)"): peft_steps(base, params, data, args.batch, True),
-        ("plain peft", "LoRA (fp32)"): peft_steps(base, params, data, args.batch, False),
+        ("plain peft", "QLoRA (4-bit nf4)"): peft_steps(
+            base, params, data, args.batch, qlora["quantization"]
+        ),
+        ("plain peft", "LoRA (fp32)"): peft_steps(base, params, data, args.batch, None),
     }
     median = {key: statistics.median(times[1:]) for key, times in runs.items()}
     table = pd.DataFrame(

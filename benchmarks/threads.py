@@ -12,49 +12,19 @@ every other round; medians and min-max over the rounds (docs/benchmarks.md, "CPU
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from finetune_step_time import step_s_in_fresh_process  # noqa: E402
 from speed_comparison import SHARED, flipkart_items  # noqa: E402
 from speed_setup import load_speed_jobs  # noqa: E402
 
 from product_descgen.evaluation import speed  # noqa: E402
 from product_descgen.runtime import ENV_VAR  # noqa: E402
-
-TRAIN = """
-import json, statistics, sys
-sys.path.insert(0, {here!r})
-from finetune_step_time import batches_frame, ludwig_steps
-from product_descgen.models import resolve_model_dir
-from product_descgen.project_config import load_project_models, load_project_params
-from product_descgen.runtime import set_threads
-from product_descgen.training import ludwig_compat
-from product_descgen.training.config import FinetuneParams, build_ludwig_config
-set_threads({threads})
-ludwig_compat.apply()
-project = load_project_params()
-models = load_project_models()
-base = resolve_model_dir(models.student, models.cache_dir)
-data = batches_frame(({steps} + 1) * 4)
-config = build_ludwig_config(FinetuneParams.model_validate(project["finetune"]), base,
-                             list(data.columns))
-times = ludwig_steps(config, data, 4)
-print(json.dumps({{"seconds_per_step": statistics.median(times[1:])}}))
-"""
-
-
-def train_step_s(threads: int, steps: int) -> float:
-    code = TRAIN.format(here=str(HERE), threads=threads, steps=steps)
-    env = {**os.environ, ENV_VAR: str(threads)}
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                          check=True)  # fmt: skip
-    return json.loads(done.stdout.strip().splitlines()[-1])["seconds_per_step"]
 
 
 def serve_tok_s(job: speed.SpeedJob, threads: int) -> float:
@@ -80,7 +50,7 @@ def main() -> None:
     for round_ in range(args.rounds):
         for what, threads in settings if round_ % 2 == 0 else settings[::-1]:
             value = (
-                train_step_s(threads, args.steps)
+                step_s_in_fresh_process(threads, args.steps)
                 if what == "training"
                 else serve_tok_s(jobs[what], threads)
             )

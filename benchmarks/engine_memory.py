@@ -28,10 +28,8 @@ import openvino as ov
 import openvino_genai as ov_genai
 from transformers import AutoTokenizer
 
-def rss_mb():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
+from product_descgen.evaluation.speed import rss_mb
+from product_descgen.llm.openvino_backend import engine_properties
 
 model_dir, kv, prompts = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -40,7 +38,6 @@ base = rss_mb()
 scheduler = ov_genai.SchedulerConfig()
 scheduler.max_num_seqs = 16
 scheduler.enable_prefix_caching = True
-from product_descgen.llm.openvino_backend import engine_properties
 properties = engine_properties("f32", 1) | {"KV_CACHE_PRECISION": kv}  # as served, but the KV
 pipeline = ov_genai.ContinuousBatchingPipeline(model_dir, scheduler, "CPU", properties)
 config = ov_genai.GenerationConfig()

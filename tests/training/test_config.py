@@ -87,17 +87,16 @@ def test_auto_compute_dtype_follows_the_hardware(monkeypatch, cuda, gpu_bf16, cp
     assert auto_compute_dtype() == expected
 
 
+def with_compute_dtype(params: FinetuneParams, dtype: str) -> FinetuneParams:
+    quantization = {**params.ludwig["quantization"], "bnb_4bit_compute_dtype": dtype}
+    return params.model_copy(update={"ludwig": {**params.ludwig, "quantization": quantization}})
+
+
 def test_auto_compute_dtype_is_resolved_in_the_config_ludwig_gets(params, tiny_model_dir):
-    auto = params.model_copy(
-        update={"ludwig": {**params.ludwig, "quantization": {
-            **params.ludwig["quantization"], "bnb_4bit_compute_dtype": "auto"}}}
-    )  # fmt: skip
+    auto = with_compute_dtype(params, "auto")
     config = build_ludwig_config(auto, str(tiny_model_dir), COLUMNS)
     assert config["quantization"]["bnb_4bit_compute_dtype"] == auto_compute_dtype()
     assert auto.ludwig["quantization"]["bnb_4bit_compute_dtype"] == "auto"  # not mutated
-    fixed = params.model_copy(
-        update={"ludwig": {**params.ludwig, "quantization": {
-            **params.ludwig["quantization"], "bnb_4bit_compute_dtype": "float16"}}}
-    )  # fmt: skip
+    fixed = with_compute_dtype(params, "float16")
     config = build_ludwig_config(fixed, str(tiny_model_dir), COLUMNS)
     assert config["quantization"]["bnb_4bit_compute_dtype"] == "float16"

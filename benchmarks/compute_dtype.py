@@ -33,7 +33,8 @@ def main() -> None:
         "--data", type=Path, default=ROOT / "data/05_model_input/distill_train.parquet"
     )
     args = parser.parse_args()
-    threads = RuntimeParams.model_validate(load_project_params().get("runtime", {})).threads
+    runtime = RuntimeParams.model_validate(load_project_params().get("runtime", {}))
+    threads = runtime.resolved_threads()
     dtypes = ["float32", "bfloat16"]
     times: dict[str, list[float]] = {d: [] for d in dtypes}
     for round_ in range(args.rounds):

@@ -163,7 +163,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4)
     args = parser.parse_args()
     project = load_project_params()
-    set_threads(RuntimeParams.model_validate(project.get("runtime", {})).threads)
+    set_threads(RuntimeParams.model_validate(project.get("runtime", {})).resolved_threads())
     ludwig_compat.apply()
     models = load_project_models()
     base = resolve_model_dir(models.student, ROOT / models.cache_dir)

@@ -33,7 +33,7 @@ def load_speed_jobs(
         names = (f"{split}_examples", "student_adapter", "student_openvino", "teacher_prompts",
                  "speed_teacher_llm", "student_llm")  # fmt: skip
         examples, adapter, exported, prompts, teacher_llm, student_llm = map(catalog.load, names)
-        set_threads(RuntimeParams.model_validate(params.get("runtime", {})).threads)
+        set_threads(RuntimeParams.model_validate(params.get("runtime", {})).resolved_threads())
     evaluation = EvaluationParams.model_validate(params["evaluation"])
     if sample_size is not None:
         speed = evaluation.speed.model_copy(update={"sample_size": sample_size})

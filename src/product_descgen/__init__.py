@@ -1,6 +1,11 @@
 """product_descgen: distil a large teacher LLM's product descriptions into a small student."""
 
 import logging
+import os
+
+# OpenMP threads wait passively for work (before torch loads OpenMP, which reads this once): a
+# thread spinning on a core that another process needs slows every step (product_descgen.runtime).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
 

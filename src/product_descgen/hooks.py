@@ -25,8 +25,10 @@ class RuntimeHooks:
         from product_descgen.runtime import RuntimeParams, set_threads
 
         params = RuntimeParams.model_validate(context.params.get("runtime", {}))
-        set_threads(params.threads)
-        logger.info("Runtime: %d CPU thread(s) per process", params.threads)
+        threads = params.resolved_threads()
+        set_threads(threads)
+        logger.info("Runtime: %d CPU thread(s) per process (runtime.threads: %s)", threads,
+                    params.threads)  # fmt: skip
 
 
 class PipelineTimingHooks:

@@ -1,18 +1,27 @@
 """Process-wide runtime settings: how many CPU threads every engine in this process may use.
 
 One setting (``runtime.threads`` in ``conf/base/parameters.yml``), applied by a hook before any
-node runs and read by every backend, the trainer and the speed workers. On small shared machines
-one thread per process is the default: two OpenMP threads on two busy cores ran a small matrix
-product many times slower than one (docs/benchmarks.md).
+node runs and read by every backend, the trainer and the speed workers. ``auto`` (the default)
+is ``OMP_NUM_THREADS`` when the environment sets it (a scheduler's allocation, the test suite),
+else the CPUs this process may use. OpenMP threads wait passively (``OMP_WAIT_POLICY``, set by
+the package before torch loads): a spinning thread on a core another process needs made two
+threads many times slower than one on a busy 2-core machine; waiting passively, two threads were
+faster than one with the machine idle and as fast with the other core busy
+(docs/benchmarks.md, "CPU threads per process").
 """
 
 from __future__ import annotations
 
+import math
 import os
+from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, PositiveInt
 
 ENV_VAR = "OMP_NUM_THREADS"  # read by torch, OpenMP and the speed workers' fresh processes
+WAIT_POLICY_VAR = "OMP_WAIT_POLICY"
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 
 
 class RuntimeParams(BaseModel):
@@ -20,7 +29,27 @@ class RuntimeParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    threads: PositiveInt = 1
+    threads: PositiveInt | Literal["auto"] = "auto"
+
+    def resolved_threads(self) -> int:
+        """The thread count ``threads`` stands for in this process."""
+        if self.threads != "auto":
+            return self.threads
+        from_env = os.environ.get(ENV_VAR, "")
+        return int(from_env) if from_env.isdigit() and int(from_env) > 0 else usable_cpus()
+
+
+def usable_cpus(cpu_max: Path = CGROUP_CPU_MAX) -> int:
+    """CPUs this process may run on: its CPU affinity, capped by a cgroup v2 CPU quota (a
+    container given 2 CPUs of a bigger host sees all of the host's in its affinity)."""
+    count = len(os.sched_getaffinity(0))
+    try:
+        quota, period = cpu_max.read_text().split()[:2]
+        if quota != "max":
+            count = min(count, max(1, math.floor(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 quota: the affinity is the limit
+    return count
 
 
 def set_threads(threads: int) -> None:

@@ -1,12 +1,14 @@
 """CPU threads per process: the default run's heavy stages with 1 and with 2 threads, alternated.
 
-    .venv/bin/python benchmarks/threads.py [--products 16] [--rounds 2] [--threads 1 2]
+    .venv/bin/python benchmarks/threads.py [--products 16] [--rounds 2] [--threads 1 2] [--busy]
 
 After `make run` (a trained and exported student). Serving: the evaluation's speed-test jobs
 (teacher pipeline and student, as the catalog serves them) on Flipkart products, each in a
 fresh process. Training: Ludwig QLoRA steps of the student (benchmarks/finetune_step_time.py's
 batches), each in a fresh process. Every round runs every setting once, the order reversed
 every other round; medians and min-max over the rounds (docs/benchmarks.md, "CPU threads").
+``--busy``: a process spinning on one core throughout (a shared machine's other work). OpenMP's
+wait policy is the package's (passive) unless ``OMP_WAIT_POLICY`` is set.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 from pathlib import Path
 
@@ -39,7 +42,17 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--catalogue", type=Path, default=SHARED)
+    parser.add_argument("--busy", action="store_true", help="keep one core busy meanwhile")
     args = parser.parse_args()
+    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.busy else None
+    try:
+        run(args)
+    finally:
+        if burner:
+            burner.kill()
+
+
+def run(args: argparse.Namespace) -> None:
     _, teacher, student = load_speed_jobs()
     items = flipkart_items(args.products + 2, path=args.catalogue)
     update = {"items": items[2:], "warmup_items": items[:2]}
@@ -61,7 +74,7 @@ def main() -> None:
         unit = "s per training step" if name.startswith("training") else "generated tok/s"
         row = f"| {name} | {unit} | {statistics.median(values):.3f} | "
         print(f"{row}{min(values):.3f}-{max(values):.3f} | {len(values)} |")  # noqa: T201
-    print(f"load average at the end: {os.getloadavg()}")  # noqa: T201
+    print(f"load average at the end: {os.getloadavg()}, {os.environ.get('OMP_WAIT_POLICY')=}")  # noqa: T201
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ faster than one with the machine idle and as fast with the other core busy
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 from typing import Literal
@@ -20,7 +19,6 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, PositiveInt
 
 ENV_VAR = "OMP_NUM_THREADS"  # read by torch, OpenMP and the speed workers' fresh processes
-WAIT_POLICY_VAR = "OMP_WAIT_POLICY"
 CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 
 
@@ -35,8 +33,7 @@ class RuntimeParams(BaseModel):
         """The thread count ``threads`` stands for in this process."""
         if self.threads != "auto":
             return self.threads
-        from_env = os.environ.get(ENV_VAR, "")
-        return int(from_env) if from_env.isdigit() and int(from_env) > 0 else usable_cpus()
+        return env_threads() or usable_cpus()
 
 
 def usable_cpus(cpu_max: Path = CGROUP_CPU_MAX) -> int:
@@ -46,7 +43,7 @@ def usable_cpus(cpu_max: Path = CGROUP_CPU_MAX) -> int:
     try:
         quota, period = cpu_max.read_text().split()[:2]
         if quota != "max":
-            count = min(count, max(1, math.floor(int(quota) / int(period))))
+            count = min(count, max(1, int(quota) // int(period)))
     except (OSError, ValueError):
         pass  # no cgroup v2 quota: the affinity is the limit
     return count
@@ -61,7 +58,12 @@ def set_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def env_threads() -> int | None:
+    """The thread count the environment sets (``OMP_NUM_THREADS``), or None."""
+    value = os.environ.get(ENV_VAR, "")
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
 def threads() -> int:
     """The thread count set for this process (1 when none was set)."""
-    value = os.environ.get(ENV_VAR, "")
-    return int(value) if value.isdigit() and int(value) > 0 else 1
+    return env_threads() or 1

@@ -62,11 +62,12 @@ models: $(STAMP) $(EXPORT_STAMP)  ## convert the configured teacher and student 
 run: models  ## install, prepare models, run the default pipeline on the demo catalogue
 	$(BIN)/kedro run
 
-# Two test processes: each test runs on one thread, so a second process uses the second core.
+# Two test processes: each test runs on one thread, so a second process uses the second core;
+# a process that runs out of tests takes queued ones from the other (worksteal).
 TEST_WORKERS ?= 2
 
 test: $(STAMP) $(EXPORT_STAMP)  ## install, then run the test suite
-	$(BIN)/python -m pytest -n $(TEST_WORKERS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 viz: $(STAMP)  ## Kedro-Viz on http://127.0.0.1:4141
 	$(BIN)/kedro viz run

@@ -13,9 +13,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import shutil  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
+from filelock import FileLock  # noqa: E402
 
 from tests.tiny_models import build_tiny_llama  # noqa: E402
 
@@ -23,10 +25,37 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules holding ``slow`` tests run first (each module's tests stay together and in
+    order): with two test processes the longest tests start early, and the run ends on short
+    ones instead of one process finishing a long test while the other waits."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)
+
+
+def built_once(
+    tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], Path]
+) -> Path:
+    """``build(path)``'s directory, made once per test run: under pytest-xdist every worker
+    shares it (the first to take the lock builds it, the others wait and reuse it), so slow
+    session fixtures (OpenVINO exports) are not paid once per worker. Reused only when complete
+    (the ``.built`` marker is written last)."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's temp dir, above each worker's own
+    path, done = root / name, root / f"{name}.built"
+    with FileLock(root / f"{name}.lock"):
+        if not done.is_file():
+            shutil.rmtree(path, ignore_errors=True)
+            build(path)
+            done.touch()
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random Llama model with the real SmolLM2 tokenizer, built in seconds."""
-    return build_tiny_llama(tmp_path_factory.mktemp("tiny_llama"))
+    return built_once(tmp_path_factory, "tiny_llama", build_tiny_llama)
 
 
 @pytest.fixture
@@ -48,7 +77,9 @@ def tiny_openvino_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFac
     """The tiny model exported for OpenVINO with float32 weights (through .venv-export)."""
     from product_descgen.export.openvino import export_openvino
 
-    return export_openvino(tiny_model_dir, tmp_path_factory.mktemp("tiny_ov") / "fp32", "fp32")
+    return built_once(
+        tmp_path_factory, "tiny_ov_fp32", lambda out: export_openvino(tiny_model_dir, out, "fp32")
+    )
 
 
 @pytest.fixture(scope="session")
@@ -56,4 +87,6 @@ def tiny_openvino_int8_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPa
     """The tiny model exported for OpenVINO with int8 weights (the catalog's teacher and judge)."""
     from product_descgen.export.openvino import export_openvino
 
-    return export_openvino(tiny_model_dir, tmp_path_factory.mktemp("tiny_ov") / "int8", "int8")
+    return built_once(
+        tmp_path_factory, "tiny_ov_int8", lambda out: export_openvino(tiny_model_dir, out, "int8")
+    )

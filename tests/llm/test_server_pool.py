@@ -64,7 +64,10 @@ def test_calls_go_around_a_dead_server(tmp_path):
         requests = [Request(key=f"k{i}", prompt=f"item {i}") for i in range(20)]
         results = [r for batch in backend.generate(requests) for r in batch]
     assert len(results) == 20 and all(r.ok for r in results)
-    assert sum(r.attempts > 1 for r in results) <= 2  # the dead server got 2 tries, then rested
+    # The dead server rests after 2 failures in a row; a call it already held when the second
+    # failed (concurrency 2: at most one more) fails too. Without the rest, about half of the
+    # 20 calls would go there first.
+    assert sum(r.attempts > 1 for r in results) <= 2 + (2 - 1)
 
 
 def test_several_servers_in_one_setting():

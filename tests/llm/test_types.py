@@ -1,10 +1,16 @@
 import pytest
 
-from product_descgen.llm.types import Result, raise_if_systematic
+from product_descgen.llm.types import FailureWatch, Result
 
 
 def results(*errors: str | None) -> list[Result]:
     return [Result(key=str(i), text=None if e else "ok", error=e) for i, e in enumerate(errors)]
+
+
+def raise_if_systematic(
+    rows: list[Result], what: str, min_rows: int = 8, final: bool = True
+) -> None:
+    FailureWatch(what, min_rows).add(rows, final=final)
 
 
 def test_most_rows_failing_with_one_error_is_systematic():
@@ -34,3 +40,11 @@ def test_while_calls_are_ending_a_few_failures_are_not_judged_yet():
     raise_if_systematic(results("boom"), "gen", final=False)  # the first call of many
     with pytest.raises(RuntimeError, match="5 of 8 calls"):
         raise_if_systematic(results(*["boom"] * 5, None, None, None), "gen", final=False)
+
+
+def test_counts_add_up_over_batches_as_they_arrive():
+    watch = FailureWatch("gen", min_rows=4)
+    watch.add(results("boom", None))  # 1 of 2: too early to judge
+    watch.add(results(None, None))  # 1 of 4: per-row
+    with pytest.raises(RuntimeError, match="gen: 4 of 7 calls failed with: boom"):
+        watch.add(results("boom", "boom", "boom"))

@@ -81,19 +81,11 @@ def prompt_token_ids(tokenizer: Any, request: Request) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
-def raise_if_systematic(
-    results: list[Result], what: str, min_rows: int = 8, final: bool = True
-) -> None:
-    """Fail loudly when most calls failed with one error (a dead server, a wrong model, a
-    device mismatch, out of memory): that is the stage failing, not a bad row. Judged once
-    ``min_rows`` calls have ended; a ``final`` set of fewer fails only when every call failed."""
-    watch = FailureWatch(what, min_rows)
-    watch.add(results, final=final)
-
-
 class FailureWatch:
-    """:func:`raise_if_systematic` over results that keep coming: the counts are kept as they
-    arrive, so each new batch costs its own size, not the whole run's."""
+    """Fails loudly when most calls failed with one error (a dead server, a wrong model, a
+    device mismatch, out of memory): that is the stage failing, not a bad row. Judged once
+    ``min_rows`` calls have ended; a ``final`` set of fewer fails only when every call failed.
+    Counts are kept as results arrive, so each new batch costs its own size."""
 
     def __init__(self, what: str, min_rows: int = 8) -> None:
         self.what, self.min_rows = what, min_rows

@@ -1,5 +1,5 @@
 """runtime.threads: a number, or auto (the environment's OMP_NUM_THREADS, else the usable CPUs);
-OpenMP threads wait passively."""
+OpenMP threads wait passively; a native call that never returns ends the process."""
 
 from __future__ import annotations
 
@@ -84,3 +84,30 @@ def test_the_hook_applies_the_resolved_count(monkeypatch):
         assert (threads(), torch.get_num_threads()) == (3, 3)
     finally:
         torch.set_num_threads(before)
+
+
+def run_guarded(timeout_s: float | None, call: str, after: str = "pass"):
+    code = (
+        "import re, time\n"
+        "from product_descgen.runtime import exit_if_stuck\n"
+        f"with exit_if_stuck({timeout_s}):\n"
+        f"    {call}\n"
+        f"{after}\n"
+        "print('returned')\n"
+    )
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False, timeout=120)  # fmt: skip
+
+
+def test_a_native_call_that_never_returns_ends_the_process_with_its_stack():
+    # catastrophic backtracking: C code that holds the GIL far longer than any test runs
+    done = run_guarded(0.5, 're.match(r"(a+)+$", "a" * 64 + "b")')
+    assert done.returncode == 1 and "returned" not in done.stdout
+    assert "Timeout" in done.stderr and 'File "<string>", line 4' in done.stderr
+
+
+@pytest.mark.parametrize("timeout_s", [0.5, None])
+def test_a_call_that_returns_disarms_the_guard_and_none_sets_none(timeout_s):
+    call = "pass" if timeout_s else "time.sleep(1.0)"
+    done = run_guarded(timeout_s, call, after="time.sleep(1.0)")
+    assert done.returncode == 0 and "returned" in done.stdout, done.stderr

@@ -1,4 +1,5 @@
-"""Process-wide runtime settings: how many CPU threads every engine in this process may use.
+"""Process-wide runtime settings: how many CPU threads every engine in this process may use,
+and a watchdog for calls into native code that may never return.
 
 One setting (``runtime.threads`` in ``conf/base/parameters.yml``), applied by a hook before any
 node runs and read by every backend, the trainer and the speed workers. ``auto`` (the default)
@@ -12,7 +13,11 @@ faster than one with the machine idle and as fast with the other core busy
 
 from __future__ import annotations
 
+import contextlib
+import faulthandler
 import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -67,3 +72,21 @@ def env_threads() -> int | None:
 def threads() -> int:
     """The thread count set for this process (1 when none was set)."""
     return env_threads() or 1
+
+
+@contextlib.contextmanager
+def exit_if_stuck(timeout_s: float | None) -> Iterator[None]:
+    """Around one call into native code that holds the GIL and may never return (an engine step
+    waiting on a deadlock): if it has not returned after ``timeout_s`` seconds, every thread's
+    stack goes to stderr and the process exits with status 1. faulthandler's timer runs without
+    the GIL, so it fires where a Python watchdog thread could not; a stuck run then ends loudly,
+    and a rerun resumes from what was stored, instead of waiting forever. ``None``: no guard.
+    The timer is process-wide (faulthandler keeps one), so guards do not nest."""
+    if timeout_s is None:
+        yield
+        return
+    faulthandler.dump_traceback_later(timeout_s, exit=True, file=sys.__stderr__)
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()

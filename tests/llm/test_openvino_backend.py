@@ -1,5 +1,8 @@
+import contextlib
+
 import pytest
 
+from product_descgen.llm import openvino_backend
 from product_descgen.llm.backends import Connection, make_backend
 from product_descgen.llm.hf_backend import TransformersBackend
 from product_descgen.llm.openvino_backend import OpenVINOBackend, engine_properties
@@ -82,6 +85,21 @@ def test_make_backend_builds_the_engine_and_refuses_an_unmerged_adapter(tiny_ope
     assert backend.name == "openvino"
     with pytest.raises(ValueError, match="adapter"):
         make_backend(connection, str(tiny_openvino_dir), GenerationSettings(), adapter="a")
+
+
+def test_each_engine_step_runs_under_the_stall_guard(tiny_openvino_dir, monkeypatch):
+    guarded = []
+
+    @contextlib.contextmanager
+    def record(timeout_s):
+        guarded.append(timeout_s)
+        yield
+
+    monkeypatch.setattr(openvino_backend, "exit_if_stuck", record)
+    connection = Connection(backend="openvino", step_timeout_s=42)
+    backend = make_backend(connection, str(tiny_openvino_dir), GenerationSettings(max_new_tokens=4))
+    assert len([r for chunk in backend.generate(requests(2)) for r in chunk]) == 2
+    assert len(guarded) >= 4 and set(guarded) == {42}  # every step, at least one per token
 
 
 def test_a_model_directory_that_is_not_exported_is_a_clear_error(tiny_model_dir):

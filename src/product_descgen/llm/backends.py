@@ -39,6 +39,7 @@ class Connection(BaseModel):
     weights: Literal["fp32", "int8", "int4"] = "int8"
     precision: Literal["f32", "auto"] = "f32"  # auto: the CPU plugin's choice (bf16 where fast)
     prefix_caching: bool = True
+    step_timeout_s: PositiveFloat | None = 600.0  # a longer engine step ends the process (a stall)
     # transformers
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
@@ -114,6 +115,7 @@ def make_backend(
             batch_size=connection.batch_size,
             precision=connection.precision,
             prefix_caching=connection.prefix_caching,
+            step_timeout_s=connection.step_timeout_s,
         )
     if connection.backend == "transformers":
         from product_descgen.llm.hf_backend import TransformersBackend

@@ -17,7 +17,7 @@ from typing import Any
 
 from product_descgen.llm import types
 from product_descgen.llm.types import GenerationSettings, Request, Result, cut_at_stop
-from product_descgen.runtime import threads
+from product_descgen.runtime import exit_if_stuck, threads
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +45,10 @@ class OpenVINOBackend:
         batch_size: int = 16,
         precision: str = "f32",
         prefix_caching: bool = True,
-        n_threads: int | None = None,
+        step_timeout_s: float | None = 600.0,
     ) -> None:
+        """``step_timeout_s``: an engine step taking longer ends the process (a stall, seen once
+        in OpenVINO GenAI 2026.4: :func:`product_descgen.runtime.exit_if_stuck`)."""
         import openvino_genai as ov_genai
         from transformers import AutoTokenizer
 
@@ -61,12 +63,13 @@ class OpenVINOBackend:
         self.model_id = model_dir
         self.settings = settings
         self.batch_size = batch_size
+        self.step_timeout_s = step_timeout_s
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         scheduler = ov_genai.SchedulerConfig()
         scheduler.max_num_seqs = batch_size
         scheduler.enable_prefix_caching = prefix_caching
         self.pipeline = ov_genai.ContinuousBatchingPipeline(
-            model_dir, scheduler, "CPU", engine_properties(precision, n_threads or threads())
+            model_dir, scheduler, "CPU", engine_properties(precision, threads())
         )
 
     def generation_config(self) -> Any:
@@ -136,7 +139,8 @@ class OpenVINOBackend:
                 i = waiting.pop()
                 tensor = ov.Tensor(np.asarray([ids[i]], dtype=np.int64))
                 in_flight[i] = (self.pipeline.add_request(i, tensor, config), time.perf_counter())
-            self.pipeline.step()
+            with exit_if_stuck(self.step_timeout_s):
+                self.pipeline.step()
             for i, (handle, started) in list(in_flight.items()):
                 status = handle.get_status()
                 if status == ov_genai.GenerationStatus.RUNNING:

@@ -110,7 +110,8 @@ def test_a_model_directory_that_is_not_exported_is_a_clear_error(tiny_model_dir)
 def test_engine_properties_follow_the_precision_and_thread_settings():
     assert engine_properties("f32", 1) == {
         "INFERENCE_NUM_THREADS": 1,
+        "sampler_num_threads": 1,
         "INFERENCE_PRECISION_HINT": "f32",
         "KV_CACHE_PRECISION": "f32",
     }
-    assert engine_properties("auto", 2) == {"INFERENCE_NUM_THREADS": 2}
+    assert engine_properties("auto", 2) == {"INFERENCE_NUM_THREADS": 2, "sampler_num_threads": 1}

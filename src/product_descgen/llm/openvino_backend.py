@@ -26,8 +26,13 @@ IR_FILE = "openvino_model.xml"
 
 def engine_properties(precision: str, n_threads: int) -> dict[str, Any]:
     """OpenVINO CPU plugin properties: threads, and f32 compute and KV cache for ``f32`` (the
-    plugin otherwise computes in bf16 on CPUs that have it, which changes greedy text)."""
-    properties: dict[str, Any] = {"INFERENCE_NUM_THREADS": n_threads}
+    plugin otherwise computes in bf16 on CPUs that have it, which changes greedy text).
+
+    The sampler runs on one thread: with several (GenAI's default, one per CPU), stop-string
+    checks detokenize concurrently through GenAI's ``CircularBufferQueue`` of detokenizer
+    requests, whose ``get_idle`` can miss a request handed back between its empty check and its
+    wait (2026.4.1); the step then waits forever (docs/architecture.md, "A known stall")."""
+    properties: dict[str, Any] = {"INFERENCE_NUM_THREADS": n_threads, "sampler_num_threads": 1}
     if precision == "f32":
         properties |= {"INFERENCE_PRECISION_HINT": "f32", "KV_CACHE_PRECISION": "f32"}
     return properties

@@ -52,8 +52,8 @@ class OpenVINOBackend:
         prefix_caching: bool = True,
         step_timeout_s: float | None = 600.0,
     ) -> None:
-        """``step_timeout_s``: an engine step taking longer ends the process (a stall, seen once
-        in OpenVINO GenAI 2026.4: :func:`product_descgen.runtime.exit_if_stuck`)."""
+        """``step_timeout_s``: an engine step taking longer ends the process, every thread's
+        stack on stderr (an engine stall: :func:`product_descgen.runtime.exit_if_stuck`)."""
         import openvino_genai as ov_genai
         from transformers import AutoTokenizer
 

@@ -40,7 +40,7 @@ def test_exported_student_writes_what_peft_writes(tiny_model_dir, tmp_path):
         str(tiny_model_dir), settings, adapter=str(tmp_path / "adapter"), device="cpu"
     )
     plain_backend = TransformersBackend(str(tiny_model_dir), settings, device="cpu")
-    engine = OpenVINOBackend(str(exported), settings)
+    engine = OpenVINOBackend(str(exported), settings, precision="f32")
 
     def texts(backend):
         return {r.key: r.text for chunk in backend.generate(reqs) for r in chunk}

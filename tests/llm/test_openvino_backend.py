@@ -66,7 +66,7 @@ def test_a_stop_string_as_the_first_token_gives_an_empty_text(tiny_model_dir, ti
     [[first]] = list(plain.generate(probe))
     assert first.text == "" and first.completion_tokens == 4  # only newlines: stripped
     settings = GenerationSettings(max_new_tokens=4, stop=["\n"])
-    engine = OpenVINOBackend(str(tiny_openvino_dir), settings)
+    engine = OpenVINOBackend(str(tiny_openvino_dir), settings, precision="f32")
     reference = TransformersBackend(str(tiny_model_dir), settings, device="cpu")
     [[got]] = list(engine.generate(probe))
     assert (got.text, got.finish_reason) == ("", "stop")

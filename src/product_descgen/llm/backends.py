@@ -37,7 +37,9 @@ class Connection(BaseModel):
     batch_size: PositiveInt = 16  # requests in flight
     # openvino: the exported weights and the compute precision
     weights: Literal["fp32", "int8", "int4"] = "int8"
-    precision: Literal["f32", "auto"] = "f32"  # auto: the CPU plugin's choice (bf16 where fast)
+    # auto: the CPU plugin's choice (bf16 compute and a u8 KV cache where the CPU has bf16);
+    # f32: float32 compute and KV cache, the transformers float32 reference's greedy text
+    precision: Literal["f32", "auto"] = "auto"
     prefix_caching: bool = True
     step_timeout_s: PositiveFloat | None = 600.0  # a longer engine step ends the process (a stall)
     # transformers

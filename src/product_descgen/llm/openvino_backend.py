@@ -48,7 +48,7 @@ class OpenVINOBackend:
         model_dir: str,
         settings: GenerationSettings,
         batch_size: int = 16,
-        precision: str = "f32",
+        precision: str = "auto",
         prefix_caching: bool = True,
         step_timeout_s: float | None = 600.0,
     ) -> None:

@@ -31,9 +31,9 @@ def small_evaluation(project, pairs: int = 1) -> dict:
     }  # fmt: skip
 
 
-def speed_teacher_with_auto_precision(project: Path) -> None:
+def speed_teacher_in_f32(project: Path) -> None:
     """conf/local: the speed test's teacher served otherwise than teacher_generation's."""
-    connection = {"backend": "openvino", "weights": "int8", "precision": "auto"}
+    connection = {"backend": "openvino", "weights": "int8", "precision": "f32"}
     override_connection(
         project, "catalog_evaluation.yml", "speed_teacher_llm", connection, "teacher"
     )
@@ -63,7 +63,7 @@ def test_evaluation_writes_every_output(
     write_adapter(project_copy, tiny_model_dir)
     write_student_openvino(project_copy, tiny_openvino_dir)
     serve_student_in_float32(project_copy)
-    speed_teacher_with_auto_precision(project_copy)
+    speed_teacher_in_f32(project_copy)
     write_model_exports(
         project_copy, tiny_model_dir, fp32=tiny_openvino_dir, int8=tiny_openvino_int8_dir
     )
@@ -102,7 +102,7 @@ def test_evaluation_writes_every_output(
     summary = json.loads((data / "08_reporting" / "speed_summary.json").read_text())
     assert summary["reference"]["throughput_ratio"] == 4.0
     assert summary["serving"] == {  # both as conf/local's catalog serves them
-        "teacher": "openvino int8 (auto)", "student": "openvino fp32 (f32)",
+        "teacher": "openvino int8 (f32)", "student": "openvino fp32 (auto)",
     }  # fmt: skip
     assert 0 <= summary["student_gate_pass_rate"] <= 1
     assert (table["rounds"] == 2).all()

@@ -1,8 +1,9 @@
 """Where a served model's memory goes on OpenVINO GenAI: resident memory of a fresh process after
 loading, after one request and after sixteen, for the trained student and the teacher as the
-catalog serves them (int8 weights, f32 compute, 16 in flight, one thread), with the KV cache in
-f32 (as served) and in u8. Both models get the same prompts (the student's, on Flipkart
-products), 64 new tokens each.
+catalog serves them (int8 weights, 16 in flight, ``runtime.threads``), at ``precision: auto`` (as
+served: bf16 compute and a u8 KV cache where the CPU has bf16) and ``f32`` (float32 compute and
+KV cache). Both models get the same prompts (the student's, on Flipkart products), 64 new tokens
+each.
 
     .venv/bin/python benchmarks/engine_memory.py [--products 16]
 
@@ -30,15 +31,16 @@ from transformers import AutoTokenizer
 
 from product_descgen.evaluation.speed import rss_mb
 from product_descgen.llm.openvino_backend import engine_properties
+from product_descgen.runtime import threads
 
-model_dir, kv, prompts = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+model_dir, precision, prompts = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 tokenizer = AutoTokenizer.from_pretrained(model_dir)
 ids = [ov.Tensor(np.array([tokenizer(p)["input_ids"]], dtype=np.int64)) for p in prompts]
 base = rss_mb()
 scheduler = ov_genai.SchedulerConfig()
 scheduler.max_num_seqs = 16
 scheduler.enable_prefix_caching = True
-properties = engine_properties("f32", 1) | {"KV_CACHE_PRECISION": kv}  # as served, but the KV
+properties = engine_properties(precision, threads())
 pipeline = ov_genai.ContinuousBatchingPipeline(model_dir, scheduler, "CPU", properties)
 config = ov_genai.GenerationConfig()
 config.max_new_tokens = 64
@@ -61,16 +63,16 @@ def main() -> None:
     _, teacher, student = load_speed_jobs()
     items = flipkart_items(args.products)
     prompts = [student.template.format(**item) for item in items]
-    print("| model | KV cache | loaded | one request | sixteen requests |")  # noqa: T201
+    print("| model | precision | loaded | one request | sixteen requests |")  # noqa: T201
     print("|---|---|---:|---:|---:|")  # noqa: T201
     for name, job in (("student", student), ("teacher", teacher)):
-        for kv in ("f32", "u8"):
+        for precision in ("auto", "f32"):
             done = subprocess.run(
-                [sys.executable, "-c", WORKER, job.model_dir, kv, json.dumps(prompts)],
+                [sys.executable, "-c", WORKER, job.model_dir, precision, json.dumps(prompts)],
                 capture_output=True, text=True, check=True,
             )  # fmt: skip
             mb = json.loads(done.stdout.strip().splitlines()[-1])
-            print(f"| {name} | {kv} | " + " | ".join(f"{v:.0f}" for v in mb.values()) + " |")  # noqa: T201
+            print(f"| {name} | {precision} | " + " | ".join(f"{v:.0f}" for v in mb.values()) + " |")  # noqa: T201
 
 
 if __name__ == "__main__":

@@ -115,3 +115,17 @@ def test_engine_properties_follow_the_precision_and_thread_settings():
         "KV_CACHE_PRECISION": "f32",
     }
     assert engine_properties("auto", 2) == {"INFERENCE_NUM_THREADS": 2, "sampler_num_threads": 1}
+    assert engine_properties("auto", 1, "int8") == {
+        "INFERENCE_NUM_THREADS": 1,
+        "sampler_num_threads": 1,
+    }
+
+
+@pytest.mark.parametrize("weights", ["fp32", None])
+def test_auto_on_one_thread_computes_in_f32_where_the_plugin_would_crash(monkeypatch, weights):
+    f32 = {"INFERENCE_PRECISION_HINT": "f32", "KV_CACHE_PRECISION": "f32"}
+    monkeypatch.setattr(openvino_backend, "one_thread_bf16_crash", lambda: True)
+    assert engine_properties("auto", 1, weights).items() >= f32.items()
+    assert not engine_properties("auto", 2, weights).items() & f32.items()
+    monkeypatch.setattr(openvino_backend, "one_thread_bf16_crash", lambda: False)
+    assert not engine_properties("auto", 1, weights).items() & f32.items()

@@ -9,6 +9,7 @@ they finish so callers can persist them.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -24,18 +25,42 @@ logger = logging.getLogger(__name__)
 IR_FILE = "openvino_model.xml"
 
 
-def engine_properties(precision: str, n_threads: int) -> dict[str, Any]:
+# OpenVINO releases whose CPU plugin dies with SIGFPE compiling a model with uncompressed (fp32)
+# weights for bf16 compute on one inference thread (as in openvinotoolkit/openvino#33300, fp16
+# weights pinned to one core); the test suite's engine tests, one thread each, hit it without the
+# workaround in engine_properties.
+ONE_THREAD_BF16_CRASH = ("2026.4.",)
+
+
+def one_thread_bf16_crash() -> bool:
+    import openvino
+
+    return openvino.__version__.startswith(ONE_THREAD_BF16_CRASH)
+
+
+def engine_properties(precision: str, n_threads: int, weights: str | None = None) -> dict[str, Any]:
     """OpenVINO CPU plugin properties: threads, and f32 compute and KV cache for ``f32`` (the
-    plugin otherwise computes in bf16 on CPUs that have it, which changes greedy text).
+    plugin otherwise computes in bf16 on CPUs that have it, which changes greedy text). ``auto``
+    gets the f32 settings too where the plugin would crash (uncompressed or unknown ``weights``
+    on one thread, :data:`ONE_THREAD_BF16_CRASH`).
 
     The sampler runs on one thread: with several (GenAI's default, one per CPU), stop-string
     checks detokenize concurrently through GenAI's ``CircularBufferQueue`` of detokenizer
     requests, whose ``get_idle`` can miss a request handed back between its empty check and its
     wait (2026.4.1); the step then waits forever (docs/architecture.md, "A known stall")."""
     properties: dict[str, Any] = {"INFERENCE_NUM_THREADS": n_threads, "sampler_num_threads": 1}
-    if precision == "f32":
+    crash = n_threads == 1 and weights in (None, "fp32") and one_thread_bf16_crash()
+    if precision == "f32" or crash:
         properties |= {"INFERENCE_PRECISION_HINT": "f32", "KV_CACHE_PRECISION": "f32"}
     return properties
+
+
+def export_weights(model_dir: str) -> str | None:
+    """The weight format the project's export recorded for ``model_dir`` (None: not recorded)."""
+    from product_descgen.export.openvino import RECORD
+
+    record = Path(model_dir) / RECORD
+    return json.loads(record.read_text()).get("weights") if record.is_file() else None
 
 
 class OpenVINOBackend:
@@ -74,7 +99,10 @@ class OpenVINOBackend:
         scheduler.max_num_seqs = batch_size
         scheduler.enable_prefix_caching = prefix_caching
         self.pipeline = ov_genai.ContinuousBatchingPipeline(
-            model_dir, scheduler, "CPU", engine_properties(precision, threads())
+            model_dir,
+            scheduler,
+            "CPU",
+            engine_properties(precision, threads(), export_weights(model_dir)),
         )
 
     def generation_config(self) -> Any:

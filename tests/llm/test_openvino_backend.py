@@ -1,8 +1,9 @@
 import contextlib
 
+import openvino
 import pytest
 
-from product_descgen.llm import openvino_backend
+from product_descgen.llm import openvino_backend, openvino_compat
 from product_descgen.llm.backends import Connection, make_backend
 from product_descgen.llm.hf_backend import TransformersBackend
 from product_descgen.llm.openvino_backend import OpenVINOBackend, engine_properties
@@ -124,8 +125,8 @@ def test_engine_properties_follow_the_precision_and_thread_settings():
 @pytest.mark.parametrize("weights", ["fp32", None])
 def test_auto_on_one_thread_computes_in_f32_where_the_plugin_would_crash(monkeypatch, weights):
     f32 = {"INFERENCE_PRECISION_HINT": "f32", "KV_CACHE_PRECISION": "f32"}
-    monkeypatch.setattr(openvino_backend, "one_thread_bf16_crash", lambda: True)
+    monkeypatch.setattr(openvino_compat, "BF16_CRASH", (openvino.__version__,))
     assert engine_properties("auto", 1, weights).items() >= f32.items()
     assert not engine_properties("auto", 2, weights).items() & f32.items()
-    monkeypatch.setattr(openvino_backend, "one_thread_bf16_crash", lambda: False)
+    monkeypatch.setattr(openvino_compat, "BF16_CRASH", ())
     assert not engine_properties("auto", 1, weights).items() & f32.items()

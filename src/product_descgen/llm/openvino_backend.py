@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from product_descgen.llm import types
+from product_descgen.llm import openvino_compat, types
 from product_descgen.llm.types import GenerationSettings, Request, Result, cut_at_stop
 from product_descgen.runtime import exit_if_stuck, threads
 
@@ -25,32 +25,16 @@ logger = logging.getLogger(__name__)
 IR_FILE = "openvino_model.xml"
 
 
-# OpenVINO releases whose CPU plugin dies with SIGFPE compiling a model with uncompressed (fp32)
-# weights for bf16 compute on one inference thread (as in openvinotoolkit/openvino#33300, fp16
-# weights pinned to one core); the test suite's engine tests, one thread each, hit it without the
-# workaround in engine_properties.
-ONE_THREAD_BF16_CRASH = ("2026.4.",)
-
-
-def one_thread_bf16_crash() -> bool:
-    import openvino
-
-    return openvino.__version__.startswith(ONE_THREAD_BF16_CRASH)
-
-
 def engine_properties(precision: str, n_threads: int, weights: str | None = None) -> dict[str, Any]:
     """OpenVINO CPU plugin properties: threads, and f32 compute and KV cache for ``f32`` (the
-    plugin otherwise computes in bf16 on CPUs that have it, which changes greedy text). ``auto``
-    gets the f32 settings too where the plugin would crash (uncompressed or unknown ``weights``
-    on one thread, :data:`ONE_THREAD_BF16_CRASH`).
-
-    The sampler runs on one thread: with several (GenAI's default, one per CPU), stop-string
-    checks detokenize concurrently through GenAI's ``CircularBufferQueue`` of detokenizer
-    requests, whose ``get_idle`` can miss a request handed back between its empty check and its
-    wait (2026.4.1); the step then waits forever (docs/architecture.md, "A known stall")."""
-    properties: dict[str, Any] = {"INFERENCE_NUM_THREADS": n_threads, "sampler_num_threads": 1}
-    crash = n_threads == 1 and weights in (None, "fp32") and one_thread_bf16_crash()
-    if precision == "f32" or crash:
+    plugin otherwise computes in bf16 on CPUs that have it, which changes greedy text), or for
+    ``auto`` where the plugin would crash; the sampler on one thread (both:
+    :mod:`product_descgen.llm.openvino_compat`)."""
+    properties: dict[str, Any] = {
+        "INFERENCE_NUM_THREADS": n_threads,
+        "sampler_num_threads": openvino_compat.SAMPLER_THREADS,
+    }
+    if precision == "f32" or openvino_compat.bf16_crash(n_threads, weights):
         properties |= {"INFERENCE_PRECISION_HINT": "f32", "KV_CACHE_PRECISION": "f32"}
     return properties
 

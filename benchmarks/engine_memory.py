@@ -30,6 +30,7 @@ import openvino_genai as ov_genai
 from transformers import AutoTokenizer
 
 from product_descgen.evaluation.speed import rss_mb
+from product_descgen.export.openvino import recorded_weights
 from product_descgen.llm.openvino_backend import engine_properties
 from product_descgen.runtime import threads
 
@@ -40,7 +41,7 @@ base = rss_mb()
 scheduler = ov_genai.SchedulerConfig()
 scheduler.max_num_seqs = 16
 scheduler.enable_prefix_caching = True
-properties = engine_properties(precision, threads())
+properties = engine_properties(precision, threads(), recorded_weights(model_dir))
 pipeline = ov_genai.ContinuousBatchingPipeline(model_dir, scheduler, "CPU", properties)
 config = ov_genai.GenerationConfig()
 config.max_new_tokens = 64

@@ -59,6 +59,12 @@ def is_exported(out_dir: Path) -> bool:
     return (Path(out_dir) / RECORD).is_file()
 
 
+def recorded_weights(out_dir: str | Path) -> str | None:
+    """The weight format :func:`export_openvino` recorded for ``out_dir`` (None: not recorded)."""
+    record = Path(out_dir) / RECORD
+    return json.loads(record.read_text()).get("weights") if record.is_file() else None
+
+
 def export_openvino(model_dir: str | Path, out_dir: str | Path, weights: Weights) -> Path:
     """``model_dir`` exported to ``out_dir`` with ``weights`` (written atomically; the record
     ``product_descgen_export.json`` says from what and how)."""

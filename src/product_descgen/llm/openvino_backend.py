@@ -9,7 +9,6 @@ they finish so callers can persist them.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -39,14 +38,6 @@ def engine_properties(precision: str, n_threads: int, weights: str | None = None
     return properties
 
 
-def export_weights(model_dir: str) -> str | None:
-    """The weight format the project's export recorded for ``model_dir`` (None: not recorded)."""
-    from product_descgen.export.openvino import RECORD
-
-    record = Path(model_dir) / RECORD
-    return json.loads(record.read_text()).get("weights") if record.is_file() else None
-
-
 class OpenVINOBackend:
     """Generate with an OpenVINO IR model through ``ContinuousBatchingPipeline``."""
 
@@ -65,6 +56,8 @@ class OpenVINOBackend:
         stack on stderr (an engine stall: :func:`product_descgen.runtime.exit_if_stuck`)."""
         import openvino_genai as ov_genai
         from transformers import AutoTokenizer
+
+        from product_descgen.export.openvino import recorded_weights
 
         if not (Path(model_dir) / IR_FILE).is_file():
             skipped = Path(model_dir) / "export_skipped.txt"
@@ -86,7 +79,7 @@ class OpenVINOBackend:
             model_dir,
             scheduler,
             "CPU",
-            engine_properties(precision, threads(), export_weights(model_dir)),
+            engine_properties(precision, threads(), recorded_weights(model_dir)),
         )
 
     def generation_config(self) -> Any:

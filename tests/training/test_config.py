@@ -100,3 +100,32 @@ def test_auto_compute_dtype_is_resolved_in_the_config_ludwig_gets(params, tiny_m
     fixed = with_compute_dtype(params, "float16")
     config = build_ludwig_config(fixed, str(tiny_model_dir), COLUMNS)
     assert config["quantization"]["bnb_4bit_compute_dtype"] == "float16"
+
+
+@pytest.mark.parametrize("env", [None, "gpu", "cluster"])
+def test_shipped_learning_rate_decays_once_over_the_run(env, tiny_model_dir):
+    """Through Ludwig's own scheduler, 12 epochs of 10 steps: after warm-up the rate never
+    rises (Ludwig's ``cosine`` without ``t_0`` restarts at every epoch)."""
+    import torch
+    from ludwig.modules.lr_scheduler import LRScheduler
+    from ludwig.schema.model_types.base import ModelConfig
+
+    ludwig_compat.apply()
+    params = FinetuneParams.model_validate(load_project_params(env)["finetune"])
+    trainer = ModelConfig.from_dict(build_ludwig_config(params, str(tiny_model_dir))).trainer
+    weight = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([weight], lr=trainer.learning_rate)
+    epochs, steps_per_epoch = 12, 10
+    scheduler = LRScheduler(
+        trainer.learning_rate_scheduler, optimizer, steps_per_epoch, epochs * steps_per_epoch
+    )
+    rates = []
+    for _ in range(epochs * steps_per_epoch):
+        optimizer.step()
+        scheduler.step()
+        rates.append(optimizer.param_groups[0]["lr"])
+    peak = rates.index(max(rates))
+    assert peak < steps_per_epoch  # the end of the warm-up
+    after = rates[peak:]
+    assert all(later <= earlier for earlier, later in zip(after, after[1:], strict=False))
+    assert rates[-1] < trainer.learning_rate / 10

@@ -3,6 +3,7 @@ import contextlib
 import openvino
 import pytest
 
+from product_descgen import runtime
 from product_descgen.llm import openvino_backend, openvino_compat
 from product_descgen.llm.backends import Connection, make_backend
 from product_descgen.llm.hf_backend import TransformersBackend
@@ -130,3 +131,16 @@ def test_auto_on_one_thread_computes_in_f32_where_the_plugin_would_crash(monkeyp
     assert not engine_properties("auto", 2, weights).items() & f32.items()
     monkeypatch.setattr(openvino_compat, "BF16_CRASH", ())
     assert not engine_properties("auto", 1, weights).items() & f32.items()
+
+
+@pytest.mark.parametrize(
+    ("weights", "n_threads", "named"),
+    [("fp32", 1, "f32"), ("fp32", 2, "auto"), ("int8", 1, "auto")],
+)
+def test_the_serving_name_says_the_precision_applied(monkeypatch, weights, n_threads, named):
+    """Reports and cache keys name what computes the text: the crash workaround's f32."""
+    monkeypatch.setattr(openvino_compat, "BF16_CRASH", (openvino.__version__,))
+    monkeypatch.setattr(runtime, "threads", lambda: n_threads)
+    connection = Connection(weights=weights, model_dir="m")
+    assert connection.serving == f"openvino {weights} ({named})"
+    assert connection.model_id == f"m|openvino {weights} ({named})"

@@ -79,9 +79,14 @@ class Connection(BaseModel):
 
     @property
     def serving(self) -> str:
-        """A short name of how the weights are served, for reports and cache keys."""
+        """A short name of how the weights are served, for reports and cache keys; OpenVINO's
+        precision as applied (``auto`` computes in f32 where the plugin would crash)."""
         if self.backend == "openvino":
-            return f"openvino {self.weights} ({self.precision})"
+            from product_descgen.llm.openvino_compat import applied_precision
+            from product_descgen.runtime import threads
+
+            precision = applied_precision(self.precision, threads(), self.weights)
+            return f"openvino {self.weights} ({precision})"
         if self.backend == "transformers":
             return f"transformers {self.quantization} {self.dtype}"
         return f"server {self.model}"

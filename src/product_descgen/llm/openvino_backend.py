@@ -33,7 +33,7 @@ def engine_properties(precision: str, n_threads: int, weights: str | None = None
         "INFERENCE_NUM_THREADS": n_threads,
         "sampler_num_threads": openvino_compat.SAMPLER_THREADS,
     }
-    if precision == "f32" or openvino_compat.bf16_crash(n_threads, weights):
+    if openvino_compat.applied_precision(precision, n_threads, weights) == "f32":
         properties |= {"INFERENCE_PRECISION_HINT": "f32", "KV_CACHE_PRECISION": "f32"}
     return properties
 

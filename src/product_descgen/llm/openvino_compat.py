@@ -26,3 +26,8 @@ def bf16_crash(n_threads: int, weights: str | None) -> bool:
     return (
         n_threads == 1 and weights in (None, "fp32") and openvino.__version__.startswith(BF16_CRASH)
     )
+
+
+def applied_precision(precision: str, n_threads: int, weights: str | None) -> str:
+    """The precision the engine computes in: ``auto`` becomes ``f32`` where it would crash."""
+    return "f32" if precision == "auto" and bf16_crash(n_threads, weights) else precision

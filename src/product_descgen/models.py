@@ -198,10 +198,10 @@ def load_catalog(env: str | None) -> Any:
 def _start_worker(threads: int) -> None:
     """A preparing process: its share of the CPUs (torch and the exporter it starts read the
     variable; set before either loads), and its log format."""
-    from product_descgen.runtime import ENV_VAR
+    from product_descgen.runtime import ENV_VAR, LOG_FORMAT
 
     os.environ[ENV_VAR] = str(threads)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
 
 
 def prepare(env: str | None, names: list[str]) -> list[str]:
@@ -241,13 +241,13 @@ def main(argv: list[str] | None = None) -> None:
     from concurrent.futures import ProcessPoolExecutor
     from functools import partial
 
-    from product_descgen.runtime import env_threads, usable_cpus
+    from product_descgen.runtime import LOG_FORMAT, env_threads, usable_cpus
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["prepare"])
     parser.add_argument("--env", default=None, help="Kedro environment (default: local)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     by_model = datasets_by_model(load_catalog(args.env))
     cpus = env_threads() or usable_cpus()
     workers = max(1, min(len(by_model), cpus))

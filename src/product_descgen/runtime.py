@@ -23,6 +23,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, PositiveInt
 
+LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"  # the command-line entry points
 ENV_VAR = "OMP_NUM_THREADS"  # read by torch, OpenMP and the speed workers' fresh processes
 CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 

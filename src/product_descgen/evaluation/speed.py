@@ -37,7 +37,7 @@ from product_descgen.llm.backends import Connection, make_backend
 from product_descgen.llm.types import GenerationSettings
 from product_descgen.prompting import PromptSet
 from product_descgen.runtime import ENV_VAR as THREADS_ENV
-from product_descgen.runtime import threads
+from product_descgen.runtime import LOG_FORMAT, threads
 from product_descgen.teacher.generate import draft_variables, refine_variables, step_requests
 
 logger = logging.getLogger(__name__)
@@ -283,7 +283,7 @@ def run_isolated(job: SpeedJob, timeout_s: int = 3600) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     job = SpeedJob.model_validate_json(Path(argv[0]).read_text())
     Path(argv[1]).write_text(json.dumps(measure(job), indent=2))
     return 0

@@ -20,6 +20,7 @@ from typing import Literal
 
 from product_descgen.export import toolchain
 from product_descgen.export.hf4_config import stage_for_hf4
+from product_descgen.runtime import LOG_FORMAT
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("out_dir")
     parser.add_argument("--weights", choices=sorted(WEIGHT_ARGS), default="int8")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     export_openvino(args.model_dir, args.out_dir, args.weights)
 
 

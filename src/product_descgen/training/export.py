@@ -16,6 +16,8 @@ import json
 import logging
 from pathlib import Path
 
+from product_descgen.runtime import LOG_FORMAT
+
 logger = logging.getLogger(__name__)
 
 
@@ -44,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     merge_adapter(args.adapter, args.out, args.dtype)
 
 

@@ -67,8 +67,9 @@ def test_loading_a_model_imports_no_library_after_the_baseline(
     import sys
 
     model_dir = tiny_openvino_dir if backend == "openvino" else tiny_model_dir
-    job = SpeedJob(system="student", connection=Connection(backend=backend, device="cpu"),
-                   model_dir=str(model_dir), items=ITEMS, template="{input_text}")  # fmt: skip
+    connection = Connection(backend=backend, device="cpu", weights="fp32")
+    job = SpeedJob(system="student", connection=connection, model_dir=str(model_dir),
+                   items=ITEMS, template="{input_text}")  # fmt: skip
     code = (
         "import json, sys\n"
         "from product_descgen.evaluation import speed\n"

@@ -82,7 +82,7 @@ def test_seeded_sampling_is_reproducible(tiny_openvino_dir):
 
 
 def test_make_backend_builds_the_engine_and_refuses_an_unmerged_adapter(tiny_openvino_dir):
-    connection = Connection(backend="openvino", batch_size=2)
+    connection = Connection(backend="openvino", weights="fp32", batch_size=2)
     backend = make_backend(connection, str(tiny_openvino_dir), GenerationSettings())
     assert backend.name == "openvino"
     with pytest.raises(ValueError, match="adapter"):
@@ -98,10 +98,20 @@ def test_each_engine_step_runs_under_the_stall_guard(tiny_openvino_dir, monkeypa
         yield
 
     monkeypatch.setattr(openvino_backend, "exit_if_stuck", record)
-    connection = Connection(backend="openvino", step_timeout_s=42)
+    connection = Connection(backend="openvino", weights="fp32", step_timeout_s=42)
     backend = make_backend(connection, str(tiny_openvino_dir), GenerationSettings(max_new_tokens=4))
     assert len([r for chunk in backend.generate(requests(2)) for r in chunk]) == 2
     assert len(guarded) >= 4 and set(guarded) == {42}  # every step, at least one per token
+
+
+def test_the_connection_must_serve_the_weights_the_export_holds(tiny_openvino_dir):
+    """The serving name (reports, cache keys) comes from the connection's weights and the
+    engine's settings from the same value: a directory holding other weights is refused."""
+    connection = Connection(backend="openvino", weights="int8")
+    with pytest.raises(
+        ValueError, match="holds fp32 weights, but the connection serves it as int8"
+    ):
+        make_backend(connection, str(tiny_openvino_dir), GenerationSettings())
 
 
 def test_a_model_directory_that_is_not_exported_is_a_clear_error(tiny_model_dir):

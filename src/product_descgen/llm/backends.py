@@ -123,6 +123,7 @@ def make_backend(
             precision=connection.precision,
             prefix_caching=connection.prefix_caching,
             step_timeout_s=connection.step_timeout_s,
+            weights=connection.weights,
         )
     if connection.backend == "transformers":
         from product_descgen.llm.hf_backend import TransformersBackend

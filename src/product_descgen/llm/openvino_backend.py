@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from product_descgen.llm import openvino_compat, types
 from product_descgen.llm.types import GenerationSettings, Request, Result, cut_at_stop
@@ -38,6 +38,19 @@ def engine_properties(precision: str, n_threads: int, weights: str | None = None
     return properties
 
 
+class EngineOptions(TypedDict, total=False):
+    """How :class:`OpenVINOBackend` builds and guards the engine (its keyword arguments)."""
+
+    precision: str  # "auto" (default: the plugin's choice) or "f32" (:func:`engine_properties`)
+    prefix_caching: bool  # default True
+    # an engine step taking longer ends the process, every thread's stack on stderr (an engine
+    # stall: :func:`product_descgen.runtime.exit_if_stuck`); default 600 s, None: unguarded
+    step_timeout_s: float | None
+    # the format the caller serves (``Connection.weights``, which names the serving in reports
+    # and cache keys); it must match the export's record, if any
+    weights: str | None
+
+
 class OpenVINOBackend:
     """Generate with an OpenVINO IR model through ``ContinuousBatchingPipeline``."""
 
@@ -47,13 +60,11 @@ class OpenVINOBackend:
         self,
         model_dir: str,
         settings: GenerationSettings,
+        *,
         batch_size: int = 16,
-        precision: str = "auto",
-        prefix_caching: bool = True,
-        step_timeout_s: float | None = 600.0,
+        **engine: Unpack[EngineOptions],
     ) -> None:
-        """``step_timeout_s``: an engine step taking longer ends the process, every thread's
-        stack on stderr (an engine stall: :func:`product_descgen.runtime.exit_if_stuck`)."""
+        """``engine``: how the engine is built and guarded (:class:`EngineOptions`)."""
         import openvino_genai as ov_genai
         from transformers import AutoTokenizer
 
@@ -67,19 +78,26 @@ class OpenVINOBackend:
                 "product_descgen.export.openvino (make models; the finetune pipeline exports "
                 "the student)"
             )
+        weights, recorded = engine.get("weights"), recorded_weights(model_dir)
+        if weights and recorded and weights != recorded:
+            raise ValueError(
+                f"{model_dir} holds {recorded} weights, but the connection serves it as {weights}: "
+                f"set the connection's weights to {recorded}, or export the model with {weights} "
+                "weights (make models; the finetune pipeline exports the student)"
+            )
         self.model_id = model_dir
         self.settings = settings
         self.batch_size = batch_size
-        self.step_timeout_s = step_timeout_s
+        self.step_timeout_s = engine.get("step_timeout_s", 600.0)
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         scheduler = ov_genai.SchedulerConfig()
         scheduler.max_num_seqs = batch_size
-        scheduler.enable_prefix_caching = prefix_caching
+        scheduler.enable_prefix_caching = engine.get("prefix_caching", True)
         self.pipeline = ov_genai.ContinuousBatchingPipeline(
             model_dir,
             scheduler,
             "CPU",
-            engine_properties(precision, threads(), recorded_weights(model_dir)),
+            engine_properties(engine.get("precision", "auto"), threads(), weights or recorded),
         )
 
     def generation_config(self) -> Any:

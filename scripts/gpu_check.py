@@ -154,14 +154,16 @@ def train(model_dir: Path, work: Path, env: str | None, rows: pd.DataFrame) -> d
     params = load_project_params(env, BUNDLE)
     finetune = FinetuneParams.model_validate(params["finetune"])
     trainer = {**finetune.ludwig["trainer"], "epochs": 1, "early_stop": -1}
-    finetune = finetune.model_copy(update={"ludwig": {**finetune.ludwig, "trainer": trainer}})
+    finetune = finetune.model_copy(
+        update={"ludwig": {**finetune.ludwig, "trainer": trainer}, "work_dir": work}
+    )
     n_rows = int(os.environ.get("ROWS", "64" if cuda else "8"))
     train_rows, validation = rows.head(n_rows), rows.iloc[n_rows : n_rows + 16]
     config = build_ludwig_config(finetune, str(model_dir), list(train_rows.columns))
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     timer = step_timer()
-    trained = train_student(config, train_rows, validation, finetune, work, callbacks=[timer])
+    trained = train_student(config, train_rows, validation, validation, finetune, callbacks=[timer])
     figures = {
         **training_figures(timer, int(trainer["gradient_accumulation_steps"])),
         "rows": len(train_rows), "probe_texts": len(trained.probe_outputs),

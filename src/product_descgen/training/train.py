@@ -1,8 +1,10 @@
 """Train the student with Ludwig and record what each epoch shows.
 
 Per epoch: training and validation loss, learning rate, tokens/s, time, and the vice
-detector's measures on a fixed probe set that the model describes after the epoch.
-A killed run resumes from its last checkpoint: training writes into ``work_dir`` and a
+detector's measures on a fixed probe set that the model describes after the epoch: the
+validation split's products, whether or not the teacher's text for them passed the gate (the
+probe needs no target), so that a strict gate does not leave it too few texts to judge.
+A killed run resumes from its last checkpoint: training writes into ``finetune.work_dir`` and a
 later call with the same ``work_dir`` passes it to Ludwig as ``model_resume_path``.
 """
 
@@ -23,7 +25,7 @@ from typing import Any
 import pandas as pd
 
 from product_descgen.training import ludwig_compat
-from product_descgen.training.config import FinetuneParams, RayParams
+from product_descgen.training.config import FinetuneParams, RayParams, template_fields
 from product_descgen.training.vices import detect_vices
 
 logger = logging.getLogger(__name__)
@@ -90,9 +92,14 @@ def _last(metrics: dict[str, Any], name: str = "loss") -> float | None:
 
 
 def make_recorder(
-    probe: pd.DataFrame, params: FinetuneParams, tokenizer: Any, tokens_per_epoch: int
+    probe: pd.DataFrame,
+    references: list[str],
+    params: FinetuneParams,
+    tokenizer: Any,
+    tokens_per_epoch: int,
 ) -> Any:
-    """A Ludwig callback that appends one history row per epoch."""
+    """A Ludwig callback that appends one history row per epoch; the probe texts' length is
+    compared with ``references`` (the training targets: what the student learns to write)."""
     from ludwig.callbacks import Callback
 
     prompts = [params.prompt_template.format(**row) for row in probe.to_dict(orient="records")]
@@ -115,9 +122,8 @@ def make_recorder(
             peft_model = trainer.model.model
             texts = generate_probe(peft_model, tokenizer, prompts, params.probe.max_new_tokens)
             vices = detect_vices(
-                texts, probe[params.input_column].tolist(),
-                probe[params.target_column].tolist(), params.vices,
-            )  # fmt: skip
+                texts, probe[params.input_column].tolist(), references, params.vices
+            )
             epoch = int(progress_tracker.epoch)
             self.rows.append(
                 {
@@ -172,31 +178,40 @@ def train_student(
     ludwig_config: dict[str, Any],
     train: pd.DataFrame,
     validation: pd.DataFrame,
+    probe_products: pd.DataFrame,
     params: FinetuneParams,
-    work_dir: str | Path,
     callbacks: Sequence[Any] = (),
 ) -> TrainResult:
-    """Fine-tune the student; resumes from ``work_dir`` when a killed run left a checkpoint.
-    ``callbacks``: Ludwig callbacks run beside the epoch recorder (timers, monitors)."""
+    """Fine-tune the student; resumes from ``params.work_dir`` when a killed run left a
+    checkpoint. ``probe_products``: the validation split's products (the first
+    ``params.probe.size`` are described after every epoch). ``callbacks``: Ludwig callbacks run
+    beside the epoch recorder (timers, monitors)."""
     from ludwig.api import LudwigModel
     from transformers import AutoTokenizer
 
     if train.empty:
         raise ValueError("the training set is empty: teacher_generation accepted no examples")
     if validation.empty:
-        raise ValueError("the validation set is empty: needed for early stopping and the probe")
+        raise ValueError("the validation set is empty: needed for early stopping")
+    probe = probe_products.head(params.probe.size)
+    missing = template_fields(params.prompt_template) - set(probe.columns)
+    if probe.empty or missing:
+        raise ValueError(
+            f"the probe products ({len(probe)} rows) lack the prompt's fields {sorted(missing)}: "
+            "the probe describes the validation split's products"
+        )
     ludwig_compat.apply()
     tokenizer = AutoTokenizer.from_pretrained(ludwig_config["base_model"])
     columns = [params.input_column, params.target_column]
     text = (train[params.input_column] + train[params.target_column]).tolist()
     tokens_per_epoch = sum(len(ids) for ids in tokenizer(text)["input_ids"])
-    probe = validation.head(params.probe.size)
-    recorder = make_recorder(probe, params, tokenizer, tokens_per_epoch)
+    references = train[params.target_column].tolist()
+    recorder = make_recorder(probe, references, params, tokenizer, tokens_per_epoch)
     with ray_cluster(ludwig_config, params.ray):  # before Ludwig, which would start its own
         model = LudwigModel(
             ludwig_config, logging_level=logging.WARNING, callbacks=[recorder, *callbacks]
         )
-        stats = _train(model, ludwig_config, train[columns], validation[columns], params, work_dir)
+        stats = _train(model, ludwig_config, train[columns], validation[columns], params)
     history = with_epoch_losses(pd.DataFrame(recorder.rows), stats)
     return TrainResult(model, history, pd.DataFrame(recorder.outputs))
 
@@ -207,12 +222,12 @@ def _train(
     train: pd.DataFrame,
     validation: pd.DataFrame,
     params: FinetuneParams,
-    work_dir: str | Path,
 ) -> Any:
-    """``model.train`` into ``work_dir``, resuming a killed run's checkpoint made of the same
+    """``model.train`` into ``params.work_dir``, resuming a killed run's checkpoint made of the same
     config and data (see ``finetune.on_changed_checkpoint``); Ludwig's training statistics."""
-    run_dir = Path(work_dir) / "run"
-    marker = Path(work_dir) / FINGERPRINT_FILE
+    work_dir = Path(params.work_dir)
+    run_dir = work_dir / "run"
+    marker = work_dir / FINGERPRINT_FILE
     fingerprint = training_fingerprint(ludwig_config, train, validation)
     finished = (run_dir / "training_statistics.json").is_file()  # written when train() returns
     resume = run_dir if (run_dir / "model" / "training_checkpoints").is_dir() else None
@@ -239,7 +254,7 @@ def _train(
     stats, _, _ = model.train(
         training_set=train,
         validation_set=validation,
-        output_directory=str(Path(work_dir)),
+        output_directory=str(work_dir),
         experiment_name="run",
         model_name="",
         model_resume_path=str(resume) if resume else None,

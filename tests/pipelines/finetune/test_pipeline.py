@@ -13,6 +13,9 @@ from tests.pipelines.helpers import run_pipeline
 
 
 def write_distill_sets(project: Path, n_train: int = 12, n_val: int = 4) -> None:
+    """The teacher's accepted examples, and the validation split's products: those ``n_val``
+    and one more that the teacher's gate rejected (``v_rejected``)."""
+
     def frame(n: int, prefix: str) -> pd.DataFrame:
         return pd.DataFrame(
             {
@@ -28,7 +31,11 @@ def write_distill_sets(project: Path, n_train: int = 12, n_val: int = 4) -> None
 
     model_input = project / "data" / "05_model_input"
     frame(n_train, "t").to_parquet(model_input / "distill_train.parquet")
-    frame(n_val, "v").to_parquet(model_input / "distill_validation.parquet")
+    validation = frame(n_val, "v")
+    validation.to_parquet(model_input / "distill_validation.parquet")
+    rejected = validation.head(1).assign(product_id="v_rejected", title="Mug x")
+    products = pd.concat([rejected, validation]).drop(columns=["target", "target_words"])
+    products.to_parquet(model_input / "validation_examples.parquet")
 
 
 def small_finetune(project: Path, epochs: int = 2) -> dict:
@@ -67,6 +74,8 @@ def test_qlora_finetune_writes_model_adapter_history_and_vices(project_copy, tin
     assert (history["trainable_share"] > 0).all() and (history["trainable_share"] < 0.01).all()
     probes = pd.read_parquet(data / "07_model_output" / "probe_outputs.parquet")
     assert len(probes) == 2 * 3
+    # the validation split's products, the one the teacher's gate rejected included
+    assert set(probes["product_id"]) == {"v_rejected", "v0", "v1"}
     report = json.loads((data / "08_reporting" / "vice_report.json").read_text())
     assert report["epochs"] == 2 and "thresholds" in report
 

@@ -30,12 +30,15 @@ def train_student_model(
     ludwig_config: dict[str, Any],
     distill_train: pd.DataFrame,
     distill_validation: pd.DataFrame,
+    validation_examples: pd.DataFrame,
     params: FinetuneParams,
 ) -> tuple[Any, Any, pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Train; return the Ludwig model, the peft adapter with its serving contract (template,
-    stop strings), the per-epoch history, the probe outputs and the vice report."""
+    stop strings), the per-epoch history, the probe outputs and the vice report. The probe
+    describes validation products (``validation_examples``, accepted by the teacher's gate or
+    not), so a strict gate does not leave it too few texts."""
     result = train_student(
-        ludwig_config, distill_train, distill_validation, params, params.work_dir
+        ludwig_config, distill_train, distill_validation, validation_examples, params
     )
     history = result.history
     flagged = history.loc[history["flagged"], ["epoch", "flags"]] if len(history) else history

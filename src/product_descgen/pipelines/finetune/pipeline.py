@@ -20,6 +20,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "finetune_ludwig_config",
                     "distill_train",
                     "distill_validation",
+                    "validation_examples",
                     "params:finetune",
                 ],
                 [

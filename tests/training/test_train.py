@@ -4,6 +4,10 @@ import pandas as pd
 import torch
 from transformers import AutoTokenizer
 
+from product_descgen.evaluation.config import EvaluationParams
+from product_descgen.llm.types import GenerationSettings
+from product_descgen.project_config import load_project_params
+from product_descgen.training.config import FinetuneParams
 from product_descgen.training.train import (
     epoch_losses,
     generate_probe,
@@ -30,12 +34,14 @@ def test_losses_missing_at_epoch_end_are_filled_from_ludwig_statistics():
 
 
 class FakePeftModel:
-    """Reports a device no tensor is on by default and records what ``generate`` gets."""
+    """Reports a device no tensor is on by default and records what ``generate`` gets; it
+    generates ``new`` after the prompt (two 7s by default)."""
 
-    def __init__(self) -> None:
+    def __init__(self, new: list[int] | None = None) -> None:
         self.device = torch.device("meta")
         self.training = True
         self.calls: list[dict] = []
+        self.new = new or [7, 7]
 
     def eval(self):
         self.training = False
@@ -46,18 +52,36 @@ class FakePeftModel:
     def generate(self, **kwargs):
         self.calls.append(kwargs)
         rows, width = kwargs["input_ids"].shape
-        return torch.full((rows, width + 2), 7)
+        return torch.cat([torch.zeros(rows, width, dtype=torch.long),
+                          torch.tensor([self.new] * rows)], dim=1)  # fmt: skip
 
 
 def test_probe_inputs_go_to_the_models_device_and_training_mode_is_restored(tiny_model_dir):
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     model = FakePeftModel()
-    texts = generate_probe(model, tokenizer, ["Product: mug", "Product: a longer cup"], 2)
+    settings = GenerationSettings(max_new_tokens=2)
+    texts = generate_probe(model, tokenizer, ["Product: mug", "Product: a longer cup"], settings)
     assert len(texts) == 2 and model.training
     [kwargs] = model.calls
     tensors = [v for v in kwargs.values() if isinstance(v, torch.Tensor)]
     assert {"input_ids", "attention_mask"} <= kwargs.keys()
     assert all(t.device == model.device for t in tensors)
+
+
+def test_the_probe_decodes_as_the_student_is_served(tiny_model_dir):
+    """The served student's penalties and its contract's stop strings: a vice the probe flags
+    is one the served text has (not a continuation past ``###`` that serving cuts off)."""
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = FakePeftModel(tokenizer("A red mug. ### Product x", add_special_tokens=False).input_ids)
+    served = GenerationSettings(max_new_tokens=40, repetition_penalty=1.1, stop=["###"])
+    assert generate_probe(model, tokenizer, ["Product: mug"], served) == ["A red mug."]
+    [kwargs] = model.calls
+    assert kwargs["max_new_tokens"] == 40 and kwargs["repetition_penalty"] == 1.1
+    assert kwargs["stop_strings"] == ["###"] and kwargs["do_sample"] is False
+    for env in (None, "gpu"):  # one home (globals.student_generation) in each environment
+        params = load_project_params(env)
+        probe = FinetuneParams.model_validate(params["finetune"]).probe.generation
+        assert probe == EvaluationParams.model_validate(params["evaluation"]).student_generation
 
 
 def test_the_fingerprint_changes_with_the_data_or_the_config_only():

@@ -26,6 +26,22 @@ def resolve_device(device: Device = "auto") -> str:
     return device
 
 
+def generation_kwargs(settings: GenerationSettings, tokenizer: Any) -> dict[str, Any]:
+    """``generate`` arguments for ``settings`` (every knob set, so the model's own generation
+    config adds nothing: no top-k, no penalty it was shipped with)."""
+    s = settings
+    return {
+        "do_sample": s.temperature > 0,
+        **({"temperature": s.temperature, "top_p": s.top_p, "top_k": 0} if s.temperature else {}),
+        "max_new_tokens": s.max_new_tokens,
+        "repetition_penalty": s.repetition_penalty,
+        "no_repeat_ngram_size": s.no_repeat_ngram_size,
+        "stop_strings": list(s.stop) or None,
+        "tokenizer": tokenizer,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+
+
 class ModelLoading(TypedDict, total=False):
     """How :func:`load_model` loads a model (its keyword arguments)."""
 
@@ -101,25 +117,6 @@ class TransformersBackend:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model = load_model(model_dir, **model)
 
-    def generation_kwargs(self) -> dict[str, Any]:
-        """``generate`` arguments for the current settings (every knob set, so the model's own
-        generation config adds nothing: no top-k, no penalty it was shipped with)."""
-        s = self.settings
-        return {
-            "do_sample": s.temperature > 0,
-            **(
-                {"temperature": s.temperature, "top_p": s.top_p, "top_k": 0}
-                if s.temperature
-                else {}
-            ),
-            "max_new_tokens": s.max_new_tokens,
-            "repetition_penalty": s.repetition_penalty,
-            "no_repeat_ngram_size": s.no_repeat_ngram_size,
-            "stop_strings": list(s.stop) or None,
-            "tokenizer": self.tokenizer,
-            "pad_token_id": self.tokenizer.pad_token_id,
-        }
-
     def _row_end(self, tokens: list[int], eos: set[int]) -> tuple[int, bool]:
         """Tokens generated before the row ended (its EOS and the padding after it excluded),
         and whether it ended before the batch did."""
@@ -142,7 +139,7 @@ class TransformersBackend:
         if self.settings.temperature > 0:
             torch.manual_seed(self.settings.seed)  # each batch reproducible on its own
         with torch.inference_mode():
-            out = self.model.generate(**inputs, **self.generation_kwargs())
+            out = self.model.generate(**inputs, **generation_kwargs(self.settings, self.tokenizer))
         new = out[:, inputs["input_ids"].shape[1] :].tolist()
         elapsed = time.perf_counter() - started
         eos = self.model.generation_config.eos_token_id

@@ -15,16 +15,19 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
+from product_descgen.llm.types import GenerationSettings
 from product_descgen.training.vices import ViceThresholds
 
 
 class ProbeParams(BaseModel):
-    """The fixed validation products the model describes after every epoch."""
+    """The fixed validation products the model describes after every epoch, decoded as the
+    student is served (``generation``: ``globals.student_generation``, with the stop strings
+    of the serving contract), so the vices measured are the ones users would see."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     size: PositiveInt = 8
-    max_new_tokens: PositiveInt = 160
+    generation: GenerationSettings = GenerationSettings(max_new_tokens=160)
 
 
 class RayParams(BaseModel):

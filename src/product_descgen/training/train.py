@@ -24,8 +24,11 @@ from typing import Any
 
 import pandas as pd
 
+from product_descgen.llm.hf_backend import generation_kwargs
+from product_descgen.llm.types import GenerationSettings, cut_at_stop
 from product_descgen.training import ludwig_compat
 from product_descgen.training.config import FinetuneParams, RayParams, template_fields
+from product_descgen.training.contract import stop_strings, with_stop
 from product_descgen.training.vices import detect_vices
 
 logger = logging.getLogger(__name__)
@@ -64,9 +67,10 @@ def trainable_share(peft_model: Any) -> float:
 
 
 def generate_probe(
-    peft_model: Any, tokenizer: Any, prompts: list[str], max_new_tokens: int
+    peft_model: Any, tokenizer: Any, prompts: list[str], settings: GenerationSettings
 ) -> list[str]:
-    """Greedy descriptions of the probe prompts with the model as it is now, on its device."""
+    """The probe prompts' descriptions from the model as it is now, on its device, decoded
+    with ``settings`` (as served: penalties, and the text cut at the stop strings)."""
     import torch
 
     tokenizer.padding_side = "left"
@@ -75,15 +79,15 @@ def generate_probe(
     batch = tokenizer(prompts, return_tensors="pt", padding=True).to(peft_model.device)
     was_training = peft_model.training
     peft_model.eval()
+    if settings.temperature > 0:
+        torch.manual_seed(settings.seed)
     with torch.inference_mode():
-        out = peft_model.generate(
-            **batch, max_new_tokens=max_new_tokens, do_sample=False,
-            pad_token_id=tokenizer.pad_token_id, temperature=None, top_p=None, top_k=None,
-        )  # fmt: skip
+        out = peft_model.generate(**batch, **generation_kwargs(settings, tokenizer))
     if was_training:
         peft_model.train()
     new = out[:, batch["input_ids"].shape[1] :]
-    return [t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
+    texts = tokenizer.batch_decode(new, skip_special_tokens=True)
+    return [cut_at_stop(text, settings.stop)[0].strip() for text in texts]
 
 
 def _last(metrics: dict[str, Any], name: str = "loss") -> float | None:
@@ -103,6 +107,7 @@ def make_recorder(
     from ludwig.callbacks import Callback
 
     prompts = [params.prompt_template.format(**row) for row in probe.to_dict(orient="records")]
+    settings = with_stop(params.probe.generation, stop_strings(params.prompt_template))
 
     class EpochRecorder(Callback):
         def __init__(self) -> None:
@@ -120,7 +125,7 @@ def make_recorder(
         ) -> None:
             seconds = time.perf_counter() - self._start
             peft_model = trainer.model.model
-            texts = generate_probe(peft_model, tokenizer, prompts, params.probe.max_new_tokens)
+            texts = generate_probe(peft_model, tokenizer, prompts, settings)
             vices = detect_vices(
                 texts, probe[params.input_column].tolist(), references, params.vices
             )

@@ -43,7 +43,7 @@ def small_finetune(project: Path, epochs: int = 2) -> dict:
     trainer = {**params["ludwig"]["trainer"], "epochs": epochs, "batch_size": 4,
                "gradient_accumulation_steps": 1}  # fmt: skip
     ludwig = {**params["ludwig"], "trainer": trainer, "generation": {"max_new_tokens": 8}}
-    return {**params, "ludwig": ludwig, "probe": {"size": 3, "max_new_tokens": 8}}
+    return {**params, "ludwig": ludwig, "probe": {"size": 3, "generation": {"max_new_tokens": 8}}}
 
 
 @pytest.mark.slow

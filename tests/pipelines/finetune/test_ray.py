@@ -26,7 +26,7 @@ def test_finetune_on_a_local_ray_cluster(project_copy, tiny_model_dir):
     params_file = project_copy / "conf" / "ray" / "parameters_finetune.yml"
     params = yaml.safe_load(params_file.read_text())
     finetune = params["finetune"]
-    finetune["probe"] = {"size": 3, "max_new_tokens": 8}
+    finetune["probe"] = {"size": 3, "generation": {"max_new_tokens": 8}}
     finetune["ludwig"] |= {
         "trainer": {"epochs": 2, "batch_size": 4},
         "generation": {"max_new_tokens": 8},

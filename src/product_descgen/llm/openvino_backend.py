@@ -83,7 +83,8 @@ class OpenVINOBackend:
             raise ValueError(
                 f"{model_dir} holds {recorded} weights, but the connection serves it as {weights}: "
                 f"set the connection's weights to {recorded}, or export the model with {weights} "
-                "weights (make models; the finetune pipeline exports the student)"
+                "weights (make models; the student: kedro run --nodes "
+                "export_student_for_openvino_node)"
             )
         self.model_id = model_dir
         self.settings = settings

@@ -1,6 +1,7 @@
 from types import SimpleNamespace
 
 import pandas as pd
+import pytest
 import torch
 from transformers import AutoTokenizer
 
@@ -11,6 +12,7 @@ from product_descgen.training.config import FinetuneParams
 from product_descgen.training.train import (
     epoch_losses,
     generate_probe,
+    train_student,
     training_fingerprint,
     with_epoch_losses,
 )
@@ -82,6 +84,15 @@ def test_the_probe_decodes_as_the_student_is_served(tiny_model_dir):
         params = load_project_params(env)
         probe = FinetuneParams.model_validate(params["finetune"]).probe.generation
         assert probe == EvaluationParams.model_validate(params["evaluation"]).student_generation
+
+
+def test_probe_products_without_rows_or_prompt_fields_are_clear_errors():
+    params = FinetuneParams.model_validate(load_project_params()["finetune"])
+    rows = pd.DataFrame({"input_text": ["a mug"], "target": ["A red mug."]})
+    with pytest.raises(ValueError, match="no products to probe"):
+        train_student({}, rows, rows, rows.head(0), params)
+    with pytest.raises(ValueError, match=r"lack the prompt's fields \['input_text'\]"):
+        train_student({}, rows, rows, rows[["target"]], params)
 
 
 def test_the_fingerprint_changes_with_the_data_or_the_config_only():

@@ -199,11 +199,13 @@ def train_student(
     if validation.empty:
         raise ValueError("the validation set is empty: needed for early stopping")
     probe = probe_products.head(params.probe.size)
+    if probe.empty:
+        raise ValueError("no products to probe: the probe describes the validation split's")
     missing = template_fields(params.prompt_template) - set(probe.columns)
-    if probe.empty or missing:
+    if missing:
         raise ValueError(
-            f"the probe products ({len(probe)} rows) lack the prompt's fields {sorted(missing)}: "
-            "the probe describes the validation split's products"
+            f"the probe products lack the prompt's fields {sorted(missing)}: the probe "
+            "describes the validation split's products"
         )
     ludwig_compat.apply()
     tokenizer = AutoTokenizer.from_pretrained(ludwig_config["base_model"])

@@ -55,11 +55,11 @@ def trained_qlora(tiny_model_dir, tmp_path_factory):
         tiny_config(str(tiny_model_dir), quantized=True), logging_level=logging.ERROR
     )
     data = tiny_data()
-    _, _, run_dir = model.train(
+    results = model.train(
         training_set=data, validation_set=data.head(4), output_directory=str(out),
         skip_save_processed_input=True,
     )  # fmt: skip
-    return model, f"{run_dir}/model"
+    return model, f"{results.output_directory}/model"
 
 
 def test_frozen_state_keys_include_quant_state():

@@ -13,7 +13,6 @@ from product_descgen.training.train import (
     epoch_losses,
     generate_probe,
     train_student,
-    training_fingerprint,
     with_epoch_losses,
 )
 
@@ -93,13 +92,3 @@ def test_probe_products_without_rows_or_prompt_fields_are_clear_errors():
         train_student({}, rows, rows, rows.head(0), params)
     with pytest.raises(ValueError, match=r"lack the prompt's fields \['input_text'\]"):
         train_student({}, rows, rows, rows[["target"]], params)
-
-
-def test_the_fingerprint_changes_with_the_data_or_the_config_only():
-    frame = pd.DataFrame({"input_text": ["a", "b"], "target": ["x", "y"]})
-    base = training_fingerprint({"epochs": 2}, frame, frame.head(1))
-    assert training_fingerprint({"epochs": 2}, frame.copy(), frame.head(1)) == base
-    other_data = training_fingerprint({"epochs": 2}, frame.assign(target=["x", "z"]), frame)
-    assert other_data["data"] != base["data"] and other_data["config"] == base["config"]
-    other_config = training_fingerprint({"epochs": 3}, frame, frame.head(1))
-    assert other_config["config"] != base["config"] and other_config["data"] == base["data"]

@@ -5,17 +5,15 @@ detector's measures on a fixed probe set that the model describes after the epoc
 validation split's products, whether or not the teacher's text for them passed the gate (the
 probe needs no target), so that a strict gate does not leave it too few texts to judge.
 A killed run resumes from its last checkpoint: training writes into ``finetune.work_dir`` and a
-later call with the same ``work_dir`` passes it to Ludwig as ``model_resume_path``.
+later call with the same ``work_dir`` passes it to Ludwig as ``model_resume_path``, with the
+logged history of the epochs before it (:mod:`product_descgen.training.resume`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import logging
 import os
-import shutil
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -29,28 +27,18 @@ from product_descgen.llm.types import GenerationSettings, cut_at_stop
 from product_descgen.training import ludwig_compat
 from product_descgen.training.config import FinetuneParams, RayParams, template_fields
 from product_descgen.training.contract import stop_strings, with_stop
+from product_descgen.training.resume import (
+    HISTORY_FILE,
+    RUN_NAME,
+    log_epoch,
+    logged_epochs,
+    prepare_run,
+    probe_fingerprint,
+    training_fingerprint,
+)
 from product_descgen.training.vices import detect_vices
 
 logger = logging.getLogger(__name__)
-
-
-FINGERPRINT_FILE = "run_fingerprint.json"  # beside Ludwig's run: what its checkpoints were made of
-
-
-def training_fingerprint(
-    ludwig_config: dict[str, Any], train: pd.DataFrame, validation: pd.DataFrame
-) -> dict[str, str]:
-    """Hashes of what a checkpoint depends on: the Ludwig config and the data."""
-
-    def frame_hash(frame: pd.DataFrame) -> str:
-        values = pd.util.hash_pandas_object(frame.reset_index(drop=True), index=True).to_numpy()
-        return hashlib.sha256(values.tobytes()).hexdigest()
-
-    blob = json.dumps(ludwig_config, sort_keys=True, default=str).encode()
-    return {
-        "config": hashlib.sha256(blob).hexdigest(),
-        "data": hashlib.sha256((frame_hash(train) + frame_hash(validation)).encode()).hexdigest(),
-    }
 
 
 @dataclass
@@ -113,7 +101,14 @@ def make_recorder(
         def __init__(self) -> None:
             self.rows: list[dict[str, Any]] = []
             self.outputs: list[dict[str, Any]] = []
+            # a plain string: Ray copies the recorder to its worker and its state back
+            self.log = str(Path(params.work_dir) / HISTORY_FILE)
+            self.probe_key = probe_fingerprint(prompts, settings, params.vices)
             self._start = time.perf_counter()
+
+        def restore(self, epochs: int) -> None:
+            """Start from the logged history of the first ``epochs`` epochs (a resumed run's)."""
+            self.rows, self.outputs = logged_epochs(self.log, epochs)
 
         def on_epoch_start(
             self, trainer: Any, progress_tracker: Any, save_path: str, **_: Any
@@ -143,10 +138,12 @@ def make_recorder(
                     "flags": ",".join(vices["flags"]),
                 }
             )
-            self.outputs += [
+            outputs = [
                 {"epoch": epoch, "product_id": pid, "output": text}
                 for pid, text in zip(probe["product_id"], texts, strict=True)
             ]
+            self.outputs += outputs
+            log_epoch(self.log, self.rows[-1], outputs)
             logger.info("Epoch %d: %s", epoch, self.rows[-1])
 
     return EpochRecorder()
@@ -218,7 +215,7 @@ def train_student(
         model = LudwigModel(
             ludwig_config, logging_level=logging.WARNING, callbacks=[recorder, *callbacks]
         )
-        stats = _train(model, ludwig_config, train[columns], validation[columns], params)
+        stats = _train(model, ludwig_config, train[columns], validation[columns], recorder, params)
     history = with_epoch_losses(pd.DataFrame(recorder.rows), stats)
     return TrainResult(model, history, pd.DataFrame(recorder.outputs))
 
@@ -228,46 +225,30 @@ def _train(
     ludwig_config: dict[str, Any],
     train: pd.DataFrame,
     validation: pd.DataFrame,
+    recorder: Any,
     params: FinetuneParams,
 ) -> Any:
     """``model.train`` into ``params.work_dir``, resuming a killed run's checkpoint made of the same
-    config and data (see ``finetune.on_changed_checkpoint``); Ludwig's training statistics."""
+    config and data (see ``finetune.on_changed_checkpoint``) with the history of its epochs;
+    Ludwig's training statistics."""
     work_dir = Path(params.work_dir)
-    run_dir = work_dir / "run"
-    marker = work_dir / FINGERPRINT_FILE
-    fingerprint = training_fingerprint(ludwig_config, train, validation)
-    finished = (run_dir / "training_statistics.json").is_file()  # written when train() returns
-    resume = run_dir if (run_dir / "model" / "training_checkpoints").is_dir() else None
-    if resume and not finished:
-        saved = json.loads(marker.read_text()) if marker.is_file() else {}
-        changed = sorted(k for k in fingerprint if saved.get(k) != fingerprint[k])
-        if changed and params.on_changed_checkpoint == "fail":
-            raise ValueError(
-                f"the checkpoint in {run_dir} was made with other {' and '.join(changed)} than "
-                "this run's: restore them, or set finetune.on_changed_checkpoint: restart to "
-                "discard the checkpoint and train anew"
-            )
-        if changed:
-            logger.warning("Discarding the checkpoint in %s: its %s changed", run_dir, changed)
-            resume = None
-    if finished or (run_dir.exists() and resume is None):
-        shutil.rmtree(run_dir)  # a finished or discarded run (train anew), or one killed early
-        resume = None
-    if resume:
-        logger.info("Resuming training from %s", resume)
-    else:
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(json.dumps(fingerprint))
-    stats, _, _ = model.train(
+    resume, epochs_kept = prepare_run(
+        work_dir,
+        training_fingerprint(ludwig_config, train, validation),
+        recorder.probe_key,
+        params.on_changed_checkpoint,
+    )
+    recorder.restore(epochs_kept)
+    results = model.train(
         training_set=train,
         validation_set=validation,
         output_directory=str(work_dir),
-        experiment_name="run",
+        experiment_name=RUN_NAME,
         model_name="",
         model_resume_path=str(resume) if resume else None,
         skip_save_processed_input=True,
     )
-    return stats
+    return results.train_stats
 
 
 def epoch_losses(split_stats: dict[str, Any], epochs: int) -> dict[int, float]:

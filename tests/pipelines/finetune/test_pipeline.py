@@ -144,11 +144,22 @@ def test_killed_training_resumes_from_its_last_checkpoint(project_copy, tiny_mod
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
 
+    checkpointed = epochs_done()
+    log = project_copy / "data/06_models/student_training/epoch_history.jsonl"
+    before = [json.loads(line)["row"] for line in log.read_text().splitlines()]
+    before = {row["epoch"]: row for row in before if row["epoch"] <= checkpointed}
+    assert 1 in before  # epoch 1's row is logged before epoch 2 is checkpointed
+
     write_distill_sets(project_copy, n_train=28)  # other data than the checkpoint was made of
     with pytest.raises(Exception, match="was made with other data"):
         run_pipeline(project_copy, tiny_model_dir, "finetune", finetune=params)
     write_distill_sets(project_copy, n_train=32)  # the same again: the checkpoint resumes
     run_pipeline(project_copy, tiny_model_dir, "finetune", finetune=params)
     history = pd.read_parquet(project_copy / "data/08_reporting/training_history.parquet")
-    assert history["epoch"].max() == 4
-    assert history["epoch"].min() > 1  # epochs done before the kill were not trained again
+    epochs = history["epoch"].tolist()
+    assert epochs == sorted(set(epochs)) and epochs[-1] == 4 and epochs[0] == 1
+    # the epochs before the kill are reported as they were logged, not trained again
+    resumed = history.set_index("epoch").loc[list(before), "seconds"]
+    assert resumed.tolist() == [row["seconds"] for row in before.values()]
+    probes = pd.read_parquet(project_copy / "data/07_model_output/probe_outputs.parquet")
+    assert sorted(set(probes["epoch"])) == epochs

@@ -9,6 +9,7 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, PositiveFloat, PositiveInt, field_validator
 
+from product_descgen.llm.openvino_backend import STEP_TIMEOUT_S
 from product_descgen.llm.types import GenerationSettings, Request, Result
 
 
@@ -41,7 +42,7 @@ class Connection(BaseModel):
     # f32: float32 compute and KV cache, the transformers float32 reference's greedy text
     precision: Literal["f32", "auto"] = "auto"
     prefix_caching: bool = True
-    step_timeout_s: PositiveFloat | None = 600.0  # a longer engine step ends the process (a stall)
+    step_timeout_s: PositiveFloat | None = STEP_TIMEOUT_S  # a longer engine step ends the process
     # transformers
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"

@@ -22,6 +22,7 @@ from product_descgen.runtime import exit_if_stuck, threads
 logger = logging.getLogger(__name__)
 
 IR_FILE = "openvino_model.xml"
+STEP_TIMEOUT_S = 600.0  # an engine step taking longer is a stall (the default guard)
 
 
 def engine_properties(precision: str, n_threads: int, weights: str | None = None) -> dict[str, Any]:
@@ -44,7 +45,7 @@ class EngineOptions(TypedDict, total=False):
     precision: str  # "auto" (default: the plugin's choice) or "f32" (:func:`engine_properties`)
     prefix_caching: bool  # default True
     # an engine step taking longer ends the process, every thread's stack on stderr (an engine
-    # stall: :func:`product_descgen.runtime.exit_if_stuck`); default 600 s, None: unguarded
+    # stall: :func:`product_descgen.runtime.exit_if_stuck`); default STEP_TIMEOUT_S, None: unguarded
     step_timeout_s: float | None
     # the format the caller serves (``Connection.weights``, which names the serving in reports
     # and cache keys); it must match the export's record, if any
@@ -89,7 +90,7 @@ class OpenVINOBackend:
         self.model_id = model_dir
         self.settings = settings
         self.batch_size = batch_size
-        self.step_timeout_s = engine.get("step_timeout_s", 600.0)
+        self.step_timeout_s = engine.get("step_timeout_s", STEP_TIMEOUT_S)
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         scheduler = ov_genai.SchedulerConfig()
         scheduler.max_num_seqs = batch_size

@@ -1,5 +1,6 @@
-"""Narrow workarounds for OpenVINO GenAI 2026.4.1 defects met by the openvino backend (its engine
-properties); docs/architecture.md tells each story.
+"""Narrow workarounds for OpenVINO and OpenVINO GenAI 2026.4.1 defects met by the openvino
+backend (its engine properties); docs/architecture.md tells each story, docs/upstream.md has the
+reports to file.
 
 1. ``bf16_crash``: the CPU plugin dies with SIGFPE (the process ends, no Python error) compiling
    a model with uncompressed (fp32) weights for bf16 compute on one inference thread (like

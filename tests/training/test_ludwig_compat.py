@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import subprocess
@@ -124,3 +125,55 @@ def test_base_model_path_mismatch_is_a_clear_error(tmp_path):
     ludwig_compat.check_base_model_path(tmp_path, "/models/a")
     with pytest.raises(ValueError, match="same models.student"):
         ludwig_compat.check_base_model_path(tmp_path, "/models/b")
+
+
+class Killed(Exception):
+    """Stands in for a killed process after an epoch's checkpoint."""
+
+
+def learning_rates(config: dict, out: Path, *, kill_after: int = 0, resume: bool = False,
+                   fixed: bool = True) -> list[float]:  # fmt: skip
+    """The learning rate of each batch a (resumed) training run trains."""
+    from ludwig.api import LudwigModel
+    from ludwig.callbacks import Callback
+
+    class Rates(Callback):
+        def __init__(self) -> None:
+            self.rates: list[float] = []
+
+        def on_batch_start(self, trainer, progress_tracker, save_path, **_) -> None:
+            self.rates.append(progress_tracker.learning_rate)
+
+        def on_epoch_end(self, trainer, progress_tracker, save_path, **_) -> None:
+            if progress_tracker.epoch == kill_after:
+                raise Killed
+
+    rates = Rates()
+    fixes = ludwig_compat.fix_callbacks() if fixed else []
+    model = LudwigModel(config, logging_level=logging.ERROR, callbacks=[rates, *fixes])
+    data = tiny_data()
+    with contextlib.suppress(Killed):
+        model.train(
+            training_set=data, validation_set=data.head(4), output_directory=str(out),
+            experiment_name="run", model_name="", skip_save_processed_input=True,
+            model_resume_path=str(out / "run") if resume else None,
+        )  # fmt: skip
+    return rates.rates
+
+
+@pytest.mark.slow
+def test_a_resumed_run_keeps_its_learning_rate_schedule(tiny_model_dir, tmp_path):
+    """Fix 6: the resumed epoch trains at the rates the uninterrupted run had."""
+    ludwig_compat.apply()
+    config = tiny_config(str(tiny_model_dir), quantized=False)
+    config["trainer"] |= {
+        "epochs": 2, "batch_size": 2,
+        "learning_rate_scheduler": {"decay": "linear", "warmup_fraction": 0.25},
+    }  # fmt: skip
+    whole = learning_rates(config, tmp_path / "whole")
+    assert len(whole) == 8 and whole[4:] != whole[:4]  # 4 steps an epoch, a schedule that moves
+    for fixed, expected in ((False, whole[:4]), (True, whole[4:])):
+        out = tmp_path / f"fixed_{fixed}"
+        assert learning_rates(config, out, kill_after=1) == whole[:4]
+        resumed = learning_rates(config, out, resume=True, fixed=fixed)
+        assert resumed == pytest.approx(expected)  # unfixed: the schedule starts again

@@ -15,8 +15,15 @@ Ludwig version (``AFFECTED``) and has a test that fails without it (tests/traini
    it; inference uses ``predict()`` or peft (see product_descgen.training.export).
 5. The saved model records the base model's absolute path: training and inference must agree on
    it (``check_base_model_path``).
+6. ``resumed_schedule``: a resumed run restarts the learning-rate schedule. The checkpoint's
+   scheduler state is loaded, then ``Trainer.train`` builds a new ``LRScheduler`` at step 0, so
+   the resumed epochs warm up and decay again over the whole run's steps (the demo's second
+   epoch trained at the first epoch's rate). The fix is a callback (:func:`fix_callbacks`)
+   that steps the new schedule to the checkpoint's step before the first resumed epoch. A
+   ``reduce_on_plateau`` schedule's reductions are still lost.
 
-Call :func:`apply` once before using Ludwig; it is idempotent.
+Call :func:`apply` once before using Ludwig (it is idempotent), and give the model the
+callbacks of :func:`fix_callbacks`.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -136,3 +144,31 @@ def check_base_model_path(model_dir: str | Path, expected: str | Path) -> None:
             f"the saved model was trained on base model {saved}, not {expected}: "
             "train and predict with the same models.student setting"
         )
+
+
+def fix_callbacks() -> list[Any]:
+    """The Ludwig callbacks this Ludwig version needs: one that moves a resumed run's
+    learning-rate schedule to the checkpoint's step (fix 6)."""
+    if not affected():
+        return []
+    from ludwig.callbacks import Callback
+
+    class ScheduleResumer(Callback):
+        def __init__(self) -> None:
+            self.done = False
+
+        def on_epoch_start(
+            self, trainer: Any, progress_tracker: Any, save_path: str, **_: Any
+        ) -> None:
+            if self.done:
+                return
+            self.done = True  # the first epoch this process trains: the schedule is new
+            steps = int(progress_tracker.steps)
+            with warnings.catch_warnings():  # no optimizer step yet in this process
+                warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step")
+                for _ in range(steps):
+                    trainer.scheduler.step()
+            if steps:
+                logger.info("Learning-rate schedule resumed at step %d", steps)
+
+    return [ScheduleResumer()]

@@ -212,8 +212,9 @@ def train_student(
     references = train[params.target_column].tolist()
     recorder = make_recorder(probe, references, params, tokenizer, tokens_per_epoch)
     with ray_cluster(ludwig_config, params.ray):  # before Ludwig, which would start its own
+        fixes = ludwig_compat.fix_callbacks()
         model = LudwigModel(
-            ludwig_config, logging_level=logging.WARNING, callbacks=[recorder, *callbacks]
+            ludwig_config, logging_level=logging.WARNING, callbacks=[recorder, *fixes, *callbacks]
         )
         stats = _train(model, ludwig_config, train[columns], validation[columns], recorder, params)
     history = with_epoch_losses(pd.DataFrame(recorder.rows), stats)

@@ -158,6 +158,7 @@ def test_killed_training_resumes_from_its_last_checkpoint(project_copy, tiny_mod
     history = pd.read_parquet(project_copy / "data/08_reporting/training_history.parquet")
     epochs = history["epoch"].tolist()
     assert epochs == sorted(set(epochs)) and epochs[-1] == 4 and epochs[0] == 1
+    assert (history["learning_rate"].diff().dropna() < 0).all()  # one decay, resumed in place
     # the epochs before the kill are reported as they were logged, not trained again
     resumed = history.set_index("epoch").loc[list(before), "seconds"]
     assert resumed.tolist() == [row["seconds"] for row in before.values()]

@@ -73,7 +73,7 @@ def test_a_killed_run_resumes_with_its_history_unless_the_probe_changed(tmp_path
     with caplog.at_level(logging.WARNING):
         resume, kept = prepare_run(tmp_path / "probe", fingerprint, "other", "fail")
     assert (resume, kept) == (tmp_path / "probe" / "run", 0)  # the checkpoint stays
-    assert "The probe changed" in caplog.text
+    assert "The probe is not the one" in caplog.text
     assert json.loads((tmp_path / "probe" / FINGERPRINT_FILE).read_text())["probe"] == "other"
 
 

@@ -97,7 +97,10 @@ def prepare_run(
         if saved.get("probe") == probe:
             keep = checkpointed_epochs(resume)
         else:
-            logger.warning("The probe changed since the checkpoint: its history starts anew")
+            logger.warning(
+                "The probe is not the one the logged history was made with (or none was "
+                "recorded): the history starts at the resumed epoch"
+            )
     work_dir.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps({**fingerprint, "probe": probe}))
     return resume, keep

@@ -81,7 +81,7 @@ class PromptSet(BaseModel):
 
     def with_stop(self, settings: GenerationSettings) -> GenerationSettings:
         """``settings`` with this prompt file's stop strings after its own."""
-        return settings.model_copy(update={"stop": [*settings.stop, *self.stop]})
+        return settings.with_stop(self.stop)
 
     def template_text(self, step: str) -> str:
         """Everything that shapes ``step``'s prompt (for cache keys)."""

@@ -1,6 +1,6 @@
 import pytest
 
-from product_descgen.llm.types import FailureWatch, Result
+from product_descgen.llm.types import FailureWatch, GenerationSettings, Result
 
 
 def results(*errors: str | None) -> list[Result]:
@@ -48,3 +48,10 @@ def test_counts_add_up_over_batches_as_they_arrive():
     watch.add(results(None, None))  # 1 of 4: per-row
     with pytest.raises(RuntimeError, match="gen: 4 of 7 calls failed with: boom"):
         watch.add(results("boom", "boom", "boom"))
+
+
+def test_stop_strings_are_added_after_the_settings_own_and_once():
+    settings = GenerationSettings(max_new_tokens=8, stop=["END", "###"])
+    merged = settings.with_stop(["###", "\n\n"])
+    assert merged.stop == ["END", "###", "\n\n"]
+    assert settings.stop == ["END", "###"] and merged.max_new_tokens == 8  # a copy

@@ -22,6 +22,12 @@ class GenerationSettings(BaseModel):
     no_repeat_ngram_size: int = Field(0, ge=0)
     stop: list[str] = Field(default_factory=list)  # cut generation at any of these strings
 
+    def with_stop(self, stop: list[str]) -> GenerationSettings:
+        """A copy that also stops at ``stop`` (a prompt file's or a serving contract's strings),
+        after its own; a string it already has is not added twice."""
+        added = [s for s in stop if s not in self.stop]
+        return self.model_copy(update={"stop": [*self.stop, *added]})
+
 
 @dataclass(frozen=True)
 class Request:

@@ -59,10 +59,4 @@ def served_prompt(
             f"{contract['prompt_template']!r}, but finetune.prompt_template is now {template!r}: "
             "restore the template, or retrain (kedro run --pipeline finetune)"
         )
-    return contract["prompt_template"], with_stop(settings, contract["stop"])
-
-
-def with_stop(settings: GenerationSettings, stop: list[str]) -> GenerationSettings:
-    """``settings`` with the contract's stop strings added to its own."""
-    added = [s for s in stop if s not in settings.stop]
-    return settings.model_copy(update={"stop": [*settings.stop, *added]})
+    return contract["prompt_template"], settings.with_stop(contract["stop"])

@@ -26,7 +26,7 @@ from product_descgen.llm.hf_backend import generation_kwargs
 from product_descgen.llm.types import GenerationSettings, cut_at_stop
 from product_descgen.training import ludwig_compat
 from product_descgen.training.config import FinetuneParams, RayParams, template_fields
-from product_descgen.training.contract import stop_strings, with_stop
+from product_descgen.training.contract import stop_strings
 from product_descgen.training.resume import (
     HISTORY_FILE,
     RUN_NAME,
@@ -95,7 +95,7 @@ def make_recorder(
     from ludwig.callbacks import Callback
 
     prompts = [params.prompt_template.format(**row) for row in probe.to_dict(orient="records")]
-    settings = with_stop(params.probe.generation, stop_strings(params.prompt_template))
+    settings = params.probe.generation.with_stop(stop_strings(params.prompt_template))
 
     class EpochRecorder(Callback):
         def __init__(self) -> None:

@@ -1,3 +1,4 @@
+import json
 from types import SimpleNamespace
 
 import pandas as pd
@@ -9,9 +10,11 @@ from product_descgen.evaluation.config import EvaluationParams
 from product_descgen.llm.types import GenerationSettings
 from product_descgen.project_config import load_project_params
 from product_descgen.training.config import FinetuneParams
+from product_descgen.training.resume import HISTORY_FILE
 from product_descgen.training.train import (
     epoch_losses,
     generate_probe,
+    make_recorder,
     train_student,
     with_epoch_losses,
 )
@@ -50,6 +53,9 @@ class FakePeftModel:
     def train(self):
         self.training = True
 
+    def get_nb_trainable_parameters(self):
+        return 1, 100
+
     def generate(self, **kwargs):
         self.calls.append(kwargs)
         rows, width = kwargs["input_ids"].shape
@@ -83,6 +89,59 @@ def test_the_probe_decodes_as_the_student_is_served(tiny_model_dir):
         params = load_project_params(env)
         probe = FinetuneParams.model_validate(params["finetune"]).probe.generation
         assert probe == EvaluationParams.model_validate(params["evaluation"]).student_generation
+
+
+def test_an_epoch_checkpointed_before_its_probe_ended_is_probed_on_resume(tiny_model_dir, tmp_path):
+    """Ludwig checkpoints an epoch before the recorder probes it. A run killed in between
+    resumes from that checkpoint: the recorder probes it before training on (or, when no epoch
+    is left to train, as training ends), so every epoch is reported."""
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    params = FinetuneParams.model_validate(
+        {**load_project_params()["finetune"], "work_dir": str(tmp_path)}
+    ).model_copy(update={"probe": FinetuneParams().probe.model_copy(update={"size": 2})})
+    probe = pd.DataFrame({"product_id": ["p1", "p2"], "input_text": ["a mug", "a cup"]})
+    model = FakePeftModel()
+    trainer = SimpleNamespace(model=SimpleNamespace(model=model))
+
+    def tracker(epoch: int) -> SimpleNamespace:
+        loss = {"combined": {"loss": [(epoch, 3 * epoch, 3.0 - epoch)]}}
+        return SimpleNamespace(epoch=epoch, train_metrics=loss, validation_metrics=loss,
+                               learning_rate=1e-4 * (4 - epoch))  # fmt: skip
+
+    def recorder():
+        return make_recorder(probe, ["A red mug."], params, tokenizer, tokens_per_epoch=100)
+
+    first = recorder()  # epoch 1 recorded; killed after epoch 2's checkpoint, before its row
+    first.on_epoch_start(trainer, tracker(0), "")
+    first.on_epoch_end(trainer, tracker(1), "")
+    assert len(model.calls) == 1
+
+    resumed = recorder()
+    resumed.restore(2)
+    assert [r["epoch"] for r in resumed.rows] == [1] and len(model.calls) == 1
+    resumed.on_epoch_start(trainer, tracker(2), "")  # the checkpoint: the model after epoch 2
+    resumed.on_epoch_end(trainer, tracker(3), "")
+    resumed.on_trainer_train_teardown(trainer, tracker(3), "", is_coordinator=True)
+    assert [r["epoch"] for r in resumed.rows] == [1, 2, 3] and len(model.calls) == 3
+    row = resumed.rows[1]
+    assert row["seconds"] is None and row["tokens_per_s"] is None  # its time died with the run
+    assert row["validation_loss"] == 1.0 and row["learning_rate"] == pytest.approx(2e-4)
+    assert [o["epoch"] for o in resumed.outputs] == [1, 1, 2, 2, 3, 3]
+    log = (tmp_path / HISTORY_FILE).read_text().splitlines()
+    assert [json.loads(line)["row"]["epoch"] for line in log] == [1, 2, 3]
+
+    ended = recorder()  # killed likewise after the last epoch's checkpoint: nothing to train
+    ended.restore(3)
+    log = (tmp_path / HISTORY_FILE).read_text().splitlines()
+    (tmp_path / HISTORY_FILE).write_text("".join(line + "\n" for line in log[:2]))
+    ended.restore(3)
+    ended.on_trainer_train_teardown(trainer, tracker(3), "", is_coordinator=True)
+    assert [r["epoch"] for r in ended.rows] == [1, 2, 3] and len(model.calls) == 4
+
+    logged = recorder()  # every checkpointed epoch was logged: nothing is probed again
+    logged.restore(3)
+    logged.on_epoch_start(trainer, tracker(3), "")
+    assert [r["epoch"] for r in logged.rows] == [1, 2, 3] and len(model.calls) == 4
 
 
 def test_probe_products_without_rows_or_prompt_fields_are_clear_errors():

@@ -8,8 +8,8 @@ Beside Ludwig's run in ``finetune.work_dir`` the project keeps two files:
   checkpoint but starts the history again, as its texts are not comparable.
 - ``epoch_history.jsonl``: each finished epoch's history row and probe texts, written as the
   epoch ends, so that a resumed run reports every epoch, the early ones (where vices show)
-  included. Ludwig checkpoints an epoch before the project's callback sees it, so a run killed
-  between the two lacks that one epoch's row.
+  included. Ludwig checkpoints an epoch before the project's callback probes it; a run killed
+  between the two has that epoch probed on resume, from its checkpoint.
 """
 
 from __future__ import annotations

@@ -104,21 +104,48 @@ def make_recorder(
             # a plain string: Ray copies the recorder to its worker and its state back
             self.log = str(Path(params.work_dir) / HISTORY_FILE)
             self.probe_key = probe_fingerprint(prompts, settings, params.vices)
+            self.unprobed = 0  # a checkpointed epoch without a logged row (restore)
             self._start = time.perf_counter()
 
         def restore(self, epochs: int) -> None:
-            """Start from the logged history of the first ``epochs`` epochs (a resumed run's)."""
+            """Start from the logged history of the first ``epochs`` epochs (a resumed run's).
+            A run killed while its last checkpointed epoch was being probed lacks that epoch's
+            row: the checkpoint holds the model as the epoch left it, so it is probed on resume."""
             self.rows, self.outputs = logged_epochs(self.log, epochs)
+            logged = {row["epoch"] for row in self.rows}
+            self.unprobed = epochs if epochs and epochs not in logged else 0
 
         def on_epoch_start(
             self, trainer: Any, progress_tracker: Any, save_path: str, **_: Any
         ) -> None:
+            self.probe_unprobed(trainer, progress_tracker)
             self._start = time.perf_counter()
+
+        def on_trainer_train_teardown(
+            self,
+            trainer: Any,
+            progress_tracker: Any,
+            save_path: str,
+            is_coordinator: bool,
+            **_: Any,
+        ) -> None:
+            if is_coordinator:  # a run resumed after its last epoch trains none
+                self.probe_unprobed(trainer, progress_tracker)
 
         def on_epoch_end(
             self, trainer: Any, progress_tracker: Any, save_path: str, **_: Any
         ) -> None:
-            seconds = time.perf_counter() - self._start
+            self.record(trainer, progress_tracker, time.perf_counter() - self._start)
+
+        def probe_unprobed(self, trainer: Any, progress_tracker: Any) -> None:
+            if self.unprobed and int(progress_tracker.epoch) == self.unprobed:
+                logger.info("Probing epoch %d, checkpointed before its probe ended", self.unprobed)
+                self.record(trainer, progress_tracker, None)  # its time died with the run
+            self.unprobed = 0
+
+        def record(self, trainer: Any, progress_tracker: Any, seconds: float | None) -> None:
+            """The epoch that ``progress_tracker`` has finished: its row, and the probe's texts
+            from the model as it is now."""
             peft_model = trainer.model.model
             texts = generate_probe(peft_model, tokenizer, prompts, settings)
             vices = detect_vices(

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from product_descgen.project_config import load_project_params
-from tests.pipelines.helpers import run_pipeline
+from tests.pipelines.helpers import run_pipeline, use_tiny_models
 
 
 def write_distill_sets(project: Path, n_train: int = 12, n_val: int = 4) -> None:
@@ -105,16 +111,6 @@ def test_empty_training_set_fails_before_training(project_copy, tiny_model_dir):
 
 @pytest.mark.slow
 def test_killed_training_resumes_from_its_last_checkpoint(project_copy, tiny_model_dir):
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    import yaml
-
-    from tests.pipelines.helpers import use_tiny_models
-
     write_distill_sets(project_copy, n_train=32)
     params = small_finetune(project_copy, epochs=4)
     params["ludwig"]["trainer"]["batch_size"] = 2
@@ -123,11 +119,16 @@ def test_killed_training_resumes_from_its_last_checkpoint(project_copy, tiny_mod
     (project_copy / "conf" / "local" / "parameters.yml").write_text(yaml.safe_dump(local))
     progress = project_copy / "data/06_models/student_training/run/model/training_progress.json"
 
+    log = project_copy / "data/06_models/student_training/epoch_history.jsonl"
+
     def epochs_done() -> int:
         try:
             return json.loads(progress.read_text())["epoch"]
         except (OSError, ValueError, KeyError):
             return 0
+
+    def logged() -> list[dict]:
+        return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
     kedro = Path(sys.executable).with_name("kedro")
     proc = subprocess.Popen(
@@ -137,7 +138,7 @@ def test_killed_training_resumes_from_its_last_checkpoint(project_copy, tiny_mod
     )  # fmt: skip
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
-        if epochs_done() >= 2:  # two epochs checkpointed
+        if any(entry["row"]["epoch"] >= 2 for entry in logged()):  # and so checkpointed
             break
         time.sleep(0.05)
     assert proc.poll() is None, f"training ended before the kill: {proc.stderr.read()[-2000:]}"
@@ -145,12 +146,11 @@ def test_killed_training_resumes_from_its_last_checkpoint(project_copy, tiny_mod
     proc.wait()
 
     checkpointed = epochs_done()
-    log = project_copy / "data/06_models/student_training/epoch_history.jsonl"
     # as if killed while the checkpointed epoch was being probed (Ludwig checkpoints first)
-    lines = [line for line in log.read_text().splitlines()
-             if json.loads(line)["row"]["epoch"] < checkpointed]  # fmt: skip
-    log.write_text("".join(line + "\n" for line in lines))
-    before = {row["epoch"]: row for row in (json.loads(line)["row"] for line in lines)}
+    kept = [entry for entry in logged() if entry["row"]["epoch"] < checkpointed]
+    [unprobed] = [entry for entry in logged() if entry["row"]["epoch"] == checkpointed]
+    log.write_text("".join(json.dumps(entry) + "\n" for entry in kept))
+    before = {entry["row"]["epoch"]: entry["row"] for entry in kept}
     assert 1 in before  # epoch 1's row is logged before epoch 2 is checkpointed
 
     write_distill_sets(project_copy, n_train=28)  # other data than the checkpoint was made of
@@ -170,3 +170,6 @@ def test_killed_training_resumes_from_its_last_checkpoint(project_copy, tiny_mod
     assert resumed.tolist() == [row["seconds"] for row in before.values()]
     probes = pd.read_parquet(project_copy / "data/07_model_output/probe_outputs.parquet")
     assert sorted(set(probes["epoch"])) == epochs
+    # the checkpoint, probed on resume, describes what the killed run's probe described
+    again = probes.loc[probes["epoch"] == checkpointed, "output"].tolist()
+    assert any(again) and again == [output["output"] for output in unprobed["outputs"]]

@@ -8,6 +8,7 @@ import logging
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -131,26 +132,30 @@ class Killed(Exception):
     """Stands in for a killed process after an epoch's checkpoint."""
 
 
-def learning_rates(config: dict, out: Path, *, kill_after: int = 0, resume: bool = False,
-                   fixed: bool = True) -> list[float]:  # fmt: skip
-    """The learning rate of each batch a (resumed) training run trains."""
+def train_killed_or_resumed(
+    config: dict, out: Path, *, kill_after: int = 0, resume: bool = False, fixed: bool = True
+) -> SimpleNamespace:
+    """What a (resumed) training run trains with: the learning rate of each batch, and each
+    epoch's last training loss."""
     from ludwig.api import LudwigModel
     from ludwig.callbacks import Callback
 
-    class Rates(Callback):
+    class Record(Callback):
         def __init__(self) -> None:
             self.rates: list[float] = []
+            self.losses: list[float] = []
 
         def on_batch_start(self, trainer, progress_tracker, save_path, **_) -> None:
             self.rates.append(progress_tracker.learning_rate)
 
         def on_epoch_end(self, trainer, progress_tracker, save_path, **_) -> None:
+            self.losses.append(progress_tracker.train_metrics["combined"]["loss"][-1][-1])
             if progress_tracker.epoch == kill_after:
                 raise Killed
 
-    rates = Rates()
+    record = Record()
     fixes = ludwig_compat.fix_callbacks() if fixed else []
-    model = LudwigModel(config, logging_level=logging.ERROR, callbacks=[rates, *fixes])
+    model = LudwigModel(config, logging_level=logging.ERROR, callbacks=[record, *fixes])
     data = tiny_data()
     with contextlib.suppress(Killed):
         model.train(
@@ -158,22 +163,30 @@ def learning_rates(config: dict, out: Path, *, kill_after: int = 0, resume: bool
             experiment_name="run", model_name="", skip_save_processed_input=True,
             model_resume_path=str(out / "run") if resume else None,
         )  # fmt: skip
-    return rates.rates
+    return SimpleNamespace(rates=record.rates, losses=record.losses)
 
 
 @pytest.mark.slow
-def test_a_resumed_run_keeps_its_learning_rate_schedule(tiny_model_dir, tmp_path):
-    """Fix 6: the resumed epoch trains at the rates the uninterrupted run had."""
+def test_a_resumed_run_trains_as_the_uninterrupted_run(tiny_model_dir, tmp_path):
+    """Fixes 6 and 7: the resumed epoch trains at the rates the uninterrupted run had, with
+    the dropout masks it drew, to the very same loss."""
     ludwig_compat.apply()
     config = tiny_config(str(tiny_model_dir), quantized=False)
+    config["adapter"]["dropout"] = 0.3
     config["trainer"] |= {
         "epochs": 2, "batch_size": 2,
         "learning_rate_scheduler": {"decay": "linear", "warmup_fraction": 0.25},
     }  # fmt: skip
-    whole = learning_rates(config, tmp_path / "whole")
-    assert len(whole) == 8 and whole[4:] != whole[:4]  # 4 steps an epoch, a schedule that moves
-    for fixed, expected in ((False, whole[:4]), (True, whole[4:])):
+    whole = train_killed_or_resumed(config, tmp_path / "whole")
+    assert len(whole.rates) == 8 and whole.rates[4:] != whole.rates[:4]  # a schedule that moves
+    for fixed in (False, True):
         out = tmp_path / f"fixed_{fixed}"
-        assert learning_rates(config, out, kill_after=1) == whole[:4]
-        resumed = learning_rates(config, out, resume=True, fixed=fixed)
-        assert resumed == pytest.approx(expected)  # unfixed: the schedule starts again
+        killed = train_killed_or_resumed(config, out, kill_after=1)
+        assert killed.rates == whole.rates[:4] and killed.losses == whole.losses[:1]
+        resumed = train_killed_or_resumed(config, out, resume=True, fixed=fixed)
+        if fixed:
+            assert resumed.rates == pytest.approx(whole.rates[4:])
+            assert resumed.losses == whole.losses[1:]  # bit for bit
+        else:  # the schedule starts again, and the first epoch's dropout masks are drawn
+            assert resumed.rates == pytest.approx(whole.rates[:4])
+            assert resumed.losses != whole.losses[1:]

@@ -21,6 +21,11 @@ Ludwig version (``AFFECTED``) and has a test that fails without it (tests/traini
    epoch trained at the first epoch's rate). The fix is a callback (:func:`fix_callbacks`)
    that steps the new schedule to the checkpoint's step before the first resumed epoch. A
    ``reduce_on_plateau`` schedule's reductions are still lost.
+7. ``resumed_rng``: a resumed run seeds the random generators again (``set_random_seed`` in
+   ``Trainer.train``), and the checkpoint holds no generator state, so the resumed epochs draw
+   the first epoch's dropout masks again and train otherwise than the uninterrupted run. The
+   same callback saves the generators' state beside each checkpoint and restores it before the
+   first resumed epoch. (The batches' order is seeded per epoch and needs nothing.)
 
 Call :func:`apply` once before using Ludwig (it is idempotent), and give the model the
 callbacks of :func:`fix_callbacks`.
@@ -146,29 +151,56 @@ def check_base_model_path(model_dir: str | Path, expected: str | Path) -> None:
         )
 
 
+RNG_STATE_FILE = "rng_state.pt"  # beside Ludwig's training progress (fix 7)
+
+
 def fix_callbacks() -> list[Any]:
-    """The Ludwig callbacks this Ludwig version needs: one that moves a resumed run's
-    learning-rate schedule to the checkpoint's step (fix 6)."""
+    """The Ludwig callbacks this Ludwig version needs: one that resumes a killed run where it
+    stopped, its learning-rate schedule at the checkpoint's step (fix 6) and its random
+    generators as they were at the checkpoint (fix 7)."""
     if not affected():
         return []
+    import random
+
+    import numpy as np
+    import torch
     from ludwig.callbacks import Callback
 
-    class ScheduleResumer(Callback):
+    class Resumer(Callback):
         def __init__(self) -> None:
-            self.done = False
+            self.save_path: str | None = None
+
+        def on_checkpoint(self, trainer: Any, progress_tracker: Any) -> None:
+            if self.save_path:
+                cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
+                state = {"torch": torch.get_rng_state(), "cuda": cuda,
+                         "numpy": np.random.get_state(), "python": random.getstate()}  # fmt: skip
+                torch.save(state, Path(self.save_path) / RNG_STATE_FILE)
 
         def on_epoch_start(
             self, trainer: Any, progress_tracker: Any, save_path: str, **_: Any
         ) -> None:
-            if self.done:
+            if self.save_path:
                 return
-            self.done = True  # the first epoch this process trains: the schedule is new
+            self.save_path = save_path  # the first epoch this process trains: a new schedule
             steps = int(progress_tracker.steps)
+            if not steps:
+                return
             with warnings.catch_warnings():  # no optimizer step yet in this process
                 warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step")
                 for _ in range(steps):
                     trainer.scheduler.step()
-            if steps:
-                logger.info("Learning-rate schedule resumed at step %d", steps)
+            saved = Path(save_path) / RNG_STATE_FILE
+            if saved.is_file():  # written by this project, beside the checkpoint
+                state = torch.load(saved, weights_only=False)
+                torch.set_rng_state(state["torch"])
+                if state["cuda"] and torch.cuda.is_available():
+                    torch.cuda.set_rng_state_all(state["cuda"])
+                np.random.set_state(state["numpy"])
+                random.setstate(state["python"])
+            logger.info(
+                "Resumed at step %d: learning-rate schedule%s", steps,
+                " and random generators" if saved.is_file() else "",
+            )  # fmt: skip
 
-    return [ScheduleResumer()]
+    return [Resumer()]

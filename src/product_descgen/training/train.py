@@ -24,7 +24,7 @@ import pandas as pd
 
 from product_descgen.llm.hf_backend import generation_kwargs
 from product_descgen.llm.types import GenerationSettings, cut_at_stop
-from product_descgen.training import ludwig_compat
+from product_descgen.training import bnb_compat, ludwig_compat
 from product_descgen.training.config import FinetuneParams, RayParams, template_fields
 from product_descgen.training.contract import stop_strings
 from product_descgen.training.resume import (
@@ -239,7 +239,7 @@ def train_student(
     references = train[params.target_column].tolist()
     recorder = make_recorder(probe, references, params, tokenizer, tokens_per_epoch)
     with ray_cluster(ludwig_config, params.ray):  # before Ludwig, which would start its own
-        fixes = ludwig_compat.fix_callbacks()
+        fixes = [*ludwig_compat.fix_callbacks(), *bnb_compat.fix_callbacks()]
         model = LudwigModel(
             ludwig_config, logging_level=logging.WARNING, callbacks=[recorder, *fixes, *callbacks]
         )

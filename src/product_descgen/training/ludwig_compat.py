@@ -168,7 +168,8 @@ def fix_callbacks() -> list[Any]:
 
     class Resumer(Callback):
         def __init__(self) -> None:
-            self.save_path: str | None = None
+            self.started = False
+            self.save_path: str | None = None  # where Ludwig keeps the checkpoint, if anywhere
 
         def on_checkpoint(self, trainer: Any, progress_tracker: Any) -> None:
             if self.save_path:
@@ -180,9 +181,10 @@ def fix_callbacks() -> list[Any]:
         def on_epoch_start(
             self, trainer: Any, progress_tracker: Any, save_path: str, **_: Any
         ) -> None:
-            if self.save_path:
+            if self.started:
                 return
-            self.save_path = save_path  # the first epoch this process trains: a new schedule
+            self.started = True  # the first epoch this process trains: a new schedule
+            self.save_path = save_path
             steps = int(progress_tracker.steps)
             if not steps:
                 return
@@ -190,8 +192,9 @@ def fix_callbacks() -> list[Any]:
                 warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step")
                 for _ in range(steps):
                     trainer.scheduler.step()
-            saved = Path(save_path) / RNG_STATE_FILE
-            if saved.is_file():  # written by this project, beside the checkpoint
+            saved = Path(save_path) / RNG_STATE_FILE if save_path else None
+            restored = saved is not None and saved.is_file()
+            if restored:  # written by this project, beside the checkpoint
                 state = torch.load(saved, weights_only=False)
                 torch.set_rng_state(state["torch"])
                 if state["cuda"] and torch.cuda.is_available():
@@ -200,7 +203,7 @@ def fix_callbacks() -> list[Any]:
                 random.setstate(state["python"])
             logger.info(
                 "Resumed at step %d: learning-rate schedule%s", steps,
-                " and random generators" if saved.is_file() else "",
+                " and random generators" if restored else "",
             )  # fmt: skip
 
     return [Resumer()]

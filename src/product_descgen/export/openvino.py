@@ -1,9 +1,10 @@
 """Export a Hugging Face model directory to an OpenVINO IR directory the CPU engine serves.
 
 The weights go through OpenVINO's own exporter (``optimum-cli export openvino``, with NNCF weight
-compression) in the export toolchain; the tokenizer is converted in the project's environment
-(``openvino_tokenizers``, for the engine's stop strings), and the Hugging Face tokenizer is saved
-beside the IR (the backend tokenises with it, as the ``transformers`` path does).
+compression) in the export toolchain; meanwhile the tokenizer is converted in the project's
+environment (``openvino_tokenizers``, for the engine's stop strings), and the Hugging Face
+tokenizer is saved beside the IR (the backend tokenises with it, as the ``transformers`` path
+does).
 
     python -m product_descgen.export.openvino MODEL_DIR OUT_DIR --weights int8
 """
@@ -14,7 +15,7 @@ import argparse
 import json
 import logging
 import shutil
-import subprocess
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -36,11 +37,7 @@ RECORD = "product_descgen_export.json"
 
 def toolchain_transformers_major() -> int:
     """The major version of transformers in the export toolchain."""
-    out = subprocess.run(
-        [str(toolchain.python()), "-c", "import transformers; print(transformers.__version__)"],
-        capture_output=True, text=True, check=True, timeout=300,
-    )  # fmt: skip
-    return int(out.stdout.strip().split(".")[0])
+    return int(toolchain.package_version("transformers").split(".")[0])
 
 
 def convert_tokenizer(model_dir: Path, out_dir: Path) -> None:
@@ -80,14 +77,17 @@ def export_openvino(model_dir: str | Path, out_dir: str | Path, weights: Weights
     source = model_dir
     if toolchain_transformers_major() < 5:  # noqa: PLR2004 - transformers 5 wrote the config
         source = stage_for_hf4(model_dir, work / "staged")
-    ir_dir = work / "ir"
+    ir_dir, tokenizer_dir = work / "ir", work / "tokenizer"
+    tokenizer_dir.mkdir()
     toolchain.run(
         [toolchain.python(), "-m", "optimum.commands.optimum_cli", "export", "openvino",
          "--model", source, "--task", "text-generation-with-past", *WEIGHT_ARGS[weights],
          "--disable-convert-tokenizer", ir_dir],
         work / "export.log", f"OpenVINO export of {model_dir.name} ({weights})",
+        meanwhile=partial(convert_tokenizer, model_dir, tokenizer_dir),  # while it exports
     )  # fmt: skip
-    convert_tokenizer(model_dir, ir_dir)
+    for path in tokenizer_dir.iterdir():
+        path.rename(ir_dir / path.name)
     (ir_dir / RECORD).write_text(
         json.dumps(
             {"source": str(model_dir), "weights": weights, "weight_args": WEIGHT_ARGS[weights]}

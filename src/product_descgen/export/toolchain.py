@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -50,17 +51,42 @@ def llama_cpp_dir() -> Path:
     return path
 
 
-def run(args: Sequence[str | Path], log_file: Path, what: str, timeout_s: float = 3600) -> None:
+def run(
+    args: Sequence[str | Path],
+    log_file: Path,
+    what: str,
+    timeout_s: float = 3600,
+    meanwhile: Callable[[], object] | None = None,
+) -> None:
     """Run ``args`` (a command of the export environment), its output kept in ``log_file``;
-    a failure raises with the log's tail."""
+    a failure raises with the log's tail. ``meanwhile``: work of this process done while the
+    command runs (the command is stopped if it raises)."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PATH": f"{python().parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     logger.info("%s (log: %s)", what, log_file)
     with log_file.open("w") as log:
-        done = subprocess.run(
-            [str(a) for a in args], stdout=log, stderr=subprocess.STDOUT, env=env,
-            timeout=timeout_s, check=False,
-        )  # fmt: skip
-    if done.returncode != 0:
+        started = time.monotonic()
+        process = subprocess.Popen(
+            [str(a) for a in args], stdout=log, stderr=subprocess.STDOUT, env=env
+        )
+        try:
+            if meanwhile is not None:
+                meanwhile()
+            returncode = process.wait(max(0.0, timeout_s - (time.monotonic() - started)))
+        finally:
+            if process.poll() is None:  # meanwhile failed, or the timeout passed
+                process.kill()
+                process.wait()
+    if returncode != 0:
         tail = log_file.read_text(errors="replace")[-3000:]
-        raise ExportToolchainError(f"{what} failed (exit {done.returncode}):\n{tail}")
+        raise ExportToolchainError(f"{what} failed (exit {returncode}):\n{tail}")
+
+
+def package_version(name: str) -> str:
+    """The version of package ``name`` installed in the export environment (read from its
+    metadata: no import)."""
+    done = subprocess.run(
+        [str(python()), "-c", f"import importlib.metadata as m; print(m.version({name!r}))"],
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    return done.stdout.strip()

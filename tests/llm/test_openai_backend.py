@@ -171,3 +171,36 @@ def test_each_answer_is_stored_as_its_call_ends(tmp_path):
             store.record(results, "draft", "openai", "m")
             seen_sizes.append(len(results))
     assert sum(seen_sizes) == 8 and max(seen_sizes) <= 2  # handed over as calls end
+
+
+def test_a_slow_store_holds_back_new_calls(tmp_path):
+    """While the caller stores (here: sleeps), no call starts beyond ``concurrency`` answers
+    awaiting it: a process killed mid-store has paid for at most that many unstored answers."""
+    with FaultyServer(fail_share=0.0) as server:
+        server.latency_s = 0.01
+        backend = OpenAIBackend(server.base_url, "m", GenerationSettings(), concurrency=2)
+        taken, unstored = 0, []
+        for results in backend.generate([Request(key=f"k{i}", prompt=f"p{i}") for i in range(12)]):
+            taken += len(results)
+            time.sleep(0.3)  # a store write waiting on a lock
+            unstored.append(len(server.answered) - taken)
+    assert taken == 12 and len(server.answered) == 12
+    assert max(unstored) <= 2, unstored
+
+
+def test_a_caller_that_stops_early_cancels_the_calls_left(tmp_path):
+    import threading
+
+    with FaultyServer(fail_share=0.0) as server:
+        server.latency_s = 0.01
+        backend = OpenAIBackend(server.base_url, "m", GenerationSettings(), concurrency=2)
+        calls = backend.generate([Request(key=f"k{i}", prompt=f"p{i}") for i in range(40)])
+        next(calls)
+        calls.close()  # e.g. the step failed loudly on its first batch
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(
+            t.name == "openai-calls" for t in threading.enumerate()
+        ):
+            time.sleep(0.05)
+        assert not any(t.name == "openai-calls" for t in threading.enumerate())
+        assert len(server.answered) <= 4  # the first batch and the calls then in flight

@@ -1,6 +1,8 @@
 """Soak, bounded and on loopback: a misbehaving OpenAI-compatible server, two runs at once (one
 of them SIGKILLed), then a re-run. Every prompt ends stored exactly once as a success; no prompt
-is paid twice except calls in flight when the run was killed."""
+is paid twice except calls in flight when the run was killed (the backend starts no call while
+``concurrency`` answers wait to be stored). The client's timeout is well above a valid answer's
+time on a loaded 2-core machine: an answer that arrives after it is paid twice by design."""
 
 from __future__ import annotations
 
@@ -31,8 +33,8 @@ from product_descgen.callstore import CallStore
 from product_descgen.llm.types import GenerationSettings, Request
 from product_descgen.teacher.generate import run_step
 backend = OpenAIBackend({url!r}, "m", GenerationSettings(max_new_tokens=50), concurrency={c},
-                        retry=RetryPolicy(timeout_s=0.5, max_attempts=3, backoff_s=0.01,
-                                          backoff_max_s=1.0))
+                        retry=RetryPolicy(timeout_s=1.0, max_attempts=3, backoff_s=0.01,
+                                          backoff_max_s=1.0, server_rest_s=0.5))
 requests = [Request(key=f"k{{i}}", prompt=f"item {{i}}") for i in range({n})]
 run_step(requests, lambda: backend, CallStore({db!r}, claim_ttl_s=2.0), "draft", False, 0.1)
 """
@@ -45,13 +47,14 @@ def requests() -> list[Request]:
 def backend(server: FaultyServer) -> OpenAIBackend:
     return OpenAIBackend(
         server.base_url, "m", GenerationSettings(max_new_tokens=50), concurrency=CONCURRENCY,
-        retry=RetryPolicy(timeout_s=0.5, max_attempts=3, backoff_s=0.01, backoff_max_s=1.0),
+        retry=RetryPolicy(timeout_s=1.0, max_attempts=3, backoff_s=0.01, backoff_max_s=1.0,
+                          server_rest_s=0.5),
     )  # fmt: skip
 
 
 def test_faults_two_runs_and_a_kill_end_with_every_prompt_stored_once(tmp_path):
     db = tmp_path / "calls.sqlite"
-    with FaultyServer(fail_share=0.35, seed=3, slow_s=1.0, modes=MODES) as server:
+    with FaultyServer(fail_share=0.35, seed=3, slow_s=2.0, modes=MODES) as server:
         server.latency_s = 0.05
         server.script = list(MODES)  # each fault at least once, then at random
         code = KILLED_RUN.format(root=str(ROOT), url=server.base_url, c=CONCURRENCY, n=N,

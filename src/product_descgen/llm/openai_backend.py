@@ -9,6 +9,7 @@ re-run picks failed items up again because only successes are cached.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import re
@@ -195,7 +196,7 @@ class OpenAIBackend:
                 meta=request.meta,
             )
 
-    async def _run(self, requests: Sequence[Request], done: queue.Queue) -> None:
+    async def _run(self, requests: Sequence[Request], done: queue.Queue, live: dict) -> None:
         clients = [
             openai.AsyncOpenAI(
                 base_url=url, api_key=self.api_key, timeout=self.retry.timeout_s, max_retries=0
@@ -206,41 +207,60 @@ class OpenAIBackend:
             [Server(url, client) for url, client in zip(self.base_urls, clients, strict=True)],
             self.concurrency, self.retry.server_max_failures, self.retry.server_rest_s,
         )  # fmt: skip
+        unstored = asyncio.Semaphore(self.concurrency * len(clients))
         try:
 
             async def one(request: Request) -> None:
+                await unstored.acquire()  # given back once the caller has taken the result
                 done.put(await self._call(pool, request))
 
-            await asyncio.gather(*(one(r) for r in requests))
+            calls = asyncio.gather(*(one(r) for r in requests))
+            live.update(loop=asyncio.get_running_loop(), unstored=unstored, calls=calls)
+            await calls
         finally:
             for client in clients:
                 await client.close()
 
     def generate(self, requests: Sequence[Request]) -> Iterator[list[Result]]:
         """Results as each call ends (whatever has ended since the caller last asked), so
-        callers persist every paid answer at once; ``concurrency`` calls in flight per server."""
+        callers persist every paid answer at once; ``concurrency`` calls in flight per server.
+
+        A call starts only while fewer than ``concurrency`` answers per server wait for the
+        caller, so a process killed while storing loses at most that many paid answers; a
+        caller that stops early cancels the calls not yet made."""
         done: queue.Queue = queue.Queue()
         failure: list[BaseException] = []
+        live: dict[str, Any] = {}
 
         def run() -> None:
             try:
-                asyncio.run(self._run(requests, done))
+                asyncio.run(self._run(requests, done, live))
             except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
                 failure.append(err)
             finally:
                 done.put(None)
 
+        def on_loop(callback: Any, *args: Any) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed: every call ended
+                live["loop"].call_soon_threadsafe(callback, *args)
+
         worker = threading.Thread(target=run, name="openai-calls", daemon=True)
         worker.start()
         finished = False
-        while not finished:
-            ready = [done.get()]
-            while not done.empty():
-                ready.append(done.get_nowait())
-            finished = ready[-1] is None
-            results = [r for r in ready if r is not None]
-            if results:
-                yield results
+        try:
+            while not finished:
+                ready = [done.get()]
+                while not done.empty():
+                    ready.append(done.get_nowait())
+                finished = ready[-1] is None
+                results = [r for r in ready if r is not None]
+                if results:
+                    yield results
+                    for _ in results:
+                        on_loop(live["unstored"].release)
+        finally:
+            if not finished and "calls" in live:
+                on_loop(live["calls"].cancel)
         worker.join()
         if failure:
             raise failure[0]

@@ -55,7 +55,8 @@ def test_faults_end_done_or_recorded_and_rerun_completes(tmp_path):
     with FaultyServer(fail_share=0.5, seed=1, slow_s=1.0) as server:
         backend = OpenAIBackend(
             server.base_url, "m", GenerationSettings(), concurrency=8,
-            retry=RetryPolicy(timeout_s=0.3, max_attempts=3, backoff_s=0.01, backoff_max_s=0.05),
+            retry=RetryPolicy(timeout_s=0.3, max_attempts=3, backoff_s=0.01, backoff_max_s=0.05,
+                              server_rest_s=0.5),  # a resting server would idle the test
         )  # fmt: skip
         done = run_step(requests, lambda: backend, store, "draft", progress=False)
         assert set(server.seen) == {"ok", *FaultyServer.MODES}  # every fault was exercised

@@ -234,8 +234,8 @@ def main(argv: list[str] | None = None) -> None:
     """``python -m product_descgen.models prepare``: resolve every model the catalog names
     (its model datasets: converted, and exported for the engine that serves them), so that the
     first run spends no time on it. Each model is prepared in its own process, the CPUs shared
-    out between them: the conversion is mostly single-threaded Python, so on 2 cores the two
-    default models took 116 s side by side against 172 s one after the other."""
+    out between them: the conversion is mostly single-threaded Python, so models side by side
+    finish sooner than one after the other."""
     import argparse
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor

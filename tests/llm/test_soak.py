@@ -28,15 +28,11 @@ ROOT = Path(__file__).resolve().parents[2]
 KILLED_RUN = """
 import sys
 sys.path.insert(0, {root!r})
-from product_descgen.llm.openai_backend import OpenAIBackend, RetryPolicy
 from product_descgen.callstore import CallStore
-from product_descgen.llm.types import GenerationSettings, Request
 from product_descgen.teacher.generate import run_step
-backend = OpenAIBackend({url!r}, "m", GenerationSettings(max_new_tokens=50), concurrency={c},
-                        retry=RetryPolicy(timeout_s=1.0, max_attempts=3, backoff_s=0.01,
-                                          backoff_max_s=1.0, server_rest_s=0.5))
-requests = [Request(key=f"k{{i}}", prompt=f"item {{i}}") for i in range({n})]
-run_step(requests, lambda: backend, CallStore({db!r}, claim_ttl_s=2.0), "draft", False, 0.1)
+from tests.llm.test_soak import backend, requests
+run_step(requests(), lambda: backend({url!r}), CallStore({db!r}, claim_ttl_s=2.0), "draft", False,
+         0.1)
 """
 
 
@@ -44,9 +40,10 @@ def requests() -> list[Request]:
     return [Request(key=f"k{i}", prompt=f"item {i}") for i in range(N)]
 
 
-def backend(server: FaultyServer) -> OpenAIBackend:
+def backend(base_url: str) -> OpenAIBackend:
+    """The backend of both runs (the killed one imports it)."""
     return OpenAIBackend(
-        server.base_url, "m", GenerationSettings(max_new_tokens=50), concurrency=CONCURRENCY,
+        base_url, "m", GenerationSettings(max_new_tokens=50), concurrency=CONCURRENCY,
         retry=RetryPolicy(timeout_s=1.0, max_attempts=3, backoff_s=0.01, backoff_max_s=1.0,
                           server_rest_s=0.5),
     )  # fmt: skip
@@ -57,8 +54,7 @@ def test_faults_two_runs_and_a_kill_end_with_every_prompt_stored_once(tmp_path):
     with FaultyServer(fail_share=0.35, seed=3, slow_s=2.0, modes=MODES) as server:
         server.latency_s = 0.05
         server.script = list(MODES)  # each fault at least once, then at random
-        code = KILLED_RUN.format(root=str(ROOT), url=server.base_url, c=CONCURRENCY, n=N,
-                                 db=str(db))  # fmt: skip
+        code = KILLED_RUN.format(root=str(ROOT), url=server.base_url, db=str(db))
         killed = subprocess.Popen([sys.executable, "-c", code], start_new_session=True,
                                   stderr=subprocess.PIPE, text=True)  # fmt: skip
         deadline = time.monotonic() + 60
@@ -71,7 +67,7 @@ def test_faults_two_runs_and_a_kill_end_with_every_prompt_stored_once(tmp_path):
             target=lambda: done.update(
                 run_step(
                     requests(),
-                    lambda: backend(server),
+                    lambda: backend(server.base_url),
                     CallStore(db, claim_ttl_s=2.0),
                     "draft",
                     False,
@@ -94,7 +90,9 @@ def test_faults_two_runs_and_a_kill_end_with_every_prompt_stored_once(tmp_path):
         assert sum(n - 1 for n in paid.values()) <= CONCURRENCY  # only calls in flight at the kill
 
         server.fail_share = 0.0
-        again = run_step(requests(), lambda: backend(server), CallStore(db), "draft", False, 0.1)
+        again = run_step(
+            requests(), lambda: backend(server.base_url), CallStore(db), "draft", False, 0.1
+        )
         assert len(again) == N  # the re-run completed the rest
         calls = CallStore(db).calls()
         assert calls.loc[calls["ok"] == 1, "key"].is_unique

@@ -15,7 +15,7 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -240,9 +240,9 @@ class OpenAIBackend:
             finally:
                 done.put(None)
 
-        def on_loop(callback: Any, *args: Any) -> None:
+        def on_loop(callback: Callable[[], object]) -> None:
             with contextlib.suppress(RuntimeError):  # the loop has closed: every call ended
-                live["loop"].call_soon_threadsafe(callback, *args)
+                live["loop"].call_soon_threadsafe(callback)
 
         worker = threading.Thread(target=run, name="openai-calls", daemon=True)
         worker.start()

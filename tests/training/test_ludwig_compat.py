@@ -168,25 +168,33 @@ def train_killed_or_resumed(
 
 @pytest.mark.slow
 def test_a_resumed_run_trains_as_the_uninterrupted_run(tiny_model_dir, tmp_path):
-    """Fixes 6 and 7: the resumed epoch trains at the rates the uninterrupted run had, with
-    the dropout masks it drew, to the very same loss."""
+    """Fixes 6 and 7: the resumed epoch trains at the rates the uninterrupted run had (its
+    decay, and the plateau reduction made before the kill), with the dropout masks it drew, to
+    the very same loss."""
     ludwig_compat.apply()
     config = tiny_config(str(tiny_model_dir), quantized=False)
     config["adapter"]["dropout"] = 0.3
+    # A tiny random model never gets a validation sequence right: no improvement at the second
+    # evaluation, so the learning rate is halved there, before the kill.
+    plateau = {"reduce_on_plateau": 1, "reduce_on_plateau_patience": 0,
+               "reduce_on_plateau_rate": 0.5, "reduce_eval_split": "validation",
+               "reduce_eval_metric": "sequence_accuracy"}  # fmt: skip
     config["trainer"] |= {
-        "epochs": 2, "batch_size": 2,
-        "learning_rate_scheduler": {"decay": "linear", "warmup_fraction": 0.25},
+        "epochs": 3, "batch_size": 2,
+        "learning_rate_scheduler": {"decay": "linear", "warmup_fraction": 0.25, **plateau},
     }  # fmt: skip
     whole = train_killed_or_resumed(config, tmp_path / "whole")
-    assert len(whole.rates) == 8 and whole.rates[4:] != whole.rates[:4]  # a schedule that moves
+    decayed = config["trainer"]["learning_rate"] * (12 - 8) / (12 - 3)  # step 8 of 12, 3 warm-up
+    assert len(whole.rates) == 12 and whole.rates[4:8] != whole.rates[:4]  # a schedule that moves
+    assert whole.rates[8] == pytest.approx(decayed * 0.5)  # ... and was halved after epoch 2
     for fixed in (False, True):
         out = tmp_path / f"fixed_{fixed}"
-        killed = train_killed_or_resumed(config, out, kill_after=1)
-        assert killed.rates == whole.rates[:4] and killed.losses == whole.losses[:1]
+        killed = train_killed_or_resumed(config, out, kill_after=2)
+        assert killed.rates == whole.rates[:8] and killed.losses == whole.losses[:2]
         resumed = train_killed_or_resumed(config, out, resume=True, fixed=fixed)
         if fixed:
-            assert resumed.rates == pytest.approx(whole.rates[4:])
-            assert resumed.losses == whole.losses[1:]  # bit for bit
+            assert resumed.rates == pytest.approx(whole.rates[8:])
+            assert resumed.losses == whole.losses[2:]  # bit for bit
         else:  # the schedule starts again, and the first epoch's dropout masks are drawn
             assert resumed.rates == pytest.approx(whole.rates[:4])
-            assert resumed.losses != whole.losses[1:]
+            assert resumed.losses != whole.losses[2:]

@@ -18,9 +18,12 @@ Ludwig version (``AFFECTED``) and has a test that fails without it (tests/traini
 6. ``resumed_schedule``: a resumed run restarts the learning-rate schedule. The checkpoint's
    scheduler state is loaded, then ``Trainer.train`` builds a new ``LRScheduler`` at step 0, so
    the resumed epochs warm up and decay again over the whole run's steps (the demo's second
-   epoch trained at the first epoch's rate). The fix is a callback (:func:`fix_callbacks`)
-   that steps the new schedule to the checkpoint's step before the first resumed epoch. A
-   ``reduce_on_plateau`` schedule's reductions are still lost.
+   epoch trained at the first epoch's rate), and a ``reduce_on_plateau`` schedule forgets
+   its reductions (and its best value and patience count). The fix is a callback
+   (:func:`fix_callbacks`) that saves the plateau schedule's state beside each checkpoint and,
+   before the first resumed epoch, loads it and steps the new schedule to the checkpoint's
+   step. (The checkpoint's own scheduler state cannot serve: it is saved from the schedule
+   built at step 0, which training never steps.)
 7. ``resumed_rng``: a resumed run seeds the random generators again (``set_random_seed`` in
    ``Trainer.train``), and the checkpoint holds no generator state, so the resumed epochs draw
    the first epoch's dropout masks again and train otherwise than the uninterrupted run. The
@@ -151,13 +154,13 @@ def check_base_model_path(model_dir: str | Path, expected: str | Path) -> None:
         )
 
 
-RNG_STATE_FILE = "rng_state.pt"  # beside Ludwig's training progress (fix 7)
+RESUME_STATE_FILE = "resume_state.pt"  # beside Ludwig's training progress (fixes 6 and 7)
 
 
 def fix_callbacks() -> list[Any]:
     """The Ludwig callbacks this Ludwig version needs: one that resumes a killed run where it
-    stopped, its learning-rate schedule at the checkpoint's step (fix 6) and its random
-    generators as they were at the checkpoint (fix 7)."""
+    stopped, its learning-rate schedule at the checkpoint's step with the plateau reductions
+    made before it (fix 6), and its random generators as they were at the checkpoint (fix 7)."""
     if not affected():
         return []
     import random
@@ -172,11 +175,12 @@ def fix_callbacks() -> list[Any]:
             self.save_path: str | None = None  # where Ludwig keeps the checkpoint, if anywhere
 
         def on_checkpoint(self, trainer: Any, progress_tracker: Any) -> None:
-            if self.save_path:
+            if self.save_path:  # after the checkpoint's evaluation, so after its plateau check
                 cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
-                state = {"torch": torch.get_rng_state(), "cuda": cuda,
+                plateau = trainer.scheduler.state_dict()["eval_scheduler_state"]
+                state = {"torch": torch.get_rng_state(), "cuda": cuda, "plateau": plateau,
                          "numpy": np.random.get_state(), "python": random.getstate()}  # fmt: skip
-                torch.save(state, Path(self.save_path) / RNG_STATE_FILE)
+                torch.save(state, Path(self.save_path) / RESUME_STATE_FILE)
 
         def on_epoch_start(
             self, trainer: Any, progress_tracker: Any, save_path: str, **_: Any
@@ -188,14 +192,18 @@ def fix_callbacks() -> list[Any]:
             steps = int(progress_tracker.steps)
             if not steps:
                 return
+            saved = Path(save_path) / RESUME_STATE_FILE if save_path else None
+            # written by this project, beside the checkpoint
+            state = torch.load(saved, weights_only=False) if saved and saved.is_file() else None
+            if state and state["plateau"]:  # its reductions apply at every step below
+                schedule = trainer.scheduler.state_dict()
+                schedule["eval_scheduler_state"] = state["plateau"]
+                trainer.scheduler.load_state_dict(schedule)
             with warnings.catch_warnings():  # no optimizer step yet in this process
                 warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step")
                 for _ in range(steps):
                     trainer.scheduler.step()
-            saved = Path(save_path) / RNG_STATE_FILE if save_path else None
-            restored = saved is not None and saved.is_file()
-            if restored:  # written by this project, beside the checkpoint
-                state = torch.load(saved, weights_only=False)
+            if state:
                 torch.set_rng_state(state["torch"])
                 if state["cuda"] and torch.cuda.is_available():
                     torch.cuda.set_rng_state_all(state["cuda"])
@@ -203,7 +211,7 @@ def fix_callbacks() -> list[Any]:
                 random.setstate(state["python"])
             logger.info(
                 "Resumed at step %d: learning-rate schedule%s", steps,
-                " and random generators" if restored else "",
+                " (plateau reductions too) and random generators" if state else "",
             )  # fmt: skip
 
     return [Resumer()]

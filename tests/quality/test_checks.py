@@ -2,6 +2,7 @@ import pytest
 
 from product_descgen.quality.checks import (
     GateParams,
+    check_copied_original,
     check_description,
     check_echo,
     check_empty,
@@ -13,6 +14,7 @@ from product_descgen.quality.checks import (
     check_repetition,
     check_truncated,
     check_unsupported_numbers,
+    copied_share,
 )
 
 P = GateParams(min_words=5, max_words=40, max_paragraphs=2)
@@ -136,3 +138,28 @@ def test_instruction_like_text_and_links_are_flagged(tail, code):
 def test_delimiter_look_alikes_are_caught_as_echoes(marker):
     text = f"A sturdy red mug for tea. {marker} Nothing else."
     assert ("echoed_prompt", "contains 'product_data'") in check_echo(text, GateParams())
+
+
+ORIGINAL = (
+    "Steel kettle, 1.7 L, 1500 W element. Boils water quickly and switches off by itself. "
+    "Suits busy kitchens."
+)
+WITH_ORIGINAL = f"{SOURCE}\nOriginal description: {ORIGINAL}"
+
+
+def test_a_description_that_mostly_repeats_the_original_is_flagged():
+    lightly_edited = ORIGINAL.replace("Suits busy kitchens.", "Great for busy kitchens.")
+    assert copied_share(lightly_edited, ORIGINAL, 5) > 0.5
+    assert codes(check_copied_original(lightly_edited, WITH_ORIGINAL, P)) == ["copied_original"]
+    assert "copied_original" in codes(check_description(lightly_edited, WITH_ORIGINAL, P, "stop"))
+    # the same facts in new words, and a product without an original, pass
+    assert check_copied_original(GOOD, WITH_ORIGINAL, P) == []
+    assert check_description(GOOD, WITH_ORIGINAL, P, "stop") == []
+    assert check_copied_original(ORIGINAL, f"{SOURCE}\nOriginal description: (none)", P) == []
+    # one phrase borrowed among new ones is not a copy
+    borrowed = GOOD + " It boils water quickly and switches off by itself when done."
+    assert 0 < copied_share(borrowed, ORIGINAL, 5) <= 0.5
+    assert check_copied_original(borrowed, WITH_ORIGINAL, P) == []
+    # 1 turns the check off
+    off = P.model_copy(update={"max_copied_share": 1.0})
+    assert check_copied_original(ORIGINAL, WITH_ORIGINAL, off) == []

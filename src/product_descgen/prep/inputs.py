@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from product_descgen.prep.config import AudienceParams
+
+NO_DESCRIPTION = "(none)"
+# the original description: the input's last field, which may run over several lines
+ORIGINAL_DESCRIPTION = re.compile(r"(?ms)^Original description: ?(.*)")
 
 
 def audience_for(category: str, params: AudienceParams) -> str:
@@ -20,6 +25,13 @@ def build_input_text(product: dict[str, Any], audience: str) -> str:
         f"Audience: {audience}",
         "Attributes:",
         *(f"- {key}: {value}" for key, value in product["attributes"].items()),
-        f"Original description: {product['description'] or '(none)'}",
+        f"Original description: {product['description'] or NO_DESCRIPTION}",
     ]
     return "\n".join(lines)
+
+
+def original_description(input_text: str) -> str:
+    """The original description a model input carries (empty when the product had none)."""
+    found = ORIGINAL_DESCRIPTION.search(input_text)
+    text = found.group(1).strip() if found else ""
+    return "" if text == NO_DESCRIPTION else text

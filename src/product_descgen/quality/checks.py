@@ -10,6 +10,7 @@ from collections import Counter
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
+from product_descgen.prep.inputs import original_description
 from product_descgen.quality.claims import ClaimParams, Lexicon, lexicon_for, unsupported_claims
 from product_descgen.quality.off_product import OffProductParams
 
@@ -65,6 +66,11 @@ class GateParams(BaseModel):
         ]
     )  # fmt: skip
     check_first_person: bool = True
+    # a description whose n-word phrases are mostly the original description's adds nothing
+    # (a teacher that returned the original, lightly edited): above this share it is
+    # ``copied_original``; 1 turns the check off
+    max_copied_share: float = Field(0.5, gt=0.0, le=1.0)
+    copied_ngram_size: PositiveInt = 5
     claims: ClaimParams = Field(default_factory=ClaimParams)  # grounded claim check lexicons
     off_product: OffProductParams = Field(default_factory=OffProductParams)
 
@@ -129,6 +135,27 @@ def _squeezed(text: str) -> str:
     """Casefolded, without whitespace or invisible characters: ``< product_data>`` and
     ``<product\u200b_data>`` read as ``<product_data>``."""
     return _INVISIBLE.sub("", text).casefold()
+
+
+def copied_share(text: str, original: str, n: int) -> float:
+    """The share of ``text``'s distinct ``n``-word phrases (casefolded) found in ``original``."""
+
+    def phrases(value: str) -> set[tuple[str, ...]]:
+        tokens = [w.casefold() for w in words(value)]
+        return {tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)}
+
+    own = phrases(text)
+    return len(own & phrases(original)) / len(own) if own else 0.0
+
+
+def check_copied_original(text: str, source: str, params: GateParams) -> list[Problem]:
+    """The description mostly repeats the original description of its product (``source``:
+    the model input it was written from)."""
+    n = params.copied_ngram_size
+    share = copied_share(text, original_description(source), n)
+    if share > params.max_copied_share:
+        return [("copied_original", f"{share:.0%} of its {n}-word phrases are the original's")]
+    return []
 
 
 def check_echo(text: str, params: GateParams) -> list[Problem]:
@@ -236,6 +263,7 @@ def check_description(
         *check_length(text, params),
         *check_repetition(text, params),
         *check_echo(text, params),
+        *check_copied_original(text, source, params),
         *check_injection(text),
         *check_unsupported_numbers(text, source),
         *check_claims(text, source, lexicon or lexicon_for(params.claims)),

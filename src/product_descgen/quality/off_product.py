@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
+from product_descgen.prep.inputs import ORIGINAL_DESCRIPTION
+
 logger = logging.getLogger(__name__)
 
-_DESCRIPTION_LINE = re.compile(r"(?ms)^Original description:.*")
 _AUDIENCE_LINE = re.compile(r"(?m)^Audience:.*\n?")
 
 
@@ -53,7 +54,7 @@ class OffProduct:
 def product_text(input_text: str) -> str:
     """A product's own data from its model input: the original description and the
     configured audience line left out."""
-    return _AUDIENCE_LINE.sub("", _DESCRIPTION_LINE.sub("", input_text)).strip()
+    return _AUDIENCE_LINE.sub("", ORIGINAL_DESCRIPTION.sub("", input_text)).strip()
 
 
 def _unit(vectors: Any) -> np.ndarray:

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from product_descgen.evaluation.speed import SpeedJob, peak_mb, reset_peak, rss_mb, run_isolated
+from product_descgen.evaluation.speed import (
+    SpeedJob,
+    peak_mb,
+    reset_peak,
+    round_ratios,
+    rss_mb,
+    run_isolated,
+)
 from product_descgen.llm.backends import Connection
 from product_descgen.llm.types import GenerationSettings
 from tests.conftest import PROJECT_ROOT
@@ -20,6 +27,12 @@ def test_peak_counter_resets_to_current_memory():
     del blob
     reset_peak()
     assert peak_mb() == pytest.approx(rss_mb(), abs=16)
+
+
+def test_the_throughput_ratio_is_taken_round_by_round():
+    rounds = [("teacher", 0, 0.5), ("student", 0, 2.0), ("student", 1, 1.5), ("teacher", 1, 0.5)]
+    results = [{"system": s, "round": r, "descriptions_per_s": d} for s, r, d in rounds]
+    assert round_ratios(results) == [4.0, 3.0]
 
 
 @pytest.mark.slow

@@ -35,3 +35,14 @@ def test_a_reliable_judge_is_headlined_with_its_validity():
 def test_no_human_ratings_yet_is_said_plainly():
     rows = {r["label"]: r["value"] for r in key_numbers(METRICS, SPEED, NO_HUMANS, {})}
     assert rows["Tie or student preferred (human raters)"] == "no judgments yet"
+
+
+def test_speed_figures_from_too_few_products_are_marked_indicative():
+    few = SPEED | {"sample": {"products": 8, "rounds": 3, "min_products": 64, "enough": False}}
+    rows = {r["label"]: r["value"] for r in key_numbers(METRICS, few, NO_HUMANS, {})}
+    assert rows["Throughput, student / teacher pipeline"] == "4.2x (indicative: 8 products)"
+    assert rows["Model memory, student vs teacher"] == "50% less (indicative: 8 products)"
+    assert rows["Cost per description"] == "85% lower (indicative: 8 products)"
+    enough = SPEED | {"sample": {"products": 64, "rounds": 3, "min_products": 64, "enough": True}}
+    rows = {r["label"]: r["value"] for r in key_numbers(METRICS, enough, NO_HUMANS, {})}
+    assert rows["Throughput, student / teacher pipeline"] == "4.2x"

@@ -323,3 +323,11 @@ def summarise_rounds(results: list[dict[str, Any]]) -> pd.DataFrame:
         rows.append({"system": system, "serving": first["serving"], "backend": first["backend"],
                      "rounds": len(part), **row})  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def round_ratios(results: list[dict[str, Any]]) -> list[float]:
+    """The student's descriptions per second over the teacher pipeline's, round by round."""
+    frame = pd.DataFrame(results).pivot(
+        index="round", columns="system", values="descriptions_per_s"
+    )
+    return (frame["student"] / frame["teacher"]).tolist()

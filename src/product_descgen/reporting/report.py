@@ -43,13 +43,16 @@ def key_numbers(
         return (f"{tie['share']:.0%} (95% CI {tie['ci_low']:.0%}-{tie['ci_high']:.0%}, "
                 f"n={summary.get('n_judgments')}{validity})")  # fmt: skip
 
+    sample = speed_summary.get("sample", {})
+    few = f" (indicative: {sample['products']} products)" if sample and not sample["enough"] else ""
     student = eval_metrics["overall"].get("student", {})
     rows = [
-        ("Throughput, student / teacher pipeline", f"{speed_summary['throughput_ratio']:.1f}x",
-         "4x"),
-        ("Model memory, student vs teacher", f"{speed_summary['memory_reduction']:.0%} less",
-         "75% less"),
-        ("Cost per description", f"{speed_summary['cost_reduction']:.0%} lower", "over 80% lower"),
+        ("Throughput, student / teacher pipeline",
+         f"{speed_summary['throughput_ratio']:.1f}x{few}", "4x"),
+        ("Model memory, student vs teacher",
+         f"{speed_summary['memory_reduction']:.0%} less{few}", "75% less"),
+        ("Cost per description", f"{speed_summary['cost_reduction']:.0%} lower{few}",
+         "over 80% lower"),
         ("Tie or student preferred (human raters)", share(human), "60%"),
         ("Tie or student preferred (LLM judge, both orders)", share(judge), "60%"),
         ("Student format compliance", _pct(student.get("format_compliance")), ""),

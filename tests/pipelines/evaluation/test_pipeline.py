@@ -111,7 +111,9 @@ def test_evaluation_writes_every_output(
     assert 0 <= summary["student_gate_pass_rate"] <= 1
     assert (table["rounds"] == 2).all()
     assert (table["descriptions_per_s_min"] <= table["descriptions_per_s_max"]).all()
-    assert len(summary["headline"]) == 3
+    assert len(summary["headline"]) == 4 and "Measured on 3 products, 2" in summary["headline"][3]
+    assert summary["sample"] == {"products": 3, "rounds": 2, "min_products": 64, "enough": False}
+    assert summary["throughput_ratio_min"] <= summary["throughput_ratio_max"]
 
     # A rater's file (as the page downloads it) is read on the next run; bad rows are rejected.
     ratings = data / "01_raw" / "human_ratings"

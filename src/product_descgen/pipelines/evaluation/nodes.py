@@ -250,6 +250,21 @@ def measure_speed(
     machines = [m.model_dump() for m in p.machines]
     table = cost.speed_table(by_system["teacher"], by_system["student"], machines=machines)
     summary = cost.compare(table)
+    ratios, n = speed.round_ratios(runs), len(teacher_job.items)
+    summary |= {
+        "throughput_ratio_min": min(ratios), "throughput_ratio_max": max(ratios),
+        "sample": {"products": n, "rounds": p.pairs, "min_products": p.min_products,
+                   "enough": n >= p.min_products},
+    }  # fmt: skip
+    summary["headline"].append(
+        f"Measured on {n} products, {p.pairs} alternated rounds of fresh processes: throughput "
+        f"ratio {min(ratios):.1f}x to {max(ratios):.1f}x over the rounds."
+    )
     for line in summary["headline"]:
         logger.info(line)
+    if n < p.min_products:
+        logger.warning(
+            "Speed test on %d products (min_products %d): its figures are indicative only",
+            n, p.min_products,
+        )  # fmt: skip
     return table, summary

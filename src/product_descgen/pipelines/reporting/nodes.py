@@ -93,8 +93,8 @@ def write_report_notes(
     vice_report: dict[str, Any],
     params: ReportingParams,
 ) -> list[str]:
-    """What a reader must know beside the figures: headlines, too few test products, flagged
-    epochs, and how to add human ratings."""
+    """What a reader must know beside the figures: headlines, too few test or speed-test
+    products, flagged epochs, and how to add human ratings."""
     notes = [*speed_summary.get("headline", [])]
     size = eval_metrics.get("size", {})
     if size and not size["enough"]:
@@ -102,6 +102,13 @@ def write_report_notes(
             f"Evaluated on {size['test_items']} test products, fewer than the "
             f"{size['min_test_items']} the headline claims need (evaluation.min_test_items): "
             "every quality figure here is indicative only."
+        ))  # fmt: skip
+    sample = speed_summary.get("sample", {})
+    if sample and not sample["enough"]:
+        notes.insert(0, (
+            f"Speed, memory and cost measured on {sample['products']} products, fewer than the "
+            f"{sample['min_products']} the comparison needs (evaluation.speed.min_products): "
+            "those figures are indicative only."
         ))  # fmt: skip
     flagged = vice_report.get("flagged_epochs", [])
     if flagged:

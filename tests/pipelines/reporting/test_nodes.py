@@ -1,0 +1,29 @@
+"""The report's notes: what a reader must know beside the figures."""
+
+from __future__ import annotations
+
+from product_descgen.pipelines.reporting.nodes import ReportingParams, write_report_notes
+
+RATED = {"n_judgments": 40}
+
+
+def notes(eval_metrics: dict, speed_summary: dict) -> list[str]:
+    return write_report_notes(eval_metrics, speed_summary, RATED, {}, ReportingParams())
+
+
+def test_too_few_speed_test_products_make_the_speed_figures_indicative():
+    sample = {"products": 8, "rounds": 3, "min_products": 64, "enough": False}
+    found = notes({}, {"headline": ["Throughput: 5.2x"], "sample": sample})
+    assert found[0] == (
+        "Speed, memory and cost measured on 8 products, fewer than the 64 the comparison needs "
+        "(evaluation.speed.min_products): those figures are indicative only."
+    )
+    assert found[1] == "Throughput: 5.2x"
+    enough = {"headline": ["Throughput: 5.2x"], "sample": sample | {"products": 64, "enough": True}}
+    assert notes({}, enough) == ["Throughput: 5.2x"]
+
+
+def test_too_few_test_products_make_the_quality_figures_indicative():
+    size = {"test_items": 3, "min_test_items": 30, "enough": False}
+    found = notes({"size": size}, {"headline": []})
+    assert len(found) == 1 and found[0].startswith("Evaluated on 3 test products, fewer than")

@@ -262,7 +262,7 @@ def measure_speed(
     )
     for line in summary["headline"]:
         logger.info(line)
-    if n < p.min_products:
+    if not summary["sample"]["enough"]:
         logger.warning(
             "Speed test on %d products (min_products %d): its figures are indicative only",
             n, p.min_products,

@@ -26,11 +26,14 @@ SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Modules holding ``slow`` tests run first (each module's tests stay together and in
-    order): with two test processes the longest tests start early, and the run ends on short
-    ones instead of one process finishing a long test while the other waits."""
-    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in slow_files)
+    """Modules holding ``heavy`` tests run first, then those holding ``slow`` ones (each
+    module's tests stay together and in order): with two test processes the longest tests start
+    early, and the run ends on short ones instead of one process finishing a long test while the
+    other waits. (pytest-xdist's worksteal hands each process a contiguous half and lets the idle
+    one take from the end of the other's queue: what comes first is run first.)"""
+    heavy = {item.path for item in items if item.get_closest_marker("heavy")}
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: (item.path not in heavy, item.path not in slow))
 
 
 def built_once(

@@ -110,6 +110,7 @@ def test_empty_training_set_fails_before_training(project_copy, tiny_model_dir):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_killed_training_resumes_from_its_last_checkpoint(project_copy, tiny_model_dir):
     write_distill_sets(project_copy, n_train=32)
     params = small_finetune(project_copy, epochs=4)

@@ -20,6 +20,7 @@ from tests.pipelines.helpers import override_connection, use_tiny_models
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_finetune_on_a_local_ray_cluster(project_copy, tiny_model_dir):
     write_distill_sets(project_copy, n_train=12, n_val=4)
     use_tiny_models(project_copy, tiny_model_dir, env="ray")

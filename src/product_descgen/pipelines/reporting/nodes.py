@@ -95,21 +95,20 @@ def write_report_notes(
 ) -> list[str]:
     """What a reader must know beside the figures: headlines, too few test or speed-test
     products, flagged epochs, and how to add human ratings."""
-    notes = [*speed_summary.get("headline", [])]
-    size = eval_metrics.get("size", {})
-    if size and not size["enough"]:
-        notes.insert(0, (
-            f"Evaluated on {size['test_items']} test products, fewer than the "
-            f"{size['min_test_items']} the headline claims need (evaluation.min_test_items): "
-            "every quality figure here is indicative only."
-        ))  # fmt: skip
-    sample = speed_summary.get("sample", {})
-    if sample and not sample["enough"]:
-        notes.insert(0, (
-            f"Speed, memory and cost measured on {sample['products']} products, fewer than the "
-            f"{sample['min_products']} the comparison needs (evaluation.speed.min_products): "
-            "those figures are indicative only."
-        ))  # fmt: skip
+    floors = [  # a figure measured on fewer items than its floor is indicative only
+        (speed_summary.get("sample", {}), "products", "min_products",
+         "Speed, memory and cost measured on {n} products, fewer than the {floor} the comparison "
+         "needs (evaluation.speed.min_products): those figures are indicative only."),
+        (eval_metrics.get("size", {}), "test_items", "min_test_items",
+         "Evaluated on {n} test products, fewer than the {floor} the headline claims need "
+         "(evaluation.min_test_items): every quality figure here is indicative only."),
+    ]  # fmt: skip
+    notes = [
+        text.format(n=record[count], floor=record[floor])
+        for record, count, floor, text in floors
+        if record and not record["enough"]
+    ]
+    notes += speed_summary.get("headline", [])
     flagged = vice_report.get("flagged_epochs", [])
     if flagged:
         notes.append(

@@ -138,3 +138,47 @@ def test_missing_column_error_names_the_column_and_the_setting():
     assert "title (mapped to column 'title')" in message
     assert "category" in message and "description" in message
     assert "data_prep.columns" in message and "'name'" in message
+
+
+def write_csv(path, rows: list[dict]) -> None:
+    pd.DataFrame(rows).to_csv(path, index=False)
+
+
+CSV_ROWS = [
+    {"product_id": "000123", "title": "Mug", "attributes": '{"Colour": "Red"}'},
+    {"product_id": "", "title": "No id", "attributes": '{"Colour": "Blue"}'},
+    {"product_id": "000124", "title": "1984", "attributes": '{"Colour": "Green"}'},
+]
+
+
+def test_csv_read_as_text_keeps_ids_as_written(tmp_path):
+    """The CSV entry docs/own_catalogue_and_models.md shows (load_args: {dtype: str})."""
+    from kedro_datasets.pandas import CSVDataset
+
+    write_csv(tmp_path / "catalogue.csv", CSV_ROWS)
+    raw = CSVDataset(filepath=str(tmp_path / "catalogue.csv"), load_args={"dtype": str}).load()
+    kept, quarantined = ingest(raw, ColumnMapping(category=None, description=None), FMT, LIMITS)
+    assert [p["product_id"] for p in kept] == ["000123", "000124"]
+    assert [q["reason"] for q in quarantined] == ["missing_product_id"]
+
+
+def test_ids_read_as_numbers_are_written_whole_and_warned_about(tmp_path, caplog):
+    """A numeric id column with an empty cell loads as floats: ids are 123, not 123.0, and a
+    warning says the leading zeros are gone and how to read the column as text."""
+    from kedro_datasets.pandas import CSVDataset
+
+    write_csv(tmp_path / "catalogue.csv", CSV_ROWS)
+    raw = CSVDataset(filepath=str(tmp_path / "catalogue.csv")).load()
+    assert raw["product_id"].dtype == "float64"
+    with caplog.at_level("WARNING", logger="product_descgen.prep.ingest"):
+        kept, quarantined = ingest(raw, ColumnMapping(category=None, description=None), FMT, LIMITS)
+    assert [p["product_id"] for p in kept] == ["123", "124"]
+    assert kept[1]["title"] == "1984"
+    assert [q["reason"] for q in quarantined] == ["missing_product_id"]
+    assert "'product_id'" in caplog.text and "dtype: str" in caplog.text
+
+
+def test_text_ids_raise_no_warning(caplog):
+    with caplog.at_level("WARNING", logger="product_descgen.prep.ingest"):
+        ingest(pd.DataFrame([good("000123")]), COLUMNS, FMT, LIMITS)
+    assert caplog.text == ""

@@ -7,6 +7,7 @@ Each raw row ends either in the returned products or in the quarantine, with a r
 from __future__ import annotations
 
 import json
+import logging
 import math
 from typing import Any
 
@@ -15,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from product_descgen.prep.config import AttributeFormat, ColumnMapping, Limits
 from product_descgen.prep.quarantine import RowRejected, quarantine_row
+
+logger = logging.getLogger(__name__)
 
 LOAD_ERROR_COLUMN = "_load_error"  # set by JSONLinesDataset for lines that are not JSON objects
 SOURCE_ROW_COLUMN = "_line"  # 1-based line number, when the dataset knows it
@@ -61,10 +64,28 @@ def check_columns(raw: pd.DataFrame, columns: ColumnMapping) -> None:
             + f". Columns present: {sorted(present)}. "
             "Fix the column mapping in parameters_data_prep.yml (data_prep.columns)."
         )
+    id_column = columns.product_id
+    if id_column in present and pd.api.types.is_numeric_dtype(raw[id_column]):
+        logger.warning(
+            "column %r (product_id) was read as numbers (%s): ids written with leading zeros "
+            "(000123) have already lost them. Read it as text: load_args: {dtype: str} on a "
+            "CSV dataset (docs/own_catalogue_and_models.md)",
+            id_column,
+            raw[id_column].dtype,
+        )
 
 
 def _is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def cell_text(value: Any) -> str:
+    """A cell as the text the catalogue holds. A whole number in a float column (pandas reads
+    a numeric CSV column with an empty cell as floats) is written without its ``.0``: id 123,
+    not 123.0."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def parse_attributes(value: Any, fmt: AttributeFormat) -> dict[str, str]:
@@ -126,9 +147,9 @@ def to_product(
         raise RowRejected("malformed_json", str(record[LOAD_ERROR_COLUMN]))
     product_id = _field(record, columns.product_id)
     title = _field(record, columns.title)
-    if _is_missing(product_id) or not str(product_id).strip():
+    if _is_missing(product_id) or not cell_text(product_id).strip():
         raise RowRejected("missing_product_id", f"column {columns.product_id!r} is empty")
-    if _is_missing(title) or not str(title).strip():
+    if _is_missing(title) or not cell_text(title).strip():
         raise RowRejected("missing_title", f"column {columns.title!r} is empty")
     attributes = parse_attributes(_field(record, columns.attributes), fmt)
     if len(attributes) < limits.min_attributes:
@@ -137,24 +158,25 @@ def to_product(
             f"{len(attributes)} attribute(s) with a value, need {limits.min_attributes}",
         )
     description = _field(record, columns.description)
-    description = "" if _is_missing(description) else str(description)
+    description = "" if _is_missing(description) else cell_text(description)
     if len(description) > limits.max_description_chars:
         raise RowRejected(
             "text_too_long",
             f"description has {len(description)} chars > {limits.max_description_chars}",
         )
-    if len(str(title)) > limits.max_title_chars:
+    title = cell_text(title)
+    if len(title) > limits.max_title_chars:
         raise RowRejected(
-            "text_too_long", f"title has {len(str(title))} chars > {limits.max_title_chars}"
+            "text_too_long", f"title has {len(title)} chars > {limits.max_title_chars}"
         )
     category = _field(record, columns.category)
-    if _is_missing(category) or not str(category).strip():
+    if _is_missing(category) or not cell_text(category).strip():
         category = limits.default_category
     try:
         product = Product(
-            product_id=str(product_id),
-            title=str(title),
-            category=str(category).strip(),
+            product_id=cell_text(product_id),
+            title=title,
+            category=cell_text(category).strip(),
             attributes=attributes,
             description=description,
         )
@@ -180,7 +202,7 @@ def ingest(
         try:
             product = to_product(record, columns, fmt, limits)
         except RowRejected as rejected:
-            pid = None if _is_missing(product_id) else product_id
+            pid = None if _is_missing(product_id) else cell_text(product_id)
             quarantined.append(
                 quarantine_row(record, "ingest", rejected.reason, rejected.detail, pid)
             )

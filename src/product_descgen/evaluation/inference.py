@@ -14,9 +14,11 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 from tqdm.auto import tqdm
 
+from product_descgen.callstore import CallStore, cache_key
 from product_descgen.llm.backends import Backend, Connection, make_backend
 from product_descgen.llm.types import FailureWatch, GenerationSettings, Request, Result
 from product_descgen.prompting import PromptSet, render
+from product_descgen.teacher.generate import run_step
 
 logger = logging.getLogger(__name__)
 
@@ -59,15 +61,52 @@ def served_model(
     return connection.model_dir, adapter
 
 
-def run_student(
-    items: pd.DataFrame, student: ServedStudent, desc: str, progress: bool = True
-) -> pd.DataFrame:
-    """The fine-tuned student on ``items``: one inference each, as a results table."""
-    backend = make_backend(
-        student.connection, student.model_dir, student.settings, adapter=student.adapter
+def student_call_key(student: ServedStudent, prompt: str) -> str:
+    """What fixes the student's answer to ``prompt``: the model served (the trained student's
+    versioned export or adapter, and how it is served) and the generation settings."""
+    return cache_key(
+        step="student",
+        prompt=prompt,
+        model=student.connection.model_id,
+        served=[student.model_dir, student.adapter],
+        settings=student.settings.model_dump(),
     )
-    requests = student_requests(items, student.template)
-    return results_frame(generate_all(backend, requests, desc, progress))
+
+
+def run_student(
+    items: pd.DataFrame,
+    student: ServedStudent,
+    store: CallStore,
+    desc: str,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """The fine-tuned student on ``items``: one inference each, as a results table. Each answer
+    is stored as it comes (``store``), so a re-run after a crash, or describe after evaluation,
+    asks only for prompts this student has not answered with these settings."""
+    requests = [
+        Request(key=student_call_key(student, r.prompt or ""), prompt=r.prompt,
+                meta={"item_id": r.key})
+        for r in student_requests(items, student.template)
+    ]  # fmt: skip
+    done = run_step(
+        requests,
+        lambda: make_backend(
+            student.connection, student.model_dir, student.settings, adapter=student.adapter
+        ),
+        store, desc, progress, label=desc,
+    )  # fmt: skip
+    errors = store.last_errors(r.key for r in requests if r.key not in done)
+    failed = {"text": None, "prompt_tokens": 0, "completion_tokens": 0, "latency_s": 0.0}
+    rows = []
+    for request in requests:
+        call = done.get(request.key)
+        outcome = (
+            {column: call[column] for column in OUTPUT_COLUMNS[1:-1]} | {"error": None}
+            if call
+            else failed | {"error": errors.get(request.key, "not generated")}
+        )
+        rows.append({"product_id": request.meta["item_id"], **outcome})
+    return pd.DataFrame(rows, columns=OUTPUT_COLUMNS)
 
 
 def baseline_requests(

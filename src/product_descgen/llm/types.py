@@ -91,15 +91,20 @@ class FailureWatch:
     """Fails loudly when most calls failed with one error (a dead server, a wrong model, a
     device mismatch, out of memory): that is the stage failing, not a bad row. Judged once
     ``min_rows`` calls have ended; a ``final`` set of fewer fails only when every call failed.
-    Counts are kept as results arrive, so each new batch costs its own size."""
+    Counts are kept as results arrive, so each new batch costs its own size. ``known``: each
+    retried key's error in an earlier run; a row failing again with it is that row's problem,
+    judged when it first failed, so it is kept in ``repeats`` and not counted."""
 
-    def __init__(self, what: str, min_rows: int = 8) -> None:
-        self.what, self.min_rows = what, min_rows
-        self.n, self.errors = 0, Counter[str | None]()
+    def __init__(self, what: str, min_rows: int = 8, known: dict[str, str] | None = None) -> None:
+        self.what, self.min_rows, self.known = what, min_rows, known or {}
+        self.n, self.errors, self.repeats = 0, Counter[str | None](), list[str]()
 
     def add(self, results: list[Result], final: bool = False) -> None:
-        self.n += len(results)
-        self.errors.update(r.error for r in results if not r.ok)
+        failed = [r for r in results if not r.ok]
+        new = [r.error for r in failed if self.known.get(r.key) != r.error]
+        self.repeats += [r.error or "" for r in failed if self.known.get(r.key) == r.error]
+        self.n += len(results) - (len(failed) - len(new))
+        self.errors.update(new)
         self.check(final)
 
     def check(self, final: bool = True) -> None:

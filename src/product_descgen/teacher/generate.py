@@ -19,6 +19,8 @@ from product_descgen.teacher.config import TeacherParams
 
 logger = logging.getLogger(__name__)
 
+CLAIM_POLL_S = 2.0  # how often a run looks whether prompts another run holds are done
+
 
 def draft_variables(item: dict[str, Any], rules: Any) -> dict[str, Any]:
     """Template variables of the draft step for one product."""
@@ -61,33 +63,39 @@ def run_step(
     store: CallStore,
     step: str,
     progress: bool = True,
-    poll_s: float = 2.0,
+    label: str | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Generate what is not cached yet; return the successful call for every done key.
+    ``label`` names the step in progress bars and errors (default ``teacher <step>``).
 
     The backend is only built (model loaded, connection opened) when there is work to do.
     Keys are claimed in the store first: prompts another run is generating are waited for, not
     paid twice (and taken over if that run's claims lapse). Every result is stored as the
     backend hands it over; a systematic failure (most calls failing with one error) stops the
-    step with that error once a batch shows it.
+    step with that error once a batch shows it. A row that fails again with the very error it
+    had in an earlier run is that row's problem (a prompt the server refuses), judged when it
+    first failed: it is logged, not counted, so a few such rows cannot fail every re-run.
     """
     done = store.done(r.key for r in requests)
     pending = list({r.key: r for r in requests if r.key not in done}.values())
     logger.info(
         "%s: %d requests, %d cached, %d to generate", step, len(requests), len(done), len(pending)
     )
+    known_errors = store.last_errors(r.key for r in pending)
     backend: Backend | None = None
     try:
         while pending:
             mine = store.claim(r.key for r in pending)
             if mine:
                 backend = backend or make_backend()
-                _generate(backend, [r for r in pending if r.key in mine], store, step, progress)
+                todo = [r for r in pending if r.key in mine]
+                watch = FailureWatch(label or f"teacher {step}", known=known_errors)
+                _generate(backend, todo, store, step, progress, watch)
             finished = store.done(r.key for r in pending)
             others = [r for r in pending if r.key not in mine and r.key not in finished]
             if others:
                 logger.info("%s: waiting for %d prompts another run holds", step, len(others))
-                time.sleep(poll_s)
+                time.sleep(CLAIM_POLL_S)
             pending = others
     finally:
         store.release_claims()
@@ -95,10 +103,15 @@ def run_step(
 
 
 def _generate(
-    backend: Backend, todo: list[Request], store: CallStore, step: str, progress: bool
+    backend: Backend,
+    todo: list[Request],
+    store: CallStore,
+    step: str,
+    progress: bool,
+    watch: FailureWatch,
 ) -> None:
-    started, tokens, watch = time.perf_counter(), 0, FailureWatch(f"teacher {step}")
-    with tqdm(total=len(todo), desc=f"teacher {step}", unit="item", disable=not progress) as bar:
+    started, tokens = time.perf_counter(), 0
+    with tqdm(total=len(todo), desc=watch.what, unit="item", disable=not progress) as bar:
         for results in backend.generate(todo):
             store.record(results, step, backend.name, backend.model_id)
             store.renew_claims()
@@ -110,6 +123,12 @@ def _generate(
             logger.debug("%s: %d done (%d failed), %.1f tok/s", step, len(results), failed, rate)
             watch.add(results)
     watch.check()
+    if watch.repeats:
+        logger.warning(
+            "%s: %d rows failed again with the error of an earlier run (each row's own problem; "
+            "see the call log), e.g. %s",
+            watch.what, len(watch.repeats), watch.repeats[0],
+        )  # fmt: skip
 
 
 def generate_step(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from product_descgen.callstore import CallStore
 from product_descgen.evaluation.config import DescribeParams, EvaluationParams
 from product_descgen.llm.backends import Connection
 from product_descgen.pipelines.describe.nodes import generate_new_descriptions
@@ -37,10 +38,15 @@ def test_the_same_product_gets_the_same_text_in_evaluation_and_describe(
     served = serve_student(
         str(adapter), str(tiny_openvino_dir), student_llm, finetune, evaluation
     )  # what the serve_student node hands both pipelines
-    evaluated = describe_with_student(items, served, evaluation)
+    # each node with a store of its own, so describe generates rather than reads evaluation's
+    evaluated = describe_with_student(
+        items, served, CallStore(project_copy / "evaluation.sqlite"), evaluation
+    )
     # describe sees one of those products among others, in another order
     new = pd.concat([items.iloc[[2]], items.iloc[[0]].assign(product_id="N0")])
-    described = generate_new_descriptions(new, served, describe)
+    described = generate_new_descriptions(
+        new, served, CallStore(project_copy / "describe.sqlite"), describe
+    )
     text = dict(zip(evaluated["product_id"], evaluated["text"], strict=True))
     again = dict(zip(described["product_id"], described["text"], strict=True))
     assert text["P2"] and again["P2"] == text["P2"]

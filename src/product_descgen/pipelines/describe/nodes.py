@@ -6,6 +6,7 @@ import logging
 
 import pandas as pd
 
+from product_descgen.callstore import CallStore
 from product_descgen.evaluation.config import DescribeParams
 from product_descgen.evaluation.inference import ServedStudent, results_frame, run_student
 from product_descgen.quality.gate import OutputFields, gate_problems
@@ -19,14 +20,17 @@ COLUMNS = [
 
 
 def generate_new_descriptions(
-    new_inputs: pd.DataFrame, served_student: ServedStudent, params: DescribeParams
+    new_inputs: pd.DataFrame,
+    served_student: ServedStudent,
+    student_call_store: CallStore,
+    params: DescribeParams,
 ) -> pd.DataFrame:
     """One student inference per usable new product, served exactly as evaluation serves it
-    (``serve_student``)."""
+    (``serve_student``); answers are stored as they come, so a re-run resumes."""
     if new_inputs.empty:
         logger.warning("describe: no usable new products (see the quarantine reasons)")
         return results_frame([])
-    return run_student(new_inputs, served_student, "describe", params.progress)
+    return run_student(new_inputs, served_student, student_call_store, "describe", params.progress)
 
 
 def check_new_descriptions(

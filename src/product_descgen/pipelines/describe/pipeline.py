@@ -22,7 +22,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             serve_student_node(),
             Node(
                 nodes.generate_new_descriptions,
-                ["new_inputs", "served_student", "params:describe"],
+                ["new_inputs", "served_student", "student_call_store", "params:describe"],
                 "new_outputs",
                 name="generate_new_descriptions_node",
             ),

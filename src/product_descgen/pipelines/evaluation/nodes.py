@@ -61,10 +61,13 @@ def serve_student(
 
 
 def describe_with_student(
-    eval_set: pd.DataFrame, served_student: ServedStudent, params: EvaluationParams
+    eval_set: pd.DataFrame,
+    served_student: ServedStudent,
+    student_call_store: CallStore,
+    params: EvaluationParams,
 ) -> pd.DataFrame:
     """The fine-tuned student: one inference per product with its short training prompt."""
-    return run_student(eval_set, served_student, "student", params.progress)
+    return run_student(eval_set, served_student, student_call_store, "student", params.progress)
 
 
 def describe_with_base_student(

@@ -33,7 +33,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             serve_student_node(),
             Node(
                 nodes.describe_with_student,
-                ["eval_set", "served_student", "params:evaluation"],
+                ["eval_set", "served_student", "student_call_store", "params:evaluation"],
                 "student_outputs",
                 name="describe_with_student_node",
             ),

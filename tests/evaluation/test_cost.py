@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -41,6 +43,9 @@ def test_compare_states_each_ratio_next_to_the_reference():
                                     "cost_reduction": 0.80}  # fmt: skip
     assert "4.0x" in summary["headline"][0] and "(reference case: 4x)" in summary["headline"][0]
     assert "80% less" in summary["headline"][1] and "88% lower" in summary["headline"][2]
+    # no GPU used: not measured, so null, and the summary is strict JSON (no NaN token)
+    assert summary["gpu_memory_reduction"] is None
+    json.dumps(summary, allow_nan=False)
 
 
 def test_each_system_gets_the_cheapest_machine_that_holds_its_process():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -89,7 +90,8 @@ def compare(table: pd.DataFrame) -> dict[str, Any]:
     measured = {k: float(v) for k, v in measured.items()}  # NaN where a system wrote nothing
     currency = t["currency"]
     return {
-        **measured,
+        # what was not measured (GPU memory on CPUs) is null: the summary stays valid JSON
+        **{k: v if math.isfinite(v) else None for k, v in measured.items()},
         "reference": REFERENCE,
         "serving": {"teacher": t["serving"], "student": s["serving"]},
         "headline": [

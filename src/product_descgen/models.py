@@ -15,8 +15,10 @@ A spec names exactly one source:
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
+import json
 import logging
 import os
 import re
@@ -132,6 +134,19 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
     return out_dir
 
 
+def model_fingerprint(model_dir: str | Path) -> str | None:
+    """What a model directory holds, cheaply: a hash of each file's relative path, size and
+    modification time (None for a hub id, which is no directory). A checkpoint replaced at the
+    same path gets a new fingerprint, so exports and cached answers made from the old one are
+    not taken for its."""
+    root = Path(model_dir)
+    if not root.is_dir():
+        return None
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    stats = [(str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+    return hashlib.sha256(json.dumps(stats).encode()).hexdigest()[:16]
+
+
 def resolve_model_dir(spec: ModelSpec | dict[str, Any], cache_dir: str | Path) -> str:
     """Return a local model directory (or hub id) that ``from_pretrained`` can load."""
     spec = ModelSpec.model_validate(spec)
@@ -159,7 +174,7 @@ def openvino_dir(spec: ModelSpec | dict[str, Any], cache_dir: str | Path, weight
     spec = ModelSpec.model_validate(spec)
     hf_dir = resolve_model_dir(spec, cache_dir)
     out_dir = openvino_cache_dir(spec, cache_dir, weights)
-    if not is_exported(out_dir):
+    if not is_exported(out_dir, hf_dir):
         export_openvino(hf_dir, out_dir, weights)  # type: ignore[arg-type]
     return str(out_dir.resolve())
 

@@ -7,6 +7,7 @@ from product_descgen.datasets import CallStoreDataset, LLMConnectionDataset
 from product_descgen.llm.backends import make_backend
 from product_descgen.llm.openai_backend import OpenAIBackend
 from product_descgen.llm.types import GenerationSettings
+from product_descgen.models import model_fingerprint
 
 
 def test_connection_merges_credentials_from_the_catalog_and_hides_the_key():
@@ -70,7 +71,8 @@ def test_connection_dataset_resolves_its_model_for_its_backend(tiny_model_dir, t
         connection={"backend": "transformers"}, model=spec, cache_dir=str(tmp_path)
     ).load()
     assert transformers.model_dir == str(tiny_model_dir)
-    assert transformers.model_id == f"{tiny_model_dir}|transformers none float32"
+    version = model_fingerprint(tiny_model_dir)
+    assert transformers.model_id == f"{tiny_model_dir}|transformers none float32|{version}"
     assert ModelDirDataset(model=spec, cache_dir=str(tmp_path)).load() == str(tiny_model_dir)
     served = LLMConnectionDataset(connection={"backend": "openai", "model": "teacher"}).load()
     assert served.model_dir is None and served.model_id == "teacher"  # a server needs no spec
@@ -81,3 +83,21 @@ def test_connection_dataset_resolves_its_model_for_its_backend(tiny_model_dir, t
 def test_a_bad_model_spec_fails_when_the_catalog_is_built():
     with pytest.raises(ValidationError, match="exactly one"):
         LLMConnectionDataset(connection={"backend": "openvino"}, model={"path": "a", "hub_id": "b"})
+
+
+def test_a_checkpoint_replaced_at_its_path_gets_another_model_id(tmp_path):
+    """Cache keys hold the model id: a model replaced in place must not be answered from the
+    old one's cached calls."""
+    model = tmp_path / "my-teacher"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    (model / "model.safetensors").write_bytes(b"old weights")
+    dataset = LLMConnectionDataset(
+        connection={"backend": "transformers"}, model={"path": str(model)}
+    )
+    before = dataset.load().model_id
+    assert dataset.load().model_id == before  # nothing changed: the same calls
+    (model / "model.safetensors").write_bytes(b"new weights, longer")
+    assert dataset.load().model_id != before
+    given = LLMConnectionDataset(connection={"backend": "transformers", "model_dir": str(model)})
+    assert given.load().model_version == model_fingerprint(model)

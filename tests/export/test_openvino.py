@@ -2,11 +2,12 @@ import json
 
 import pytest
 
-from product_descgen.export.openvino import RECORD, export_openvino
+from product_descgen.export.openvino import RECORD, export_openvino, is_exported
 from product_descgen.export.student import student_for_openvino
 from product_descgen.llm.hf_backend import TransformersBackend
 from product_descgen.llm.openvino_backend import OpenVINOBackend
 from product_descgen.llm.types import GenerationSettings, Request
+from product_descgen.models import model_fingerprint
 from tests.tiny_models import build_tiny_adapter
 
 pytestmark = pytest.mark.slow
@@ -18,7 +19,24 @@ def test_export_writes_the_ir_both_tokenizers_and_a_record(tiny_model_dir, tiny_
     assert "tokenizer.json" in names  # the Hugging Face tokenizer the backend tokenises with
     record = json.loads((tiny_openvino_dir / RECORD).read_text())
     assert record["source"] == str(tiny_model_dir) and record["weights"] == "fp32"
+    assert record["source_fingerprint"] == model_fingerprint(tiny_model_dir)
     assert not tiny_openvino_dir.with_name(tiny_openvino_dir.name + ".tmp").exists()
+
+
+def test_an_export_counts_only_for_the_source_it_was_made_from(tmp_path, caplog):
+    source, out = tmp_path / "model", tmp_path / "export"
+    source.mkdir()
+    out.mkdir()
+    (source / "config.json").write_text("{}")
+    assert not is_exported(out, source)  # no record: not exported
+    (out / RECORD).write_text(json.dumps({"source_fingerprint": model_fingerprint(source)}))
+    assert is_exported(out, source)
+    (source / "config.json").write_text('{"replaced": true}')  # a checkpoint replaced in place
+    with caplog.at_level("WARNING"):
+        assert not is_exported(out, source)
+    assert "exporting it again" in caplog.text
+    (out / RECORD).write_text(json.dumps({"weights": "int8"}))  # made before fingerprints
+    assert not is_exported(out, source)
 
 
 def test_unknown_weights_and_missing_models_are_clear_errors(tmp_path, tiny_model_dir):

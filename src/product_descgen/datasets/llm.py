@@ -12,7 +12,12 @@ from kedro.io.core import AbstractDataset, DatasetError
 
 from product_descgen.callstore import CallStore
 from product_descgen.llm.backends import Connection
-from product_descgen.models import ModelSpec, resolve_model_dir, served_model_dir
+from product_descgen.models import (
+    ModelSpec,
+    model_fingerprint,
+    resolve_model_dir,
+    served_model_dir,
+)
 
 
 class LLMConnectionDataset(AbstractDataset[None, Connection]):
@@ -54,15 +59,20 @@ class LLMConnectionDataset(AbstractDataset[None, Connection]):
         return {**self._connection.model_dump(exclude={"api_key"}), "model": model}
 
     def load(self) -> Connection:
-        if self._connection.backend == "openai" or self._connection.model_dir:
+        if self._connection.backend == "openai":
             return self._connection
+        if self._connection.model_dir:
+            version = model_fingerprint(self._connection.model_dir)
+            return self._connection.model_copy(update={"model_version": version})
         if self._model is None:
             raise DatasetError(
                 f"the {self._connection.backend} backend runs a local model: give the dataset a "
                 "model spec (model: ${globals:models.teacher}, say)"
             )
         model_dir = served_model_dir(self._model, self._cache_dir, self._connection)
-        return self._connection.model_copy(update={"model_dir": model_dir})
+        return self._connection.model_copy(
+            update={"model_dir": model_dir, "model_version": model_fingerprint(model_dir)}
+        )
 
     def save(self, data: None) -> None:
         raise DatasetError("LLMConnectionDataset is read-only")

@@ -21,6 +21,7 @@ from typing import Literal
 
 from product_descgen.export import toolchain
 from product_descgen.export.hf4_config import stage_for_hf4
+from product_descgen.models import model_fingerprint
 from product_descgen.runtime import LOG_FORMAT
 
 logger = logging.getLogger(__name__)
@@ -53,8 +54,20 @@ def convert_tokenizer(model_dir: Path, out_dir: Path) -> None:
     tokenizer.save_pretrained(out_dir)
 
 
-def is_exported(out_dir: Path) -> bool:
-    return (Path(out_dir) / RECORD).is_file()
+def is_exported(out_dir: str | Path, source_dir: str | Path) -> bool:
+    """Whether ``out_dir`` holds an export of ``source_dir`` as it is now (the record's
+    fingerprint of the source matches: a model replaced at its path is exported again)."""
+    record = Path(out_dir) / RECORD
+    if not record.is_file():
+        return False
+    recorded = json.loads(record.read_text()).get("source_fingerprint")
+    if recorded != model_fingerprint(source_dir):
+        logger.warning(
+            "%s was exported from another state of %s (or before exports were fingerprinted): "
+            "exporting it again", out_dir, source_dir,
+        )  # fmt: skip
+        return False
+    return True
 
 
 def recorded_weights(out_dir: str | Path) -> str | None:
@@ -90,7 +103,12 @@ def export_openvino(model_dir: str | Path, out_dir: str | Path, weights: Weights
         path.rename(ir_dir / path.name)
     (ir_dir / RECORD).write_text(
         json.dumps(
-            {"source": str(model_dir), "weights": weights, "weight_args": WEIGHT_ARGS[weights]}
+            {
+                "source": str(model_dir),
+                "source_fingerprint": model_fingerprint(model_dir),
+                "weights": weights,
+                "weight_args": WEIGHT_ARGS[weights],
+            }  # fmt: skip
         )
     )
     shutil.move(work / "export.log", ir_dir / "export.log")

@@ -62,6 +62,7 @@ class Connection(BaseModel):
     # in-process backends: the model directory to load (LLMConnectionDataset resolves it from the
     # model spec and the backend: an OpenVINO export for openvino)
     model_dir: str | None = None
+    model_version: str | None = None  # what model_dir held when resolved (a fingerprint)
 
     @field_validator("base_url")
     @classmethod
@@ -73,10 +74,12 @@ class Connection(BaseModel):
     @property
     def model_id(self) -> str:
         """What generates the text, for cache keys and reports: the server's model name, or the
-        local model and how it is served (engines and weight formats give different texts)."""
+        local model (its version too: a checkpoint replaced at the same path answers anew) and
+        how it is served (engines and weight formats give different texts)."""
         if self.backend == "openai" and self.model:
             return self.model
-        return f"{self.model_dir}|{self.serving}"
+        version = f"|{self.model_version}" if self.model_version else ""
+        return f"{self.model_dir}|{self.serving}{version}"
 
     @property
     def serving(self) -> str:

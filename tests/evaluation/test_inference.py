@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from product_descgen.evaluation.inference import generate_all, results_frame
+from product_descgen.callstore import CallStore
+from product_descgen.evaluation.inference import keyed, stored_results
 from product_descgen.llm.types import Request, Result
 
 
@@ -23,20 +26,27 @@ class ScriptedBackend:
 
 
 def requests(*keys: str) -> list[Request]:
-    return [Request(key=k, prompt=k) for k in keys]
+    """Requests whose prompts name their fate (ScriptedBackend reads the key it is given)."""
+    return [dataclasses.replace(r, key=r.prompt) for r in keyed(
+        [Request(key=k, prompt=k) for k in keys], model="m"
+    )]  # fmt: skip
 
 
-def test_a_per_row_failure_is_kept_on_its_row_in_request_order():
-    out = generate_all(ScriptedBackend(), requests("ok-1", "bad-2", "ok-3", "ok-4"), "student")
-    frame = results_frame(out)
+def test_a_per_row_failure_is_kept_on_its_row_in_request_order(tmp_path):
+    store = CallStore(tmp_path / "calls.sqlite")
+    frame = stored_results(
+        requests("ok-1", "bad-2", "ok-3", "ok-4"), ScriptedBackend, store, "student", False
+    )
     assert frame["product_id"].tolist() == ["ok-1", "bad-2", "ok-3", "ok-4"]
     assert frame["error"].fillna("").tolist() == ["", "bad", "", ""]
 
 
-def test_most_rows_failing_with_one_error_fails_the_call():
+def test_most_rows_failing_with_one_error_fails_the_call(tmp_path):
     keys = ("ok-1", *(f"oom-{i}" for i in range(2, 9)), "ok-9", "ok-10")
     with pytest.raises(RuntimeError, match="student: 7 of 8 calls failed with: oom"):
-        generate_all(ScriptedBackend(), requests(*keys), "student", progress=False)
+        stored_results(
+            requests(*keys), ScriptedBackend, CallStore(tmp_path / "c"), "student", False
+        )
 
 
 class CountingBackend:

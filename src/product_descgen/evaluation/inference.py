@@ -6,17 +6,17 @@ student gets the teacher's instructions in one chat prompt (``describe`` step of
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
-from tqdm.auto import tqdm
 
 from product_descgen.callstore import CallStore, cache_key
 from product_descgen.llm.backends import Backend, Connection, make_backend
-from product_descgen.llm.types import FailureWatch, GenerationSettings, Request, Result
+from product_descgen.llm.types import GenerationSettings, Request
 from product_descgen.prompting import PromptSet, render
 from product_descgen.teacher.generate import run_step
 
@@ -61,40 +61,30 @@ def served_model(
     return connection.model_dir, adapter
 
 
-def student_call_key(student: ServedStudent, prompt: str) -> str:
-    """What fixes the student's answer to ``prompt``: the model served (the trained student's
-    versioned export or adapter, and how it is served) and the generation settings."""
-    return cache_key(
-        step="student",
-        prompt=prompt,
-        model=student.connection.model_id,
-        served=[student.model_dir, student.adapter],
-        settings=student.settings.model_dump(),
-    )
+def keyed(requests: Sequence[Request], **identity: Any) -> list[Request]:
+    """``requests`` keyed for the call store by their prompt and ``identity`` (what else fixes
+    the answer: the model served, the settings), each product's id kept as ``item_id``."""
+    return [
+        dataclasses.replace(
+            r,
+            key=cache_key(prompt=r.prompt or r.messages, **identity),
+            meta={**r.meta, "item_id": r.key},
+        )  # fmt: skip
+        for r in requests
+    ]
 
 
-def run_student(
-    items: pd.DataFrame,
-    student: ServedStudent,
+def stored_results(
+    requests: Sequence[Request],
+    backend: Callable[[], Backend],
     store: CallStore,
     desc: str,
     progress: bool = True,
 ) -> pd.DataFrame:
-    """The fine-tuned student on ``items``: one inference each, as a results table. Each answer
-    is stored as it comes (``store``), so a re-run after a crash, or describe after evaluation,
-    asks only for prompts this student has not answered with these settings."""
-    requests = [
-        Request(key=student_call_key(student, r.prompt or ""), prompt=r.prompt,
-                meta={"item_id": r.key})
-        for r in student_requests(items, student.template)
-    ]  # fmt: skip
-    done = run_step(
-        requests,
-        lambda: make_backend(
-            student.connection, student.model_dir, student.settings, adapter=student.adapter
-        ),
-        store, desc, progress, label=desc,
-    )  # fmt: skip
+    """One row per request (:func:`keyed`), in order: its stored answer, generating only what
+    ``store`` lacks (the backend is built only then); a failed call keeps its error. Most calls
+    failing with one error fails the step (:class:`FailureWatch`)."""
+    done = run_step(requests, backend, store, desc, progress, label=desc)
     errors = store.last_errors(r.key for r in requests if r.key not in done)
     failed = {"text": None, "prompt_tokens": 0, "completion_tokens": 0, "latency_s": 0.0}
     rows = []
@@ -107,6 +97,31 @@ def run_student(
         )
         rows.append({"product_id": request.meta["item_id"], **outcome})
     return pd.DataFrame(rows, columns=OUTPUT_COLUMNS)
+
+
+def run_student(
+    items: pd.DataFrame,
+    student: ServedStudent,
+    store: CallStore,
+    desc: str,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """The fine-tuned student on ``items``: one inference each, as a results table. Each answer
+    is stored as it comes (``store``), so a re-run after a crash, or describe after evaluation,
+    asks only for prompts this student has not answered with these settings (the key holds the
+    trained student's versioned export or adapter, and how it is served)."""
+    requests = keyed(
+        student_requests(items, student.template), step="student",
+        model=student.connection.model_id, served=[student.model_dir, student.adapter],
+        settings=student.settings.model_dump(),
+    )  # fmt: skip
+    return stored_results(
+        requests,
+        lambda: make_backend(
+            student.connection, student.model_dir, student.settings, adapter=student.adapter
+        ),
+        store, desc, progress,
+    )  # fmt: skip
 
 
 def baseline_requests(
@@ -124,39 +139,3 @@ def baseline_requests(
         )  # fmt: skip
         for row in items.to_dict(orient="records")
     ]
-
-
-def generate_all(
-    backend: Backend, requests: Sequence[Request], desc: str, progress: bool = True
-) -> list[Result]:
-    """Every request's result, in request order (the backend batches and sorts). Most rows
-    failing with one error fails the whole call (:class:`FailureWatch`)."""
-    by_key: dict[str, Result] = {}
-    watch = FailureWatch(desc)
-    with tqdm(total=len(requests), desc=desc, unit="item", disable=not progress) as bar:
-        for results in backend.generate(requests):
-            by_key.update({r.key: r for r in results})
-            bar.update(len(results))
-            watch.add(results)
-    watch.check()
-    missing = [r.key for r in requests if r.key not in by_key]
-    if missing:
-        raise RuntimeError(f"{desc}: the backend returned no result for {missing[:5]}")
-    return [by_key[r.key] for r in requests]
-
-
-def results_frame(results: Sequence[Result]) -> pd.DataFrame:
-    """Results as a table (one row per product; failed generations keep their error)."""
-    rows = [
-        {
-            "product_id": r.key,
-            "text": r.text if r.ok else None,
-            "prompt_tokens": r.prompt_tokens,
-            "completion_tokens": r.completion_tokens,
-            "latency_s": r.latency_s,
-            "finish_reason": r.finish_reason,
-            "error": r.error,
-        }
-        for r in results
-    ]
-    return pd.DataFrame(rows, columns=OUTPUT_COLUMNS)

@@ -8,7 +8,7 @@ import pandas as pd
 
 from product_descgen.callstore import CallStore
 from product_descgen.evaluation.config import DescribeParams
-from product_descgen.evaluation.inference import ServedStudent, results_frame, run_student
+from product_descgen.evaluation.inference import OUTPUT_COLUMNS, ServedStudent, run_student
 from product_descgen.quality.gate import OutputFields, gate_problems
 
 logger = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ def generate_new_descriptions(
     (``serve_student``); answers are stored as they come, so a re-run resumes."""
     if new_inputs.empty:
         logger.warning("describe: no usable new products (see the quarantine reasons)")
-        return results_frame([])
+        return pd.DataFrame(columns=OUTPUT_COLUMNS)
     return run_student(new_inputs, served_student, student_call_store, "describe", params.progress)
 
 

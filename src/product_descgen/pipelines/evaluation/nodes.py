@@ -14,10 +14,10 @@ from product_descgen.evaluation.config import EvaluationParams
 from product_descgen.evaluation.inference import (
     ServedStudent,
     baseline_requests,
-    generate_all,
-    results_frame,
+    keyed,
     run_student,
     served_model,
+    stored_results,
 )
 from product_descgen.llm.backends import Connection, make_backend
 from product_descgen.prompting import PromptSet
@@ -74,15 +74,22 @@ def describe_with_base_student(
     eval_set: pd.DataFrame,
     baseline_prompts: dict[str, Any],
     student_llm: Connection,
+    student_call_store: CallStore,
     teacher: TeacherParams,
     params: EvaluationParams,
 ) -> pd.DataFrame:
-    """The student before fine-tuning: one inference with the teacher's instructions."""
+    """The student before fine-tuning: one inference with the teacher's instructions (answers
+    stored in ``student_call_store``, so a re-run of evaluation asks nothing twice)."""
     prompts = PromptSet.model_validate(baseline_prompts)
     settings = prompts.with_stop(params.baseline_generation)
-    backend = make_backend(student_llm, student_llm.model_dir, settings)
-    requests = baseline_requests(eval_set, prompts, teacher.rules.model_dump())
-    return results_frame(generate_all(backend, requests, "base student", params.progress))
+    requests = keyed(
+        baseline_requests(eval_set, prompts, teacher.rules.model_dump()), step="base student",
+        model=student_llm.model_id, settings=settings.model_dump(),
+    )  # fmt: skip
+    return stored_results(
+        requests, lambda: make_backend(student_llm, student_llm.model_dir, settings),
+        student_call_store, "base student", params.progress,
+    )  # fmt: skip
 
 
 def _texts(eval_set: pd.DataFrame, outputs: dict[str, pd.DataFrame]) -> pd.DataFrame:

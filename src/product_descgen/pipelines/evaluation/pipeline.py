@@ -43,6 +43,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "eval_set",
                     "baseline_prompts",
                     "student_llm",
+                    "student_call_store",
                     "params:teacher_generation",
                     "params:evaluation",
                 ],

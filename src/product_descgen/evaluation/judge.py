@@ -68,7 +68,7 @@ def judge_both_orders(
         requests = judge_requests(pairs, prompts, order, connection.model_id, settings)
         done = run_step(
             requests, lambda: make_backend(connection, connection.model_dir, settings), store,
-            f"judge-{order}", progress,
+            f"judge-{order}", progress, label=f"judge {order}",
         )  # fmt: skip
         answers[order] = pd.DataFrame(
             {

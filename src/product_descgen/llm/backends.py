@@ -7,10 +7,10 @@ import os
 from collections.abc import Iterator, Sequence
 from typing import Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, PositiveFloat, PositiveInt, field_validator
+from pydantic import ConfigDict, PositiveFloat, PositiveInt, field_validator
 
 from product_descgen.llm.openvino_backend import STEP_TIMEOUT_S
-from product_descgen.llm.types import GenerationSettings, Request, Result
+from product_descgen.llm.types import GenerationSettings, Request, Result, RetryPolicy
 
 
 class Backend(Protocol):
@@ -28,9 +28,10 @@ def servers(base_url: str | list[str] | None) -> str | list[str] | None:
     return base_url
 
 
-class Connection(BaseModel):
+class Connection(RetryPolicy):
     """How a model is served: in-process on OpenVINO GenAI (the CPU default) or transformers
-    (the reference path; GPUs), or through an OpenAI-compatible server (vLLM, llama.cpp, ...)."""
+    (the reference path; GPUs), or through an OpenAI-compatible server (vLLM, llama.cpp, ...),
+    with its timeout and retries (:class:`RetryPolicy`)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -53,12 +54,6 @@ class Connection(BaseModel):
     api_key: str | None = None
     model: str | None = None  # the server's model name
     concurrency: PositiveInt = 8
-    timeout_s: PositiveFloat = 120.0
-    max_attempts: PositiveInt = 5
-    backoff_s: PositiveFloat = 1.0
-    backoff_max_s: PositiveFloat = 30.0
-    server_max_failures: PositiveInt = 3  # failed tries in a row that send a server to rest
-    server_rest_s: PositiveFloat = 30.0  # then it is tried again
     # in-process backends: the model directory to load (LLMConnectionDataset resolves it from the
     # model spec and the backend: an OpenVINO export for openvino)
     model_dir: str | None = None
@@ -141,7 +136,7 @@ def make_backend(
             adapter=adapter,
             device=connection.device,
         )
-    from product_descgen.llm.openai_backend import OpenAIBackend, RetryPolicy
+    from product_descgen.llm.openai_backend import OpenAIBackend
 
     base_url = servers(connection.base_url or os.environ.get("OPENAI_BASE_URL"))
     if not base_url:
@@ -155,12 +150,5 @@ def make_backend(
         settings=settings,
         api_key=connection.api_key or os.environ.get("OPENAI_API_KEY") or "not-needed",
         concurrency=connection.concurrency,
-        retry=RetryPolicy(
-            timeout_s=connection.timeout_s,
-            max_attempts=connection.max_attempts,
-            backoff_s=connection.backoff_s,
-            backoff_max_s=connection.backoff_max_s,
-            server_max_failures=connection.server_max_failures,
-            server_rest_s=connection.server_rest_s,
-        ),
+        retry=RetryPolicy(**connection.model_dump(include=set(RetryPolicy.model_fields))),
     )

@@ -16,7 +16,6 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
@@ -30,7 +29,7 @@ from tenacity import (
 )
 
 from product_descgen.llm.server_pool import Server, ServerPool
-from product_descgen.llm.types import GenerationSettings, Request, Result, cut_at_stop
+from product_descgen.llm.types import GenerationSettings, Request, Result, RetryPolicy, cut_at_stop
 
 logger = logging.getLogger(__name__)
 
@@ -71,22 +70,6 @@ MAX_CHARS_PER_TOKEN = 32  # an answer longer than max_tokens x this is not a rea
 MIN_SECRET_CHARS = 4  # shorter "secrets" (placeholders) would redact ordinary words
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How long one call may take (all of it: connect, wait, stream) and how a failed call is
-    retried: at most ``max_attempts`` tries, random exponential backoff capped at
-    ``backoff_max_s`` (a server's Retry-After is honoured up to that cap). With several
-    servers, each try goes to the least busy server that is up; a server with
-    ``server_max_failures`` failed tries in a row rests ``server_rest_s`` seconds."""
-
-    timeout_s: float = 120.0
-    max_attempts: int = 5
-    backoff_s: float = 1.0
-    backoff_max_s: float = 30.0
-    server_max_failures: int = 3
-    server_rest_s: float = 30.0
-
-
 class OpenAIBackend:
     """Chat or completion calls to an OpenAI-compatible endpoint."""
 
@@ -100,7 +83,7 @@ class OpenAIBackend:
         *,
         api_key: str = "not-needed",
         concurrency: int = 8,
-        retry: RetryPolicy = RetryPolicy(),
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.model_id = model
         self.settings = settings
@@ -108,7 +91,7 @@ class OpenAIBackend:
         self.base_url = self.base_urls[0]
         self.api_key = api_key
         self.concurrency = concurrency
-        self.retry = retry
+        self.retry = retry or RetryPolicy()
 
     def _params(self) -> dict[str, Any]:
         s = self.settings

@@ -6,7 +6,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
 
 
 class GenerationSettings(BaseModel):
@@ -27,6 +27,24 @@ class GenerationSettings(BaseModel):
         after its own; a string it already has is not added twice."""
         added = [s for s in stop if s not in self.stop]
         return self.model_copy(update={"stop": [*self.stop, *added]})
+
+
+class RetryPolicy(BaseModel):
+    """How long one call to a server may take (all of it: connect, wait, stream) and how a
+    failed call is retried: at most ``max_attempts`` tries, random exponential backoff capped
+    at ``backoff_max_s`` (a server's Retry-After is honoured up to that cap). With several
+    servers, each try goes to the least busy server that is up; a server with
+    ``server_max_failures`` failed tries in a row rests ``server_rest_s`` seconds. A
+    connection's settings (:class:`~product_descgen.llm.backends.Connection` extends it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    timeout_s: PositiveFloat = 120.0
+    max_attempts: PositiveInt = 5
+    backoff_s: PositiveFloat = 1.0
+    backoff_max_s: PositiveFloat = 30.0
+    server_max_failures: PositiveInt = 3  # failed tries in a row that send a server to rest
+    server_rest_s: PositiveFloat = 30.0  # then it is tried again
 
 
 @dataclass(frozen=True)

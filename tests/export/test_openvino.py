@@ -4,6 +4,7 @@ import pytest
 
 from product_descgen.export.openvino import RECORD, export_openvino, is_exported
 from product_descgen.export.student import student_for_openvino
+from product_descgen.llm.backends import Connection
 from product_descgen.llm.hf_backend import TransformersBackend
 from product_descgen.llm.openvino_backend import OpenVINOBackend
 from product_descgen.llm.types import GenerationSettings, Request
@@ -54,11 +55,14 @@ def test_exported_student_writes_what_peft_writes(tiny_model_dir, tmp_path):
     exported = student_for_openvino(tmp_path / "adapter", "fp32")
     settings = GenerationSettings(max_new_tokens=30, repetition_penalty=1.1)
     reqs = [Request(key=str(i), prompt=f"### Product\nitem {i} " * (i + 1)) for i in range(6)]
+    cpu = Connection(backend="transformers", device="cpu")
     peft_backend = TransformersBackend(
-        str(tiny_model_dir), settings, adapter=str(tmp_path / "adapter"), device="cpu"
+        str(tiny_model_dir), settings, cpu, adapter=str(tmp_path / "adapter")
     )
-    plain_backend = TransformersBackend(str(tiny_model_dir), settings, device="cpu")
-    engine = OpenVINOBackend(str(exported), settings, precision="f32")
+    plain_backend = TransformersBackend(str(tiny_model_dir), settings, cpu)
+    engine = OpenVINOBackend(
+        str(exported), settings, Connection(backend="openvino", weights="fp32", precision="f32")
+    )
 
     def texts(backend):
         return {r.key: r.text for chunk in backend.generate(reqs) for r in chunk}

@@ -1,10 +1,12 @@
 import pytest
 import torch
 
+from product_descgen.llm.backends import Connection
 from product_descgen.llm.hf_backend import TransformersBackend, load_model, resolve_device
 from product_descgen.llm.types import GenerationSettings, Request, prompt_token_ids
 from tests.tiny_models import build_tiny_adapter
 
+CPU = Connection(backend="transformers", device="cpu")
 CHAT = Request(key="c", messages=({"role": "user", "content": "Hi"},))
 
 
@@ -22,7 +24,7 @@ def run(backend: TransformersBackend, requests: list[Request]) -> dict:
 @pytest.fixture(scope="module")
 def backend(tiny_model_dir):
     """One loaded tiny model (float32, CPU); tests set ``settings`` and ``batch_size``."""
-    return TransformersBackend(str(tiny_model_dir), GenerationSettings(), device="cpu")
+    return TransformersBackend(str(tiny_model_dir), GenerationSettings(), CPU)
 
 
 @pytest.fixture(autouse=True)
@@ -199,10 +201,10 @@ def test_an_adapter_is_merged_into_a_plain_base_and_kept_on_a_quantized_one(
 
     adapter = str(build_tiny_adapter(tiny_model_dir, tmp_path / "adapter"))
 
-    plain = load_model(str(tiny_model_dir), adapter=adapter, device="cpu")
+    plain = load_model(str(tiny_model_dir), CPU, adapter)
     assert not isinstance(plain, PeftModel)
     assert not any("lora" in name for name, _ in plain.named_parameters())
-    nf4 = load_model(str(tiny_model_dir), quantization="nf4", adapter=adapter, device="cpu")
+    nf4 = load_model(str(tiny_model_dir), CPU.model_copy(update={"quantization": "nf4"}), adapter)
     assert isinstance(nf4, PeftModel) and nf4.device == torch.device("cpu")
     ids = torch.tensor([[1, 2, 3, 4]])
     with torch.inference_mode():

@@ -13,6 +13,16 @@ from product_descgen.llm.types import GenerationSettings, Request
 pytestmark = pytest.mark.slow
 
 
+def at_f32(**settings) -> Connection:
+    """The tiny fp32 export served at f32: transformers' float32 text."""
+    return Connection(backend="openvino", weights="fp32", precision="f32", **settings)
+
+
+def on_cpu(**settings) -> Connection:
+    """The transformers reference on the CPU."""
+    return Connection(backend="transformers", device="cpu", **settings)
+
+
 def requests(n: int) -> list[Request]:
     return [
         Request(key=f"k{i}", prompt="A product: " + "word " * (i % 7 + 1) + f"number {i}")
@@ -26,8 +36,8 @@ def texts(backend, reqs) -> dict[str, str]:
 
 def test_f32_greedy_text_equals_the_transformers_reference(tiny_model_dir, tiny_openvino_dir):
     settings = GenerationSettings(max_new_tokens=30, repetition_penalty=1.1)
-    reference = TransformersBackend(str(tiny_model_dir), settings, batch_size=4, device="cpu")
-    engine = OpenVINOBackend(str(tiny_openvino_dir), settings, batch_size=4, precision="f32")
+    reference = TransformersBackend(str(tiny_model_dir), settings, on_cpu(batch_size=4))
+    engine = OpenVINOBackend(str(tiny_openvino_dir), settings, at_f32(batch_size=4))
     reqs = requests(12)
     expected, got = texts(reference, reqs), texts(engine, reqs)
     assert got == expected
@@ -36,7 +46,11 @@ def test_f32_greedy_text_equals_the_transformers_reference(tiny_model_dir, tiny_
 
 def test_every_request_comes_back_once_in_chunks(tiny_openvino_dir):
     settings = GenerationSettings(max_new_tokens=8)
-    engine = OpenVINOBackend(str(tiny_openvino_dir), settings, batch_size=3)
+    engine = OpenVINOBackend(
+        str(tiny_openvino_dir),
+        settings,
+        Connection(backend="openvino", weights="fp32", batch_size=3),
+    )
     chunks = list(engine.generate(requests(7)))
     assert [len(c) for c in chunks] == [3, 3, 1]
     results = [r for c in chunks for r in c]
@@ -68,8 +82,8 @@ def test_a_stop_string_as_the_first_token_gives_an_empty_text(tiny_model_dir, ti
     [[first]] = list(plain.generate(probe))
     assert first.text == "" and first.completion_tokens == 4  # only newlines: stripped
     settings = GenerationSettings(max_new_tokens=4, stop=["\n"])
-    engine = OpenVINOBackend(str(tiny_openvino_dir), settings, precision="f32")
-    reference = TransformersBackend(str(tiny_model_dir), settings, device="cpu")
+    engine = OpenVINOBackend(str(tiny_openvino_dir), settings, at_f32())
+    reference = TransformersBackend(str(tiny_model_dir), settings, on_cpu())
     [[got]] = list(engine.generate(probe))
     assert (got.text, got.finish_reason) == ("", "stop")
     assert texts(reference, probe) == {"p": ""}

@@ -9,8 +9,9 @@ from typing import Literal, Protocol
 
 from pydantic import ConfigDict, PositiveFloat, PositiveInt, field_validator
 
-from product_descgen.llm.openvino_backend import STEP_TIMEOUT_S
 from product_descgen.llm.types import GenerationSettings, Request, Result, RetryPolicy
+
+STEP_TIMEOUT_S = 600.0  # an OpenVINO engine step taking longer is a stall (the default guard)
 
 
 class Backend(Protocol):
@@ -115,27 +116,11 @@ def make_backend(
             )
         from product_descgen.llm.openvino_backend import OpenVINOBackend
 
-        return OpenVINOBackend(
-            model_dir,
-            settings,
-            batch_size=connection.batch_size,
-            precision=connection.precision,
-            prefix_caching=connection.prefix_caching,
-            step_timeout_s=connection.step_timeout_s,
-            weights=connection.weights,
-        )
+        return OpenVINOBackend(model_dir, settings, connection)
     if connection.backend == "transformers":
         from product_descgen.llm.hf_backend import TransformersBackend
 
-        return TransformersBackend(
-            model_dir,
-            settings,
-            batch_size=connection.batch_size,
-            dtype=connection.dtype,
-            quantization=connection.quantization,
-            adapter=adapter,
-            device=connection.device,
-        )
+        return TransformersBackend(model_dir, settings, connection, adapter=adapter)
     from product_descgen.llm.openai_backend import OpenAIBackend
 
     base_url = servers(connection.base_url or os.environ.get("OPENAI_BASE_URL"))

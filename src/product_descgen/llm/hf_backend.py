@@ -7,9 +7,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any, Literal, TypedDict, Unpack
+from typing import Any, Literal
 
 from product_descgen.llm import types
+from product_descgen.llm.backends import Connection
 from product_descgen.llm.types import GenerationSettings, Request, Result, cut_at_stop
 
 logger = logging.getLogger(__name__)
@@ -42,30 +43,16 @@ def generation_kwargs(settings: GenerationSettings, tokenizer: Any) -> dict[str,
     }
 
 
-class ModelLoading(TypedDict, total=False):
-    """How :func:`load_model` loads a model (its keyword arguments)."""
-
-    dtype: str
-    quantization: str
-    adapter: str | None
-    device: Device
-
-
-def load_model(
-    model_dir: str,
-    dtype: str = "float32",
-    quantization: str = "none",
-    adapter: str | None = None,
-    device: Device = "auto",
-) -> Any:
-    """A causal LM ready for inference on ``device``. ``nf4`` / ``int8``: bitsandbytes 4-bit
-    (QLoRA's format) / 8-bit weights, placed with ``device_map``; ``none``: ``dtype`` weights.
-    A LoRA ``adapter`` is merged into a plain base and kept unmerged on a quantized one."""
+def load_model(model_dir: str, connection: Connection, adapter: str | None = None) -> Any:
+    """A causal LM ready for inference on ``connection.device``. ``quantization`` ``nf4`` /
+    ``int8``: bitsandbytes 4-bit (QLoRA's format) / 8-bit weights, placed with ``device_map``;
+    ``none``: ``dtype`` weights. A LoRA ``adapter`` is merged into a plain base and kept
+    unmerged on a quantized one."""
     import torch
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
-    device = resolve_device(device)
-    torch_dtype = getattr(torch, dtype)
+    device, quantization = resolve_device(connection.device), connection.quantization
+    torch_dtype = getattr(torch, connection.dtype)
     if quantization == "none":
         model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch_dtype)
     elif quantization in ("nf4", "int8"):
@@ -102,20 +89,21 @@ class TransformersBackend:
         self,
         model_dir: str,
         settings: GenerationSettings,
-        *,
-        batch_size: int = 16,
-        **model: Unpack[ModelLoading],
+        connection: Connection | None = None,
+        adapter: str | None = None,
     ) -> None:
-        """``model``: how :func:`load_model` loads it (dtype, quantization, adapter, device)."""
+        """``connection``: rows per batch (``batch_size``) and how :func:`load_model` loads the
+        model (dtype, quantization, device); without one, the defaults."""
         from transformers import AutoTokenizer
 
+        connection = connection or Connection(backend="transformers")
         self.model_id = model_dir
         self.settings = settings
-        self.batch_size = batch_size
+        self.batch_size = connection.batch_size
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir, padding_side="left")
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = load_model(model_dir, **model)
+        self.model = load_model(model_dir, connection, adapter)
 
     def _row_end(self, tokens: list[int], eos: set[int]) -> tuple[int, bool]:
         """Tokens generated before the row ended (its EOS and the padding after it excluded),

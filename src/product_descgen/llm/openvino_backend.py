@@ -13,16 +13,16 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypedDict, Unpack
+from typing import Any
 
 from product_descgen.llm import openvino_compat, types
+from product_descgen.llm.backends import Connection
 from product_descgen.llm.types import GenerationSettings, Request, Result, cut_at_stop
 from product_descgen.runtime import exit_if_stuck, threads
 
 logger = logging.getLogger(__name__)
 
 IR_FILE = "openvino_model.xml"
-STEP_TIMEOUT_S = 600.0  # an engine step taking longer is a stall (the default guard)
 
 
 def engine_properties(precision: str, n_threads: int, weights: str | None = None) -> dict[str, Any]:
@@ -39,19 +39,6 @@ def engine_properties(precision: str, n_threads: int, weights: str | None = None
     return properties
 
 
-class EngineOptions(TypedDict, total=False):
-    """How :class:`OpenVINOBackend` builds and guards the engine (its keyword arguments)."""
-
-    precision: str  # "auto" (default: the plugin's choice) or "f32" (:func:`engine_properties`)
-    prefix_caching: bool  # default True
-    # an engine step taking longer ends the process, every thread's stack on stderr (an engine
-    # stall: :func:`product_descgen.runtime.exit_if_stuck`); default STEP_TIMEOUT_S, None: unguarded
-    step_timeout_s: float | None
-    # the format the caller serves (``Connection.weights``, which names the serving in reports
-    # and cache keys); it must match the export's record, if any
-    weights: str | None
-
-
 class OpenVINOBackend:
     """Generate with an OpenVINO IR model through ``ContinuousBatchingPipeline``."""
 
@@ -61,11 +48,14 @@ class OpenVINOBackend:
         self,
         model_dir: str,
         settings: GenerationSettings,
-        *,
-        batch_size: int = 16,
-        **engine: Unpack[EngineOptions],
+        connection: Connection | None = None,
     ) -> None:
-        """``engine``: how the engine is built and guarded (:class:`EngineOptions`)."""
+        """``connection``: requests in flight (``batch_size``), ``precision``
+        (:func:`engine_properties`), ``prefix_caching``, ``step_timeout_s`` (a longer engine
+        step ends the process with every thread's stack on stderr:
+        :func:`product_descgen.runtime.exit_if_stuck`) and the ``weights`` served, which name
+        the serving in reports and cache keys and must match the export's record; without one,
+        the defaults and whatever weights the export holds."""
         import openvino_genai as ov_genai
         from transformers import AutoTokenizer
 
@@ -79,7 +69,9 @@ class OpenVINOBackend:
                 "product_descgen.export.openvino (make models; the finetune pipeline exports "
                 "the student)"
             )
-        weights, recorded = engine.get("weights"), recorded_weights(model_dir)
+        c = connection or Connection(backend="openvino")
+        weights = connection.weights if connection else None
+        recorded = recorded_weights(model_dir)
         if weights and recorded and weights != recorded:
             raise ValueError(
                 f"{model_dir} holds {recorded} weights, but the connection serves it as {weights}: "
@@ -89,18 +81,14 @@ class OpenVINOBackend:
             )
         self.model_id = model_dir
         self.settings = settings
-        self.batch_size = batch_size
-        self.step_timeout_s = engine.get("step_timeout_s", STEP_TIMEOUT_S)
+        self.batch_size = c.batch_size
+        self.step_timeout_s = c.step_timeout_s
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         scheduler = ov_genai.SchedulerConfig()
-        scheduler.max_num_seqs = batch_size
-        scheduler.enable_prefix_caching = engine.get("prefix_caching", True)
-        self.pipeline = ov_genai.ContinuousBatchingPipeline(
-            model_dir,
-            scheduler,
-            "CPU",
-            engine_properties(engine.get("precision", "auto"), threads(), weights or recorded),
-        )
+        scheduler.max_num_seqs = c.batch_size
+        scheduler.enable_prefix_caching = c.prefix_caching
+        properties = engine_properties(c.precision, threads(), weights or recorded)
+        self.pipeline = ov_genai.ContinuousBatchingPipeline(model_dir, scheduler, "CPU", properties)
 
     def generation_config(self) -> Any:
         import openvino_genai as ov_genai

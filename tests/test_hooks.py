@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from types import SimpleNamespace
 
-from product_descgen.hooks import PipelineTimingHooks
+from product_descgen.hooks import PipelineTimingHooks, RunOutputsHooks
+from product_descgen.project_config import load_project_config
 
 
 def test_time_is_summed_per_pipeline_tag(caplog):
@@ -46,3 +47,18 @@ def test_parameters_are_flattened_into_names_mlflow_accepts():
     }
     assert all(validate_param_and_metric_name(key) for key in flat)
     assert flat_params({}) == {}
+
+
+def test_the_run_ends_naming_where_the_report_and_descriptions_are(caplog):
+    """Paths from the project's own catalog (globals resolved); only what this run saved."""
+    hooks = RunOutputsHooks()
+    catalog = load_project_config("catalog")
+    hooks.after_context_created(context=SimpleNamespace(config_loader={"catalog": catalog}))
+    hooks.before_pipeline_run(run_params={})
+    for name in ("eval_metrics", "report_html"):
+        hooks.after_dataset_saved(dataset_name=name)
+    with caplog.at_level(logging.INFO, logger="product_descgen.hooks"):
+        hooks.after_pipeline_run()
+    assert [r.getMessage() for r in caplog.records] == [
+        "Written for readers: report_html -> data/08_reporting/report.html"
+    ]

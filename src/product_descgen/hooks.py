@@ -1,5 +1,5 @@
-"""Kedro hooks: wall time per pipeline, logged at the end of every run; every parameter, flattened,
-in the run's MLflow record."""
+"""Kedro hooks: wall time per pipeline, and where the run wrote what readers open, logged at the
+end of every run; every parameter, flattened, in the run's MLflow record."""
 
 from __future__ import annotations
 
@@ -58,6 +58,44 @@ class PipelineTimingHooks:
             lines = [f"{name:<20} {s:8.1f} s" for name, s in self._seconds.items()]
             total = sum(self._seconds.values())
             logger.info("Time per pipeline:\n%s\n%-20s %8.1f s", "\n".join(lines), "total", total)
+
+
+# What a reader opens after a run (the report, describe's descriptions): named at its end.
+READER_OUTPUTS = ("report_html", "descriptions")
+
+
+def filepath_of(entry: dict[str, Any]) -> str | None:
+    """A catalog entry's file, also when it wraps another dataset (MLflow's artifact dataset)."""
+    inner = entry.get("dataset")
+    return entry.get("filepath") or (inner.get("filepath") if isinstance(inner, dict) else None)
+
+
+class RunOutputsHooks:
+    """Logs, at the end of a run, where it wrote the outputs readers open (``READER_OUTPUTS``)."""
+
+    def __init__(self) -> None:
+        self._paths: dict[str, str] = {}
+        self._saved: list[str] = []
+
+    @hook_impl
+    def after_context_created(self, context: Any) -> None:
+        catalog = context.config_loader["catalog"]
+        paths = {name: filepath_of(catalog.get(name) or {}) for name in READER_OUTPUTS}
+        self._paths = {name: path for name, path in paths.items() if path}
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
+        self._saved.clear()
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str) -> None:
+        if dataset_name in self._paths:
+            self._saved.append(dataset_name)
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        for name in self._saved:
+            logger.info("Written for readers: %s -> %s", name, self._paths[name])
 
 
 PREFIX = "cfg."  # kedro-mlflow logs node inputs under their own names: ours never collide

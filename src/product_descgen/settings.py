@@ -10,6 +10,11 @@ CONFIG_LOADER_ARGS = {
     "merge_strategy": {"parameters": "soft", "globals": "soft"},
 }
 
-from product_descgen.hooks import MlflowParamsHooks, PipelineTimingHooks, RuntimeHooks  # noqa: E402
+from product_descgen.hooks import (  # noqa: E402
+    MlflowParamsHooks,
+    PipelineTimingHooks,
+    RunOutputsHooks,
+    RuntimeHooks,
+)
 
-HOOKS = (RuntimeHooks(), PipelineTimingHooks(), MlflowParamsHooks())
+HOOKS = (RuntimeHooks(), PipelineTimingHooks(), RunOutputsHooks(), MlflowParamsHooks())

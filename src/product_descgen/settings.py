@@ -17,4 +17,5 @@ from product_descgen.hooks import (  # noqa: E402
     RuntimeHooks,
 )
 
-HOOKS = (RuntimeHooks(), PipelineTimingHooks(), RunOutputsHooks(), MlflowParamsHooks())
+# pluggy calls the last registered first: the outputs are named after the time table
+HOOKS = (RuntimeHooks(), RunOutputsHooks(), PipelineTimingHooks(), MlflowParamsHooks())

@@ -36,7 +36,8 @@ from product_descgen.llm.types import GenerationSettings  # noqa: E402
 from product_descgen.models import ModelsParams, openvino_dir, resolve_model_dir  # noqa: E402
 from product_descgen.project_config import load_project_models  # noqa: E402
 from product_descgen.prompting import PromptSet  # noqa: E402
-from product_descgen.teacher.generate import draft_variables, step_requests  # noqa: E402
+from product_descgen.step_runner import step_requests  # noqa: E402
+from product_descgen.teacher.generate import draft_variables  # noqa: E402
 
 REFERENCE = Connection(backend="transformers", device="cpu", dtype="float32", batch_size=16)
 

@@ -32,8 +32,9 @@ from product_descgen.project_config import (  # noqa: E402
     load_project_params,
 )
 from product_descgen.prompting import PromptSet  # noqa: E402
+from product_descgen.step_runner import step_requests  # noqa: E402
 from product_descgen.teacher.config import TeacherParams  # noqa: E402
-from product_descgen.teacher.generate import draft_variables, step_requests  # noqa: E402
+from product_descgen.teacher.generate import draft_variables  # noqa: E402
 
 
 def run_once(urls: list[str], model: str, requests: list, settings, concurrency: int) -> dict:

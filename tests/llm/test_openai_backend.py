@@ -7,7 +7,7 @@ import pytest
 from product_descgen.callstore import CallStore
 from product_descgen.llm.openai_backend import OpenAIBackend, RetryPolicy
 from product_descgen.llm.types import GenerationSettings, Request
-from product_descgen.teacher.generate import run_step
+from product_descgen.step_runner import run_step
 from tests.servers import FaultyServer, transformers_serve
 
 
@@ -137,9 +137,12 @@ def test_secrets_a_server_echoes_are_not_stored():
         assert "[redacted]" in result.error
 
 
-def test_two_runs_at_once_pay_for_each_prompt_once(tmp_path):
+def test_two_runs_at_once_pay_for_each_prompt_once(tmp_path, monkeypatch):
     import threading
 
+    from product_descgen import step_runner
+
+    monkeypatch.setattr(step_runner, "CLAIM_POLL_S", 0.05)
     requests = [Request(key=f"k{i}", prompt=f"item {i}") for i in range(24)]
     outcomes: dict[str, dict] = {}
     with FaultyServer(fail_share=0.0) as server:
@@ -148,7 +151,7 @@ def test_two_runs_at_once_pay_for_each_prompt_once(tmp_path):
         def run(name: str) -> None:
             backend = OpenAIBackend(server.base_url, "m", GenerationSettings(), concurrency=4)
             store = CallStore(tmp_path / "calls.sqlite")  # its own run id, the same file
-            outcomes[name] = run_step(requests, lambda: backend, store, "draft", False, 0.05)
+            outcomes[name] = run_step(requests, lambda: backend, store, "draft", False)
 
         threads = [threading.Thread(target=run, args=(name,)) for name in ("a", "b")]
         for thread in threads:

@@ -16,7 +16,7 @@ from product_descgen.llm.backends import Connection, make_backend
 from product_descgen.llm.openai_backend import OpenAIBackend, RetryPolicy
 from product_descgen.llm.server_pool import Server, ServerPool
 from product_descgen.llm.types import GenerationSettings, Request
-from product_descgen.teacher.generate import run_step
+from product_descgen.step_runner import run_step
 from tests.servers import FaultyServer, free_port, start_transformers_serve, stop_process
 
 

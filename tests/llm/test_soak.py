@@ -18,7 +18,7 @@ from pathlib import Path
 from product_descgen.callstore import CallStore
 from product_descgen.llm.openai_backend import OpenAIBackend, RetryPolicy
 from product_descgen.llm.types import GenerationSettings, Request
-from product_descgen.teacher.generate import run_step
+from product_descgen.step_runner import run_step
 from tests.servers import FaultyServer
 
 N = 60
@@ -29,10 +29,11 @@ KILLED_RUN = """
 import sys
 sys.path.insert(0, {root!r})
 from product_descgen.callstore import CallStore
-from product_descgen.teacher.generate import run_step
+from product_descgen import step_runner
 from tests.llm.test_soak import backend, requests
-run_step(requests(), lambda: backend({url!r}), CallStore({db!r}, claim_ttl_s=2.0), "draft", False,
-         0.1)
+step_runner.CLAIM_POLL_S = 0.1
+step_runner.run_step(requests(), lambda: backend({url!r}), CallStore({db!r}, claim_ttl_s=2.0),
+                     "draft", False)
 """
 
 
@@ -49,7 +50,10 @@ def backend(base_url: str) -> OpenAIBackend:
     )  # fmt: skip
 
 
-def test_faults_two_runs_and_a_kill_end_with_every_prompt_stored_once(tmp_path):
+def test_faults_two_runs_and_a_kill_end_with_every_prompt_stored_once(tmp_path, monkeypatch):
+    from product_descgen import step_runner
+
+    monkeypatch.setattr(step_runner, "CLAIM_POLL_S", 0.1)  # as the killed run's script sets it
     db = tmp_path / "calls.sqlite"
     with FaultyServer(fail_share=0.35, seed=3, slow_s=2.0, modes=MODES) as server:
         server.latency_s = 0.05
@@ -71,7 +75,6 @@ def test_faults_two_runs_and_a_kill_end_with_every_prompt_stored_once(tmp_path):
                     CallStore(db, claim_ttl_s=2.0),
                     "draft",
                     False,
-                    0.1,
                 )
             )  # fmt: skip
         )
@@ -91,7 +94,7 @@ def test_faults_two_runs_and_a_kill_end_with_every_prompt_stored_once(tmp_path):
 
         server.fail_share = 0.0
         again = run_step(
-            requests(), lambda: backend(server.base_url), CallStore(db), "draft", False, 0.1
+            requests(), lambda: backend(server.base_url), CallStore(db), "draft", False
         )
         assert len(again) == N  # the re-run completed the rest
         calls = CallStore(db).calls()

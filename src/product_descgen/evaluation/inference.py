@@ -18,7 +18,7 @@ from product_descgen.callstore import CallStore, cache_key
 from product_descgen.llm.backends import Backend, Connection, make_backend
 from product_descgen.llm.types import GenerationSettings, Request
 from product_descgen.prompting import PromptSet, render
-from product_descgen.teacher.generate import run_step
+from product_descgen.step_runner import run_step
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from product_descgen.evaluation.preference import judge_verdicts
 from product_descgen.llm.backends import Connection, make_backend
 from product_descgen.llm.types import GenerationSettings, Request
 from product_descgen.prompting import PromptSet
-from product_descgen.teacher.generate import run_step, step_requests
+from product_descgen.step_runner import run_step, step_requests
 
 ORDERS = {"ab": ("teacher", "student"), "ba": ("student", "teacher")}
 _CHOICE = re.compile(r"^[\s\"'*(:]*(?:description\s+|option\s+)?([AB])(?![A-Za-z])", re.IGNORECASE)

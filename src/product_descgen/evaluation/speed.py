@@ -38,7 +38,8 @@ from product_descgen.llm.types import GenerationSettings
 from product_descgen.prompting import PromptSet
 from product_descgen.runtime import ENV_VAR as THREADS_ENV
 from product_descgen.runtime import LOG_FORMAT, threads
-from product_descgen.teacher.generate import draft_variables, refine_variables, step_requests
+from product_descgen.step_runner import step_requests
+from product_descgen.teacher.generate import draft_variables, refine_variables
 
 logger = logging.getLogger(__name__)
 

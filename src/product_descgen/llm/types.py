@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,31 +102,3 @@ def prompt_token_ids(tokenizer: Any, request: Request) -> list[int]:
         list(request.messages or ()), tokenize=False, add_generation_prompt=True
     )
     return tokenizer(text, add_special_tokens=False)["input_ids"]
-
-
-class FailureWatch:
-    """Fails loudly when most calls failed with one error (a dead server, a wrong model, a
-    device mismatch, out of memory): that is the stage failing, not a bad row. Judged once
-    ``min_rows`` calls have ended; a ``final`` set of fewer fails only when every call failed.
-    Counts are kept as results arrive, so each new batch costs its own size. ``known``: each
-    retried key's error in an earlier run; a row failing again with it is that row's problem,
-    judged when it first failed, so it is kept in ``repeats`` and not counted."""
-
-    def __init__(self, what: str, min_rows: int = 8, known: dict[str, str] | None = None) -> None:
-        self.what, self.min_rows, self.known = what, min_rows, known or {}
-        self.n, self.errors, self.repeats = 0, Counter[str | None](), list[str]()
-
-    def add(self, results: list[Result], final: bool = False) -> None:
-        failed = [r for r in results if not r.ok]
-        new = [r.error for r in failed if self.known.get(r.key) != r.error]
-        self.repeats += [r.error or "" for r in failed if self.known.get(r.key) == r.error]
-        self.n += len(results) - (len(failed) - len(new))
-        self.errors.update(new)
-        self.check(final)
-
-    def check(self, final: bool = True) -> None:
-        if not self.errors or (self.n < self.min_rows and not final):
-            return
-        error, count = self.errors.most_common(1)[0]
-        if count == self.n or (self.n >= self.min_rows and count * 2 > self.n):
-            raise RuntimeError(f"{self.what}: {count} of {self.n} calls failed with: {error}")

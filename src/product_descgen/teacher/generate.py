@@ -1,25 +1,16 @@
-"""Run one teacher step over many items: skip cached results, persist batch by batch."""
+"""One teacher step (draft or refine) over many products, through the resumable step runner."""
 
 from __future__ import annotations
 
-import dataclasses
-import logging
-import time
-from collections.abc import Callable, Sequence
 from typing import Any
 
 import pandas as pd
-from tqdm.auto import tqdm
 
-from product_descgen.callstore import CallStore, cache_key
-from product_descgen.llm.backends import Backend, Connection, make_backend
-from product_descgen.llm.types import FailureWatch, GenerationSettings, Request
-from product_descgen.prompting import PromptSet, render
+from product_descgen.callstore import CallStore
+from product_descgen.llm.backends import Connection, make_backend
+from product_descgen.prompting import PromptSet
+from product_descgen.step_runner import run_step, step_requests
 from product_descgen.teacher.config import TeacherParams
-
-logger = logging.getLogger(__name__)
-
-CLAIM_POLL_S = 2.0  # how often a run looks whether prompts another run holds are done
 
 
 def draft_variables(item: dict[str, Any], rules: Any) -> dict[str, Any]:
@@ -30,105 +21,6 @@ def draft_variables(item: dict[str, Any], rules: Any) -> dict[str, Any]:
 def refine_variables(item: dict[str, Any], rules: Any) -> dict[str, Any]:
     """Template variables of the refine step: the product and its draft."""
     return {**draft_variables(item, rules), "draft": item["draft"]}
-
-
-def step_requests(
-    items: Sequence[dict[str, Any]],
-    prompts: PromptSet,
-    step: str,
-    model_id: str,
-    settings: GenerationSettings,
-    variables: Callable[[dict[str, Any]], dict[str, Any]],
-) -> list[Request]:
-    """One request per item; the key hashes the rendered prompt, the prompt file's text for
-    this step, the model and the settings, so any change to those regenerates the item."""
-    template = prompts.template_text(step)
-    requests = []
-    for item in items:
-        unkeyed = render(prompts, step, "", variables(item), {"item_id": item["product_id"]})
-        key = cache_key(
-            step=step,
-            prompt=unkeyed.prompt or unkeyed.messages,
-            template=template,
-            model=model_id,
-            settings=settings.model_dump(),
-        )
-        requests.append(dataclasses.replace(unkeyed, key=key))
-    return requests
-
-
-def run_step(
-    requests: Sequence[Request],
-    make_backend: Callable[[], Backend],
-    store: CallStore,
-    step: str,
-    progress: bool = True,
-    label: str | None = None,
-) -> dict[str, dict[str, Any]]:
-    """Generate what is not cached yet; return the successful call for every done key.
-    ``label`` names the step in progress bars and errors (default ``teacher <step>``).
-
-    The backend is only built (model loaded, connection opened) when there is work to do.
-    Keys are claimed in the store first: prompts another run is generating are waited for, not
-    paid twice (and taken over if that run's claims lapse). Every result is stored as the
-    backend hands it over; a systematic failure (most calls failing with one error) stops the
-    step with that error once a batch shows it. A row that fails again with the very error it
-    had in an earlier run is that row's problem (a prompt the server refuses), judged when it
-    first failed: it is logged, not counted, so a few such rows cannot fail every re-run.
-    """
-    done = store.done(r.key for r in requests)
-    pending = list({r.key: r for r in requests if r.key not in done}.values())
-    logger.info(
-        "%s: %d requests, %d cached, %d to generate", step, len(requests), len(done), len(pending)
-    )
-    known_errors = store.last_errors(r.key for r in pending)
-    backend: Backend | None = None
-    try:
-        while pending:
-            mine = store.claim(r.key for r in pending)
-            if mine:
-                backend = backend or make_backend()
-                todo = [r for r in pending if r.key in mine]
-                watch = FailureWatch(label or f"teacher {step}", known=known_errors)
-                _generate(backend, todo, store, step, progress, watch)
-            finished = store.done(r.key for r in pending)
-            others = [r for r in pending if r.key not in mine and r.key not in finished]
-            if others:
-                logger.info("%s: waiting for %d prompts another run holds", step, len(others))
-                time.sleep(CLAIM_POLL_S)
-            pending = others
-    finally:
-        store.release_claims()
-    return store.done(r.key for r in requests)
-
-
-def _generate(
-    backend: Backend,
-    todo: list[Request],
-    store: CallStore,
-    step: str,
-    progress: bool,
-    watch: FailureWatch,
-) -> None:
-    started, tokens = time.perf_counter(), 0
-    with tqdm(total=len(todo), desc=watch.what, unit="item", disable=not progress) as bar:
-        for results in backend.generate(todo):
-            store.record(results, step, backend.name, backend.model_id)
-            store.renew_claims()
-            tokens += sum(r.completion_tokens for r in results)
-            failed = sum(not r.ok for r in results)
-            bar.update(len(results))
-            rate = tokens / max(time.perf_counter() - started, 1e-9)
-            bar.set_postfix(tok_s=f"{rate:.1f}", failed=failed)
-            logger.debug("%s: %d done (%d failed), %.1f tok/s", step, len(results), failed, rate)
-            watch.add(results)
-    watch.check()
-    if watch.repeats:
-        logger.warning(
-            "%s: %d rows failed again with the error of an earlier run (each row's own problem; "
-            "see the call log), e.g. %s",
-            watch.what, len(watch.repeats), watch.repeats[0],
-        )  # fmt: skip
 
 
 def generate_step(

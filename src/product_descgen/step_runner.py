@@ -55,6 +55,20 @@ class FailureWatch:
             raise RuntimeError(f"{self.what}: {count} of {self.n} calls failed with: {error}")
 
 
+def keyed(requests: Sequence[Request], **identity: Any) -> list[Request]:
+    """``requests`` (each keyed by its item's id) keyed for the call store by their prompt and
+    ``identity`` (what else fixes the answer: the model served, the settings), the item's id
+    kept as ``item_id``."""
+    return [
+        dataclasses.replace(
+            r,
+            key=cache_key(prompt=r.prompt or r.messages, **identity),
+            meta={**r.meta, "item_id": r.key},
+        )  # fmt: skip
+        for r in requests
+    ]
+
+
 def step_requests(
     items: Sequence[dict[str, Any]],
     prompts: PromptSet,
@@ -65,19 +79,11 @@ def step_requests(
 ) -> list[Request]:
     """One request per item; the key hashes the rendered prompt, the prompt file's text for
     this step, the model and the settings, so any change to those regenerates the item."""
-    template = prompts.template_text(step)
-    requests = []
-    for item in items:
-        unkeyed = render(prompts, step, "", variables(item), {"item_id": item["product_id"]})
-        key = cache_key(
-            step=step,
-            prompt=unkeyed.prompt or unkeyed.messages,
-            template=template,
-            model=model_id,
-            settings=settings.model_dump(),
-        )
-        requests.append(dataclasses.replace(unkeyed, key=key))
-    return requests
+    rendered = [render(prompts, step, str(i["product_id"]), variables(i), {}) for i in items]
+    return keyed(
+        rendered, step=step, template=prompts.template_text(step), model=model_id,
+        settings=settings.model_dump(),
+    )  # fmt: skip
 
 
 def run_step(

@@ -7,8 +7,9 @@ import dataclasses
 import pytest
 
 from product_descgen.callstore import CallStore
-from product_descgen.evaluation.inference import keyed, stored_results
+from product_descgen.evaluation.inference import stored_results
 from product_descgen.llm.types import Request, Result
+from product_descgen.step_runner import keyed
 
 
 class ScriptedBackend:

@@ -6,7 +6,6 @@ student gets the teacher's instructions in one chat prompt (``describe`` step of
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -14,11 +13,11 @@ from typing import Any
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-from product_descgen.callstore import CallStore, cache_key
+from product_descgen.callstore import CallStore
 from product_descgen.llm.backends import Backend, Connection, make_backend
 from product_descgen.llm.types import GenerationSettings, Request
 from product_descgen.prompting import PromptSet, render
-from product_descgen.step_runner import run_step
+from product_descgen.step_runner import keyed, run_step
 
 logger = logging.getLogger(__name__)
 
@@ -59,19 +58,6 @@ def served_model(
     if connection.backend == "openvino":
         return exported, None
     return connection.model_dir, adapter
-
-
-def keyed(requests: Sequence[Request], **identity: Any) -> list[Request]:
-    """``requests`` keyed for the call store by their prompt and ``identity`` (what else fixes
-    the answer: the model served, the settings), each product's id kept as ``item_id``."""
-    return [
-        dataclasses.replace(
-            r,
-            key=cache_key(prompt=r.prompt or r.messages, **identity),
-            meta={**r.meta, "item_id": r.key},
-        )  # fmt: skip
-        for r in requests
-    ]
 
 
 def stored_results(

@@ -14,13 +14,13 @@ from product_descgen.evaluation.config import EvaluationParams
 from product_descgen.evaluation.inference import (
     ServedStudent,
     baseline_requests,
-    keyed,
     run_student,
     served_model,
     stored_results,
 )
 from product_descgen.llm.backends import Connection, make_backend
 from product_descgen.prompting import PromptSet
+from product_descgen.step_runner import keyed
 from product_descgen.teacher.config import TeacherParams
 from product_descgen.training.config import FinetuneParams
 from product_descgen.training.contract import served_prompt

@@ -68,15 +68,27 @@ def _written_paths(env: str | None) -> set[str]:
 
 
 def test_each_catalogue_writes_under_its_own_data_root():
-    """An environment for another catalogue or setting (its own data_root) overlaps no other's
-    outputs; conf/ray trains the demo catalogue on another backend, so it shares base's."""
+    """An environment for another catalogue or setting (its own data_root, and local_root for
+    what must stay on the driver's disk) overlaps no other's outputs; conf/ray trains the demo
+    catalogue on another backend, so it shares base's."""
     written = {env: _written_paths(env) for env in ENVS}
     for env, paths in written.items():
-        root = load_project_config("globals", env)["data_root"]
-        assert paths and all(p.startswith(root + "/") for p in paths), env
+        globals_ = load_project_config("globals", env)
+        roots = tuple(globals_[k] + "/" for k in ("data_root", "local_root") if k in globals_)
+        assert paths and all(p.startswith(roots) for p in paths), env
     assert written["ray"] == written[None]
     separate = [env for env in ENVS if env != "ray"]
     for env in separate:
         for other in separate:
             if other != env:
                 assert not written[env] & written[other], (env, other)
+
+
+def test_the_cluster_keeps_its_call_stores_off_the_shared_disk():
+    """SQLite's WAL mode needs a local filesystem: conf/cluster's data_root is a shared disk."""
+    globals_ = load_project_config("globals", "cluster")
+    catalog = load_project_config("catalog", "cluster")
+    stores = {n: e["filepath"] for n, e in catalog.items() if n.endswith("_call_store")}
+    assert set(stores) == {"teacher_call_store", "student_call_store", "judge_call_store"}
+    assert all(p.startswith(globals_["local_root"] + "/") for p in stores.values())
+    assert not any(p.startswith(globals_["data_root"]) for p in stores.values())

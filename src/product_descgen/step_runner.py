@@ -31,20 +31,35 @@ class FailureWatch:
     """Fails loudly when most calls failed with one error (a dead server, a wrong model, a
     device mismatch, out of memory): that is the stage failing, not a bad row. Judged once
     ``min_rows`` calls have ended; a ``final`` set of fewer fails only when every call failed.
-    Counts are kept as results arrive, so each new batch costs its own size. ``known``: each
-    retried key's error in an earlier run; a row failing again with it is that row's problem,
-    judged when it first failed, so it is kept in ``repeats`` and not counted."""
+    ``streak_rows`` calls in a row failing with one error fail it too, however many succeeded
+    before (a server that died part way). Counts are kept as results arrive, so each new batch
+    costs its own size. ``known``: each retried key's error in an earlier run; a row failing
+    again with it is that row's problem, judged when it first failed, so it is kept in
+    ``repeats`` and not counted."""
+
+    streak_rows = 32
 
     def __init__(self, what: str, min_rows: int = 8, known: dict[str, str] | None = None) -> None:
         self.what, self.min_rows, self.known = what, min_rows, known or {}
         self.n, self.errors, self.repeats = 0, Counter[str | None](), list[str]()
+        self.streak: tuple[str | None, int] = (None, 0)  # the error of the last calls, how many
 
     def add(self, results: list[Result], final: bool = False) -> None:
-        failed = [r for r in results if not r.ok]
-        new = [r.error for r in failed if self.known.get(r.key) != r.error]
-        self.repeats += [r.error or "" for r in failed if self.known.get(r.key) == r.error]
-        self.n += len(results) - (len(failed) - len(new))
-        self.errors.update(new)
+        for r in results:
+            if not r.ok and self.known.get(r.key) == r.error:
+                self.repeats.append(r.error or "")
+                continue
+            self.n += 1
+            if r.ok:
+                self.streak = (None, 0)
+                continue
+            self.errors[r.error] += 1
+            error, count = self.streak
+            self.streak = (r.error, count + 1 if error == r.error else 1)
+            if self.streak[1] >= self.streak_rows:
+                raise RuntimeError(
+                    f"{self.what}: the last {self.streak[1]} calls failed with: {r.error}"
+                )
         self.check(final)
 
     def check(self, final: bool = True) -> None:

@@ -19,6 +19,7 @@ import logging
 import os
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -186,6 +187,7 @@ def generate(
     trained: dict[str, Any], model_dir: Path, env: str | None, items: pd.DataFrame
 ) -> dict[str, Any]:
     """Describe's and evaluation's student nodes with conf/gpu's student_llm."""
+    from product_descgen.callstore import CallStore
     from product_descgen.evaluation.config import DescribeParams, EvaluationParams
     from product_descgen.llm.backends import Connection
     from product_descgen.pipelines.describe.nodes import (
@@ -208,10 +210,15 @@ def generate(
         torch.cuda.reset_peak_memory_stats()
     started = time.perf_counter()
     served = serve_student(adapter, "", student_llm, finetune, evaluation)
-    outputs = generate_new_descriptions(items, served, describe)
+    stores = Path(tempfile.mkdtemp(prefix="gpu_check_calls_"))  # one each: both generate
+    outputs = generate_new_descriptions(
+        items, served, CallStore(stores / "describe.sqlite"), describe
+    )
     seconds = time.perf_counter() - started
     checked = check_new_descriptions(items, outputs, items.head(0), describe)
-    evaluated = describe_with_student(items, served, evaluation)
+    evaluated = describe_with_student(
+        items, served, CallStore(stores / "evaluation.sqlite"), evaluation
+    )
     return {
         "serving": student_llm.serving,
         "rows": len(outputs),

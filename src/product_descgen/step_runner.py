@@ -173,3 +173,13 @@ def _generate(
             "see the call log), e.g. %s",
             watch.what, len(watch.repeats), watch.repeats[0],
         )  # fmt: skip
+
+
+def missing_reasons(
+    requests: Sequence[Request], done: dict[str, dict[str, Any]], store: CallStore
+) -> dict[str, str]:
+    """Why each request :func:`run_step` left without a successful call has none: its last
+    call's error, or ``not generated`` (no call was made for it)."""
+    missing = [r.key for r in requests if r.key not in done]
+    errors = store.last_errors(missing)
+    return {key: errors.get(key, "not generated") for key in missing}

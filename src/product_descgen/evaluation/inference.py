@@ -17,7 +17,7 @@ from product_descgen.callstore import CallStore
 from product_descgen.llm.backends import Backend, Connection, make_backend
 from product_descgen.llm.types import GenerationSettings, Request
 from product_descgen.prompting import PromptSet, render
-from product_descgen.step_runner import keyed, run_step
+from product_descgen.step_runner import keyed, missing_reasons, run_step
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def stored_results(
     ``store`` lacks (the backend is built only then); a failed call keeps its error. Most calls
     failing with one error fails the step (:class:`FailureWatch`)."""
     done = run_step(requests, backend, store, desc, progress, label=desc)
-    errors = store.last_errors(r.key for r in requests if r.key not in done)
+    errors = missing_reasons(requests, done, store)
     failed = {"text": None, "prompt_tokens": 0, "completion_tokens": 0, "latency_s": 0.0}
     rows = []
     for request in requests:
@@ -79,7 +79,7 @@ def stored_results(
         outcome = (
             {column: call[column] for column in OUTPUT_COLUMNS[1:-1]} | {"error": None}
             if call
-            else failed | {"error": errors.get(request.key, "not generated")}
+            else failed | {"error": errors[request.key]}
         )
         rows.append({"product_id": request.meta["item_id"], **outcome})
     return pd.DataFrame(rows, columns=OUTPUT_COLUMNS)

@@ -9,7 +9,7 @@ import pandas as pd
 from product_descgen.callstore import CallStore
 from product_descgen.llm.backends import Connection, make_backend
 from product_descgen.prompting import PromptSet
-from product_descgen.step_runner import run_step, step_requests
+from product_descgen.step_runner import missing_reasons, run_step, step_requests
 from product_descgen.teacher.config import TeacherParams
 
 
@@ -43,7 +43,7 @@ def generate_step(
         requests, lambda: make_backend(connection, connection.model_dir, settings), store, step,
         params.progress,
     )  # fmt: skip
-    errors = store.last_errors(r.key for r in requests if r.key not in done)
+    errors = missing_reasons(requests, done, store)
     rows = []
     for item, request in zip(items, requests, strict=True):
         call = done.get(request.key)
@@ -53,7 +53,7 @@ def generate_step(
                 f"{step}_key": request.key,
                 step: call["text"] if call else None,
                 f"{step}_finish_reason": call["finish_reason"] if call else None,
-                f"{step}_error": None if call else errors.get(request.key, "not generated"),
+                f"{step}_error": None if call else errors[request.key],
             }
         )
     return pd.DataFrame(rows)

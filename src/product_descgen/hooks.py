@@ -71,17 +71,16 @@ def filepath_of(entry: dict[str, Any]) -> str | None:
 
 
 class RunOutputsHooks:
-    """Logs, at the end of a run, where it wrote the outputs readers open (``READER_OUTPUTS``)."""
+    """Logs, at the end of a run, where it wrote the outputs readers open (``READER_OUTPUTS``);
+    their paths are read from the catalog's config then, only when the run saved one."""
 
     def __init__(self) -> None:
-        self._paths: dict[str, str] = {}
+        self._config: Any = None
         self._saved: list[str] = []
 
     @hook_impl
     def after_context_created(self, context: Any) -> None:
-        catalog = context.config_loader["catalog"]
-        paths = {name: filepath_of(catalog.get(name) or {}) for name in READER_OUTPUTS}
-        self._paths = {name: path for name, path in paths.items() if path}
+        self._config = context.config_loader
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
@@ -89,13 +88,18 @@ class RunOutputsHooks:
 
     @hook_impl
     def after_dataset_saved(self, dataset_name: str) -> None:
-        if dataset_name in self._paths:
+        if dataset_name in READER_OUTPUTS:
             self._saved.append(dataset_name)
 
     @hook_impl
     def after_pipeline_run(self) -> None:
+        if not self._saved:
+            return
+        catalog = self._config["catalog"]
         for name in self._saved:
-            logger.info("Written for readers: %s -> %s", name, self._paths[name])
+            path = filepath_of(catalog.get(name) or {})
+            if path:
+                logger.info("Written for readers: %s -> %s", name, path)
 
 
 PREFIX = "cfg."  # kedro-mlflow logs node inputs under their own names: ours never collide

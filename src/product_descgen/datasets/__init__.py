@@ -8,6 +8,7 @@ from product_descgen.datasets.models import (
     LudwigModelDataset,
     PeftAdapterDataset,
 )
+from product_descgen.datasets.strict_json import StrictJSONDataset
 
 __all__ = [
     "CallStoreDataset",
@@ -18,4 +19,5 @@ __all__ = [
     "ModelDirDataset",
     "PeftAdapterDataset",
     "RatingsFolderDataset",
+    "StrictJSONDataset",
 ]

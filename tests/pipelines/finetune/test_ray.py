@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -42,10 +44,13 @@ def test_finetune_on_a_local_ray_cluster(project_copy, tiny_model_dir):
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # a Ray of its own
     home = project_copy / "home"  # Ray's token and ~/ray_results stay in the test's folder
     home.mkdir()
+    # Ray's sessions (logs, sockets) in a folder of the test's, not /tmp/ray; a short path:
+    # its socket paths must fit in 107 characters
+    ray_tmp = tempfile.mkdtemp(prefix="ray-")
     proc = subprocess.Popen(
         [str(kedro), "run", "--pipeline", "finetune", "--env", "ray"], cwd=project_copy,
-        env={**env, "OMP_NUM_THREADS": "1", "HOME": str(home)}, start_new_session=True,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**env, "OMP_NUM_THREADS": "1", "HOME": str(home), "RAY_TMPDIR": ray_tmp},
+        start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
         log, _ = proc.communicate(timeout=480)
@@ -53,6 +58,7 @@ def test_finetune_on_a_local_ray_cluster(project_copy, tiny_model_dir):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)  # the run and the Ray processes it started
             proc.wait()
+        shutil.rmtree(ray_tmp, ignore_errors=True)
     (project_copy / "ray_run.log").write_text(log)
     assert proc.returncode == 0, log[-4000:]
     assert "Ray: starting a local cluster" in log

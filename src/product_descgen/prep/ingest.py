@@ -67,9 +67,10 @@ def check_columns(raw: pd.DataFrame, columns: ColumnMapping) -> None:
     id_column = columns.product_id
     if id_column in present and pd.api.types.is_numeric_dtype(raw[id_column]):
         logger.warning(
-            "column %r (product_id) was read as numbers (%s): ids written with leading zeros "
-            "(000123) have already lost them. Read it as text: load_args: {dtype: str} on a "
-            "CSV dataset (docs/own_catalogue_and_models.md)",
+            "column %r (product_id) was read as numbers (%s): if the file writes ids with "
+            "leading zeros (000123), they are lost. Read it as text: load_args: {dtype: str} "
+            "on a CSV dataset (docs/own_catalogue_and_models.md); ids stored as numbers "
+            "(Parquet integers) are fine",
             id_column,
             raw[id_column].dtype,
         )

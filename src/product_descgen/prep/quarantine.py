@@ -46,13 +46,18 @@ def quarantine_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 def require_kept(stage: str, kept: int, quarantined: pd.DataFrame, min_share: float) -> None:
     """Fail ``stage`` when it kept less than ``min_share`` of its rows (or none): a catalogue
-    in the wrong format or the wrong column mapping, not a few bad rows. The message counts the
-    reasons."""
+    in the wrong format or the wrong column mapping, not a few bad rows. ``min_share`` 0: never.
+    The message counts the reasons and shows the first rows: the quarantine table is not saved
+    when a stage fails."""
     total = kept + len(quarantined)
-    if total and (kept == 0 or kept / total < min_share):
+    if min_share > 0 and total and (kept == 0 or kept / total < min_share):
         reasons = quarantined["reason"].value_counts().head(5).to_dict()
+        examples = "; ".join(
+            f"row {row.source_row} ({row.product_id}): {row.reason}: {str(row.detail)[:120]}"
+            for row in quarantined.head(3).itertuples()
+        )
         raise ValueError(
             f"{stage}: kept {kept} of {total} rows ({kept / total:.0%}), below "
             f"data_prep.limits.min_kept_share ({min_share:.0%}); quarantined by reason: "
-            f"{reasons} (see the quarantine dataset for each row)"
+            f"{reasons}; first rows: {examples}"
         )

@@ -15,6 +15,12 @@ def test_a_catalogue_whose_every_row_is_unusable_fails_at_ingest_with_reason_cou
                         "category": "Kitchen", "attributes": None, "description": ""})  # fmt: skip
     with pytest.raises(ValueError, match=r"ingest: kept 0 of 6 rows .*quarantined by reason: \{'"):
         ingest_catalogue(raw, DataPrepParams())
+    # the quarantine table is not saved when the stage fails: the message shows its first rows
+    with pytest.raises(ValueError, match=r"first rows: row 1 \(0\): missing_title: .*; row 2 "):
+        ingest_catalogue(raw, DataPrepParams())
+    # describe's floor (0): no batch fails, every row is quarantined with its reason
+    kept, quarantined = ingest_catalogue(raw, DataPrepParams(), min_kept_share=0.0)
+    assert kept.empty and len(quarantined) == 6
 
 
 def test_a_few_bad_rows_are_quarantined_not_fatal():

@@ -25,6 +25,7 @@ NEW = [
     {"product_id": "N4", "category": "Cables", "attributes": {"Length": "1 m"},
      "description": "A cable."},  # no title
 ]  # fmt: skip
+NEW += [{"product_id": f"B{i}", "title": "", "attributes": {"Size": "M"}} for i in range(4)]
 
 
 def write_new_products(project, extra_line: str = '{"product_id": "N5", "title": "broken') -> None:
@@ -49,7 +50,9 @@ def test_describe_flags_every_problem_and_drops_nothing(
     )  # fmt: skip
     path = project_copy / "data" / "07_model_output" / "descriptions.jsonl"
     records = [json.loads(line) for line in path.read_text().splitlines()]
-    assert len(records) == 5  # every input line, the malformed one too
+    # every input line, the malformed one too; 2 of 9 usable is below data_prep's floor (25%),
+    # which fails a training catalogue, not a batch of new products
+    assert len(records) == 9
     by_id = {r["product_id"]: r for r in records if r["product_id"]}
     for pid in ("N1", "N2"):  # described, then checked (a 10-token text is too short)
         assert isinstance(by_id[pid]["description"], str), pid
@@ -57,8 +60,12 @@ def test_describe_flags_every_problem_and_drops_nothing(
     assert by_id["N3"]["description"] is None
     assert by_id["N3"]["reasons"] == ["quarantined:no_usable_attributes"]
     assert by_id["N4"]["reasons"][0].startswith("quarantined:")
+    assert all(by_id[f"B{i}"]["reasons"] == ["quarantined:missing_title"] for i in range(4))
     [broken] = [r for r in records if r["product_id"] is None]
-    assert broken["reasons"] == ["quarantined:malformed_json"] and "line 5" in broken["detail"]
+    assert (
+        broken["reasons"] == ["quarantined:malformed_json"]
+        and f"line {len(NEW) + 1}" in broken["detail"]
+    )
     assert all(r["flagged"] is True for r in records)
 
 

@@ -23,21 +23,29 @@ from product_descgen.prep.tables import frame_to_products, products_to_frame
 logger = logging.getLogger(__name__)
 
 
+def floor(params: DataPrepParams, min_kept_share: float | None) -> float:
+    """The kept-share floor a stage applies: the one given, else data_prep's."""
+    return params.limits.min_kept_share if min_kept_share is None else min_kept_share
+
+
 def ingest_catalogue(
-    raw_products: pd.DataFrame, params: DataPrepParams
+    raw_products: pd.DataFrame, params: DataPrepParams, min_kept_share: float | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Map raw columns onto the canonical schema; unusable rows go to quarantine."""
+    """Map raw columns onto the canonical schema; unusable rows go to quarantine.
+    ``min_kept_share`` (here and in the next stages): the floor under which the stage fails
+    (:func:`~product_descgen.prep.quarantine.require_kept`); default the training data's,
+    ``data_prep.limits.min_kept_share``; describe's is 0."""
     kept, quarantined = ingest(raw_products, params.columns, params.attributes, params.limits)
     logger.info(
         "Ingested %d rows: %d kept, %d quarantined", len(raw_products), len(kept), len(quarantined)
     )
     frame = quarantine_frame(quarantined)
-    require_kept("ingest", len(kept), frame, params.limits.min_kept_share)
+    require_kept("ingest", len(kept), frame, floor(params, min_kept_share))
     return products_to_frame(kept), frame
 
 
 def clean_catalogue(
-    products: pd.DataFrame, params: DataPrepParams
+    products: pd.DataFrame, params: DataPrepParams, min_kept_share: float | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Clean text and attributes; products left without a title or enough attributes, and exact
     duplicates (after cleaning), go to quarantine."""
@@ -72,7 +80,7 @@ def clean_catalogue(
         kept.append(cleaned)
     logger.info("Cleaned %d products, %d exact duplicates quarantined", len(kept), len(quarantined))
     frame = quarantine_frame(quarantined)
-    require_kept("clean", len(kept), frame, params.limits.min_kept_share)
+    require_kept("clean", len(kept), frame, floor(params, min_kept_share))
     return products_to_frame(kept), frame
 
 
@@ -93,7 +101,10 @@ def load_student_tokenizer(student_base_model: str) -> Any:
 
 
 def filter_by_length(
-    examples: pd.DataFrame, tokenizer: Any, params: DataPrepParams
+    examples: pd.DataFrame,
+    tokenizer: Any,
+    params: DataPrepParams,
+    min_kept_share: float | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Keep examples whose input tokens plus the output budget fit ``max_tokens``."""
     bound = params.length_filter
@@ -124,7 +135,7 @@ def filter_by_length(
         "Length filter: %d kept, %d over %d tokens", int(fits.sum()), len(rows), bound.max_tokens
     )
     frame = quarantine_frame(rows)
-    require_kept("length_filter", int(fits.sum()), frame, params.limits.min_kept_share)
+    require_kept("length_filter", int(fits.sum()), frame, floor(params, min_kept_share))
     return counted.loc[fits].reset_index(drop=True), frame
 
 

@@ -1,23 +1,36 @@
 """data_prep wiring (see README.md beside this file)."""
 
+from collections.abc import Callable
+from functools import partial, update_wrapper
+
 from kedro.pipeline import Node, Pipeline
 
 from product_descgen.pipelines.data_prep import nodes
 
 
-def create_cleaning_pipeline() -> Pipeline:
+def with_floor(func: Callable, min_kept_share: float | None) -> Callable:
+    """``func`` (a cleaning stage) failing under ``min_kept_share`` of its rows kept; ``None``:
+    under the configured ``data_prep.limits.min_kept_share``."""
+    if min_kept_share is None:
+        return func
+    return update_wrapper(partial(func, min_kept_share=min_kept_share), func)
+
+
+def create_cleaning_pipeline(min_kept_share: float | None = None) -> Pipeline:
     """``raw_products`` to usable model inputs (``length_filtered_examples``) and one
-    ``quarantine`` table: the part describe reuses on new products (under a namespace)."""
+    ``quarantine`` table: the part describe reuses on new products (under a namespace, with
+    ``min_kept_share`` 0: a batch of new products never fails for its unusable rows, each gets
+    its line with the reason)."""
     return Pipeline(
         [
             Node(
-                nodes.ingest_catalogue,
+                with_floor(nodes.ingest_catalogue, min_kept_share),
                 ["raw_products", "params:data_prep"],
                 ["ingested_products", "ingest_quarantine"],
                 name="ingest_catalogue_node",
             ),
             Node(
-                nodes.clean_catalogue,
+                with_floor(nodes.clean_catalogue, min_kept_share),
                 ["ingested_products", "params:data_prep"],
                 ["cleaned_products", "clean_quarantine"],
                 name="clean_catalogue_node",
@@ -35,7 +48,7 @@ def create_cleaning_pipeline() -> Pipeline:
                 name="load_student_tokenizer_node",
             ),
             Node(
-                nodes.filter_by_length,
+                with_floor(nodes.filter_by_length, min_kept_share),
                 ["model_inputs", "student_tokenizer", "params:data_prep"],
                 ["length_filtered_examples", "length_quarantine"],
                 name="filter_by_length_node",

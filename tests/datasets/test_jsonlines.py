@@ -30,3 +30,25 @@ def test_save_load_round_trip(tmp_path):
 def test_missing_file_is_a_dataset_error(tmp_path):
     with pytest.raises(DatasetError, match="not found"):
         JSONLinesDataset(filepath=str(tmp_path / "nope.jsonl")).load()
+
+
+def test_a_line_not_in_the_encoding_costs_that_line_only(tmp_path):
+    """One byte of Latin-1 in a UTF-8 file: that line is an error row naming it, not a failed
+    load; a byte order mark before the first line is not an error."""
+    path = tmp_path / "p.jsonl"
+    path.write_bytes(
+        b'\xef\xbb\xbf{"id": 1}\n{"id": 2, "t": "Caf\xe9"}\n{"id": 3, "t": "Caf\xc3\xa9"}\n'
+    )
+    frame = JSONLinesDataset(filepath=str(path)).load()
+    assert frame["_line"].tolist() == [1, 2, 3]
+    assert frame.loc[0, "id"] == 1 and frame.loc[2, "t"] == "Café"
+    assert frame["_load_error"].dropna().tolist() == [
+        "line 2: not utf-8 text (byte 0xe9 at byte 20 of the line)"
+    ]
+
+
+def test_a_utf16_file_still_loads(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"id": 1, "t": "Café"}\n{"id": 2}\n', encoding="utf-16")
+    frame = JSONLinesDataset(filepath=str(path), encoding="utf-16").load()
+    assert frame["t"].tolist()[0] == "Café" and frame["id"].tolist() == [1, 2]

@@ -182,3 +182,23 @@ def test_text_ids_raise_no_warning(caplog):
     with caplog.at_level("WARNING", logger="product_descgen.prep.ingest"):
         ingest(pd.DataFrame([good("000123")]), COLUMNS, FMT, LIMITS)
     assert caplog.text == ""
+
+
+def test_a_list_object_or_boolean_where_text_belongs_is_quarantined_not_stringified():
+    raw = pd.DataFrame(
+        [
+            good("1"),
+            good(True),
+            good({"sku": "A1"}),
+            good("4", title=["Notebook", "A5"]),
+            good("5", description={"en": "Nice shoe"}),
+            good("6", category=["Shoes"]),
+            good(7, title=1984),  # numbers are text a catalogue may hold
+        ]
+    )
+    kept, quarantined = ingest(raw, COLUMNS, FMT, LIMITS)
+    assert [(p["product_id"], p["title"]) for p in kept] == [("1", "Product 1"), ("7", "1984")]
+    assert [q["reason"] for q in quarantined] == ["wrong_type"] * 5
+    assert "column 'title' (title) holds list \"['Notebook', 'A5']\", not text" in [
+        q["detail"] for q in quarantined
+    ]

@@ -7,6 +7,7 @@ truncated line should instead quarantine that line and go on. Loaded frames carr
 
 from __future__ import annotations
 
+import codecs
 import json
 from pathlib import PurePosixPath
 from typing import Any
@@ -19,10 +20,24 @@ LINE_COLUMN = "_line"
 ERROR_COLUMN = "_load_error"
 
 
-def parse_lines(lines: list[str]) -> list[dict[str, Any]]:
-    """Parse JSON Lines text; blank lines are skipped, bad lines become error rows."""
+def parse_lines(lines: list[bytes], encoding: str = "utf-8") -> list[dict[str, Any]]:
+    """Parse JSON Lines; blank lines are skipped, bad lines (not JSON, not an object, not in
+    ``encoding``) become error rows. A byte order mark before the first line is ignored."""
     records: list[dict[str, Any]] = []
-    for number, line in enumerate(lines, start=1):
+    for number, raw in enumerate(lines, start=1):
+        try:
+            line = raw.decode(encoding)
+        except UnicodeDecodeError as err:
+            records.append(
+                {
+                    LINE_COLUMN: number,
+                    ERROR_COLUMN: f"line {number}: not {encoding} text (byte "
+                    f"0x{raw[err.start]:02x} at byte {err.start + 1} of the line)",
+                }
+            )
+            continue
+        if number == 1:
+            line = line.removeprefix("\ufeff")
         if not line.strip():
             continue
         try:
@@ -79,9 +94,13 @@ class JSONLinesDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         path = get_filepath_str(self._filepath, self._protocol)
         if not self._fs.exists(path):
             raise DatasetError(f"JSON Lines file not found: {path}")
-        with self._fs.open(path, mode="r", encoding=self._encoding) as handle:
-            # "\n" only: str.splitlines() also splits at U+2028 and kin, legal inside JSON strings
-            records = parse_lines(handle.read().split("\n"))
+        with self._fs.open(path, mode="rb") as handle:
+            # each line decoded on its own: one bad byte costs its line, not the file; "\n"
+            # only: str.splitlines() also splits at U+2028 and kin, legal inside JSON strings
+            data, encoding = handle.read(), self._encoding
+        if codecs.lookup(encoding).name.startswith(("utf-16", "utf-32")):  # "\n" is not a byte
+            data, encoding = data.decode(encoding).encode("utf-8"), "utf-8"
+        records = parse_lines(data.split(b"\n"), encoding)
         # object columns: values stay as the file gives them (an integer id stays an integer,
         # exact past 2**53, even in a column with gaps, where pandas would make it a float)
         frame = pd.DataFrame(records, dtype=object)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import numbers
 from typing import Any
 
 import pandas as pd
@@ -146,6 +147,19 @@ def to_product(
     """One raw record in canonical form, or :class:`RowRejected` with the reason."""
     if not _is_missing(record.get(LOAD_ERROR_COLUMN)):
         raise RowRejected("malformed_json", str(record[LOAD_ERROR_COLUMN]))
+    for name in ("product_id", "title", "category", "description"):
+        column = getattr(columns, name)
+        value = _field(record, column)
+        # a list, an object or true/false where text belongs would reach ids and prompts as
+        # a Python repr ("['Notebook', 'A5']")
+        if not _is_missing(value) and (
+            isinstance(value, bool) or not isinstance(value, (str, numbers.Real))
+        ):
+            raise RowRejected(
+                "wrong_type",
+                f"column {column!r} ({name}) holds {type(value).__name__} "
+                f"{str(value)[:60]!r}, not text",
+            )
     product_id = _field(record, columns.product_id)
     title = _field(record, columns.title)
     if _is_missing(product_id) or not cell_text(product_id).strip():

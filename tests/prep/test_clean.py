@@ -23,6 +23,14 @@ def test_strip_markup_removes_tags_and_decodes_entities():
     assert strip_markup("one<br/>two</p>three") == "one\ntwo\nthree"
 
 
+def test_strip_markup_drops_scripts_styles_and_comments_with_what_they_hold():
+    text = (
+        "<style>.x{color:red}</style>Soft <SCRIPT type='text/javascript'>alert(1)</SCRIPT>"
+        "cotton<!-- tracking pixel -->"
+    )
+    assert strip_markup(text) == "Soft cotton"
+
+
 def test_remove_boilerplate_price_and_title_headings():
     text = "Nice mug Price: Rs. 1,299 Key Features of Blue Mug (350 ml) Holds tea."
     out = remove_boilerplate(text, PATTERNS, "Blue Mug (350 ml)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from w3lib.html import remove_tags, replace_entities
+from w3lib.html import remove_comments, remove_tags, remove_tags_with_content, replace_entities
 
 from product_descgen.prep.config import CleaningParams
 
@@ -17,7 +17,9 @@ _KEY_EDGE = re.compile(r"^[\s:;,.\-]+|[\s:;,.\-]+$")
 
 
 def strip_markup(text: str) -> str:
-    """Remove HTML tags (block tags become line breaks) and decode entities."""
+    """Remove HTML tags (block tags become line breaks), comments and what scripts and styles
+    hold (code, not text about the product), and decode entities."""
+    text = remove_tags_with_content(remove_comments(text), ("script", "style"))
     text = re.sub(r"(?i)<\s*(br|/p|/div|/li)\s*/?\s*>", "\n", text)
     return replace_entities(remove_tags(text)).replace("\xa0", " ")
 

@@ -57,6 +57,27 @@ def test_a_dead_server_still_fails_a_re_run_loudly(tmp_path):
         run_step(todo, lambda: backend, store, "draft", progress=False)
 
 
+def test_an_interrupted_step_says_what_it_stored_and_releases_its_claims(tmp_path, caplog):
+    store, backend = CallStore(tmp_path / "calls.sqlite"), Scripted()
+    todo = requests(6, 0)
+    run_step(todo[:2], lambda: backend, store, "draft", progress=False)
+
+    class Interrupted(Scripted):
+        def generate(self, requests):
+            for i, batch in enumerate(super().generate(requests)):
+                if i == 3:
+                    raise KeyboardInterrupt  # Ctrl-C after three answers
+                yield batch
+
+    with caplog.at_level("WARNING"), pytest.raises(KeyboardInterrupt):
+        run_step(todo, Interrupted, store, "draft", progress=False, label="describe")
+    assert (
+        "describe interrupted: 3 answers of this run stored, 5 of 6 requests done; a re-run "
+        "resumes from there" in caplog.text
+    )
+    assert store.claim(r.key for r in todo) == {"ok5"}  # the interrupted run holds nothing
+
+
 def results(*errors: str | None) -> list[Result]:
     return [Result(key=str(i), text=None if e else "ok", error=e) for i, e in enumerate(errors)]
 

@@ -141,6 +141,14 @@ def run_step(
                 logger.info("%s: waiting for %d prompts another run holds", step, len(others))
                 time.sleep(CLAIM_POLL_S)
             pending = others
+    except KeyboardInterrupt:
+        stored = len(store.done(r.key for r in requests)) - len(done)
+        logger.warning(
+            "%s interrupted: %d answers of this run stored, %d of %d requests done; a re-run "
+            "resumes from there", label or f"teacher {step}", stored,
+            len(done) + stored, len(requests),
+        )  # fmt: skip
+        raise
     finally:
         store.release_claims()
     return store.done(r.key for r in requests)

@@ -67,6 +67,14 @@ def project_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     shutil.copy(PROJECT_ROOT / "pyproject.toml", tmp_path)
     (tmp_path / "src").mkdir()  # the package itself is installed (editable) in the venv
     shutil.copytree(PROJECT_ROOT / "conf", tmp_path / "conf")
+    # MLflow keeps one store per tracking URI in the process: the relative URI would send a
+    # later test's runs to the first test's database (its connections opened there)
+    mlflow_yml = tmp_path / "conf" / "base" / "mlflow.yml"
+    relative = "sqlite:///data/09_tracking/mlflow.db"
+    assert relative in mlflow_yml.read_text()
+    mlflow_yml.write_text(
+        mlflow_yml.read_text().replace(relative, f"sqlite:///{tmp_path}/data/09_tracking/mlflow.db")
+    )
     for layer in (PROJECT_ROOT / "data").iterdir():
         (tmp_path / "data" / layer.name).mkdir(parents=True)
     for raw in (PROJECT_ROOT / "data" / "01_raw").glob("*.jsonl"):

@@ -1,5 +1,14 @@
-from product_descgen.prep.config import AudienceParams
-from product_descgen.prep.inputs import audience_for, build_input_text, original_description
+import pandas as pd
+
+from product_descgen.pipelines.data_prep.nodes import filter_by_length
+from product_descgen.prep.config import AudienceParams, DataPrepParams
+from product_descgen.prep.inputs import (
+    CUT_MARK,
+    audience_for,
+    build_input_text,
+    cut_description_to_fit,
+    original_description,
+)
 
 
 def test_audience_per_category_else_default():
@@ -27,3 +36,63 @@ def test_original_description_is_read_back_from_the_input():
     assert original_description(build_input_text(product | {"description": text}, "all")) == text
     assert original_description(build_input_text(product | {"description": ""}, "all")) == ""
     assert original_description("Product: Mug") == ""
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
+
+class WordTokenizer:
+    """A tokenizer whose tokens are words, so budgets are easy to read."""
+
+    def __call__(self, texts, add_special_tokens=False):
+        if isinstance(texts, str):
+            return {"input_ids": list(range(words(texts)))}
+        return {"input_ids": [list(range(words(t))) for t in texts]}
+
+
+PRODUCT = {"title": "Mug", "category": "Kitchen", "attributes": {"Color": "Red"}}
+
+
+def test_a_long_original_description_is_cut_at_a_word_to_fit():
+    text = build_input_text(PRODUCT | {"description": "one, two three four five six"}, "all")
+    facts = words(text) - 6  # the input without its description's six words
+    cut = cut_description_to_fit(text, words, facts + 3)
+    assert cut is not None and words(cut) <= facts + 3
+    assert original_description(cut) == "one, two" + CUT_MARK  # whole words, no trailing comma
+    assert cut_description_to_fit(text, words, words(text)) == text  # it fits: unchanged
+
+
+def test_facts_alone_over_the_budget_cannot_be_cut_to_fit():
+    text = build_input_text(PRODUCT | {"description": "one two three"}, "all")
+    assert cut_description_to_fit(text, words, words(text) - 4) is None
+
+
+def test_the_length_filter_cuts_new_products_and_quarantines_training_rows():
+    params = DataPrepParams(length_filter={"max_tokens": 40, "output_token_budget": 10})
+    long = "word " * 60
+    rows = [
+        {"product_id": "short", "description": "A red mug."},
+        {"product_id": "long", "description": long.strip()},
+        {"product_id": "facts", "description": "", "attributes": {f"K{i}": "v" for i in range(40)}},
+    ]
+    examples = pd.DataFrame(
+        [
+            {**PRODUCT, **row, "input_text": build_input_text({**PRODUCT, **row}, "all")}
+            for row in rows
+        ]
+    )
+    kept, quarantined = filter_by_length(examples, WordTokenizer(), params, min_kept_share=0.0)
+    assert kept["product_id"].tolist() == ["short"]
+    assert quarantined["reason"].tolist() == ["too_many_tokens"] * 2
+    kept, quarantined = filter_by_length(
+        examples, WordTokenizer(), params, min_kept_share=0.0, cut_to_fit=True
+    )
+    assert kept["product_id"].tolist() == ["short", "long"]
+    assert kept["input_tokens"].tolist()[1] <= 30
+    assert kept["cut_from_tokens"].tolist()[1] == words(examples.loc[1, "input_text"])
+    assert pd.isna(kept["cut_from_tokens"].tolist()[0])
+    assert kept.loc[1, "description"].endswith(CUT_MARK)
+    assert kept.loc[1, "input_text"].endswith(kept.loc[1, "description"])
+    assert quarantined["product_id"].tolist() == ["facts"]
+    assert "even with the original description cut" in quarantined.loc[0, "detail"]

@@ -26,6 +26,14 @@ NEW = [
      "description": "A cable."},  # no title
 ]  # fmt: skip
 NEW += [{"product_id": f"B{i}", "title": "", "attributes": {"Size": "M"}} for i in range(4)]
+LONG = {
+    "product_id": "L1",
+    "title": "Rug",
+    "category": "Home",
+    "attributes": {"Size": "2 m"},
+    "description": " ".join(f"Rug fact {i} of many." for i in range(600)),
+}  # over the input budget
+NEW.append(LONG)  # fmt: skip
 
 
 def write_new_products(project, extra_line: str = '{"product_id": "N5", "title": "broken') -> None:
@@ -50,9 +58,9 @@ def test_describe_flags_every_problem_and_drops_nothing(
     )  # fmt: skip
     path = project_copy / "data" / "07_model_output" / "descriptions.jsonl"
     records = [json.loads(line) for line in path.read_text().splitlines()]
-    # every input line, the malformed one too; 2 of 9 usable is below data_prep's floor (25%),
-    # which fails a training catalogue, not a batch of new products
-    assert len(records) == 9
+    # every input line, the malformed one too; 3 of 10 usable is below data_prep's floor (25%
+    # at each stage), which fails a training catalogue, not a batch of new products
+    assert len(records) == 10
     by_id = {r["product_id"]: r for r in records if r["product_id"]}
     for pid in ("N1", "N2"):  # described, then checked (a 10-token text is too short)
         assert isinstance(by_id[pid]["description"], str), pid
@@ -61,6 +69,8 @@ def test_describe_flags_every_problem_and_drops_nothing(
     assert by_id["N3"]["reasons"] == ["quarantined:no_usable_attributes"]
     assert by_id["N4"]["reasons"][0].startswith("quarantined:")
     assert all(by_id[f"B{i}"]["reasons"] == ["quarantined:missing_title"] for i in range(4))
+    # over the student's input budget: described from the description's start, and flagged
+    assert isinstance(by_id["L1"]["description"], str) and "input_cut" in by_id["L1"]["reasons"]
     [broken] = [r for r in records if r["product_id"] is None]
     assert (
         broken["reasons"] == ["quarantined:malformed_json"]

@@ -10,7 +10,12 @@ import pandas as pd
 from product_descgen.prep.clean import clean_product, content_key
 from product_descgen.prep.config import DataPrepParams
 from product_descgen.prep.ingest import ingest
-from product_descgen.prep.inputs import audience_for, build_input_text
+from product_descgen.prep.inputs import (
+    audience_for,
+    build_input_text,
+    cut_description_to_fit,
+    original_description,
+)
 from product_descgen.prep.quarantine import (
     QUARANTINE_COLUMNS,
     quarantine_frame,
@@ -105,35 +110,58 @@ def filter_by_length(
     tokenizer: Any,
     params: DataPrepParams,
     min_kept_share: float | None = None,
+    cut_to_fit: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Keep examples whose input tokens plus the output budget fit ``max_tokens``."""
+    """Keep examples whose input tokens plus the output budget fit ``max_tokens``; the rest go
+    to quarantine (``too_many_tokens``). ``cut_to_fit`` (describe): an input over the budget
+    has its original description cut to fit instead (``cut_from_tokens``: its tokens before),
+    and is quarantined only when its facts alone are too long."""
     bound = params.length_filter
-    counts = (
-        [
-            len(ids)
-            for ids in tokenizer(examples["input_text"].tolist(), add_special_tokens=False)[
-                "input_ids"
-            ]
-        ]
-        if len(examples)
-        else []
+    limit = bound.max_tokens - bound.output_token_budget  # input tokens a row may have
+
+    def count(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    texts = examples["input_text"].tolist()
+    ids = tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+    counted = examples.assign(
+        input_tokens=pd.Series([len(row) for row in ids], index=examples.index, dtype="int64")
     )
-    counted = examples.assign(input_tokens=pd.Series(counts, index=examples.index, dtype="int64"))
-    fits = counted["input_tokens"] + bound.output_token_budget <= bound.max_tokens
+    fits = counted["input_tokens"] <= limit
+    if cut_to_fit:
+        counted["cut_from_tokens"] = pd.Series(pd.NA, index=counted.index, dtype="Int64")
+        for i in counted.index[~fits]:
+            text = cut_description_to_fit(counted.at[i, "input_text"], count, limit)
+            if text is not None:
+                counted.loc[i, ["cut_from_tokens", "input_tokens"]] = [
+                    counted.at[i, "input_tokens"],
+                    count(text),
+                ]
+                counted.at[i, "input_text"] = text
+                counted.at[i, "description"] = original_description(text)
+                fits[i] = True
     rows = [
         quarantine_row(
             record,
             "length_filter",
             "too_many_tokens",
             f"{record['input_tokens']} input tokens + {bound.output_token_budget} output budget "
-            f"> max_tokens {bound.max_tokens}",
+            f"> max_tokens {bound.max_tokens}"
+            + ("; too many even with the original description cut" if cut_to_fit else ""),
             record["product_id"],
         )
         for record in counted.loc[~fits].to_dict(orient="records")
     ]
-    logger.info(
-        "Length filter: %d kept, %d over %d tokens", int(fits.sum()), len(rows), bound.max_tokens
+    cut = (
+        f" ({int(counted['cut_from_tokens'].notna().sum())} with the original description cut)"
+        if cut_to_fit
+        else ""
     )
+    logger.info(
+        "Length filter: %d kept%s, %d over %d input tokens (max_tokens %d less the output "
+        "budget %d)",
+        int(fits.sum()), cut, len(rows), limit, bound.max_tokens, bound.output_token_budget,
+    )  # fmt: skip
     frame = quarantine_frame(rows)
     require_kept("length_filter", int(fits.sum()), frame, floor(params, min_kept_share))
     return counted.loc[fits].reset_index(drop=True), frame

@@ -8,29 +8,30 @@ from kedro.pipeline import Node, Pipeline
 from product_descgen.pipelines.data_prep import nodes
 
 
-def with_floor(func: Callable, min_kept_share: float | None) -> Callable:
-    """``func`` (a cleaning stage) failing under ``min_kept_share`` of its rows kept; ``None``:
-    under the configured ``data_prep.limits.min_kept_share``."""
-    if min_kept_share is None:
-        return func
-    return update_wrapper(partial(func, min_kept_share=min_kept_share), func)
+def fixed(func: Callable, **kwargs: object) -> Callable:
+    """``func`` with ``kwargs`` fixed, named as ``func`` in logs and Kedro-Viz."""
+    return update_wrapper(partial(func, **kwargs), func) if kwargs else func
 
 
-def create_cleaning_pipeline(min_kept_share: float | None = None) -> Pipeline:
+def create_cleaning_pipeline(new_products: bool = False) -> Pipeline:
     """``raw_products`` to usable model inputs (``length_filtered_examples``) and one
-    ``quarantine`` table: the part describe reuses on new products (under a namespace, with
-    ``min_kept_share`` 0: a batch of new products never fails for its unusable rows, each gets
-    its line with the reason)."""
+    ``quarantine`` table: the part describe reuses on new products (under a namespace). For
+    ``new_products`` a stage keeping few rows does not fail (each unusable product gets its
+    line with the reason), and an input over the length budget has its original description
+    cut to fit rather than being quarantined: training data is chosen, new products are all
+    to be described."""
+    floor = {"min_kept_share": 0.0} if new_products else {}
+    cut = {"cut_to_fit": True} if new_products else {}
     return Pipeline(
         [
             Node(
-                with_floor(nodes.ingest_catalogue, min_kept_share),
+                fixed(nodes.ingest_catalogue, **floor),
                 ["raw_products", "params:data_prep"],
                 ["ingested_products", "ingest_quarantine"],
                 name="ingest_catalogue_node",
             ),
             Node(
-                with_floor(nodes.clean_catalogue, min_kept_share),
+                fixed(nodes.clean_catalogue, **floor),
                 ["ingested_products", "params:data_prep"],
                 ["cleaned_products", "clean_quarantine"],
                 name="clean_catalogue_node",
@@ -48,7 +49,7 @@ def create_cleaning_pipeline(min_kept_share: float | None = None) -> Pipeline:
                 name="load_student_tokenizer_node",
             ),
             Node(
-                with_floor(nodes.filter_by_length, min_kept_share),
+                fixed(nodes.filter_by_length, **floor, **cut),
                 ["model_inputs", "student_tokenizer", "params:data_prep"],
                 ["length_filtered_examples", "length_quarantine"],
                 name="filter_by_length_node",

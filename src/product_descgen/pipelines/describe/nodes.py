@@ -47,8 +47,18 @@ def check_new_descriptions(
     checked = gate_problems(
         records, OutputFields(), new_inputs, params.gate, params.embedding_model
     )
-    for row, problems in zip(records, checked, strict=True):
+    for row, found in zip(records, checked, strict=True):
         text = row["text"] if isinstance(row.get("text"), str) else None
+        problems = list(found)
+        if not pd.isna(row.get("cut_from_tokens", pd.NA)):
+            problems.append(
+                (
+                    "input_cut",
+                    f"the original description was cut to fit the student's input budget "
+                    f"({row['cut_from_tokens']} input tokens, {row['input_tokens']} kept): what it "
+                    "said after the cut is not in the description",
+                )
+            )
         rows.append(
             {
                 "product_id": row["product_id"],

@@ -10,7 +10,7 @@ from product_descgen.pipelines.evaluation.pipeline import serve_student_node
 
 def create_pipeline(**kwargs) -> Pipeline:
     prepare_new = pipeline(
-        create_cleaning_pipeline(min_kept_share=0.0),  # no batch fails for its unusable rows
+        create_cleaning_pipeline(new_products=True),
         namespace="new",
         inputs={"raw_products": "new_products", "student_base_model": "student_base_model"},
         outputs={"length_filtered_examples": "new_inputs", "quarantine": "new_quarantine"},

@@ -35,14 +35,14 @@ def test_bad_connection_setting_fails_when_the_catalog_is_built():
 
 def test_openai_backend_without_base_url_is_a_clear_error(monkeypatch):
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
-    connection = LLMConnectionDataset(connection={"backend": "openai"}).load()
+    connection = LLMConnectionDataset(connection={"backend": "openai", "model": "m"}).load()
     with pytest.raises(ValueError, match="base_url"):
         make_backend(connection, "m", GenerationSettings())
 
 
 def test_base_url_falls_back_to_the_environment(monkeypatch):
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:2/v1")
-    connection = LLMConnectionDataset(connection={"backend": "openai"}).load()
+    connection = LLMConnectionDataset(connection={"backend": "openai", "model": "m"}).load()
     assert make_backend(connection, "m", GenerationSettings()).base_url == "http://127.0.0.1:2/v1"
 
 
@@ -101,3 +101,9 @@ def test_a_checkpoint_replaced_at_its_path_gets_another_model_id(tmp_path):
     assert dataset.load().model_id != before
     given = LLMConnectionDataset(connection={"backend": "transformers", "model_dir": str(model)})
     assert given.load().model_version == model_fingerprint(model)
+
+
+def test_an_openai_connection_without_the_served_model_name_fails_when_the_catalog_is_built():
+    """Without it every call was sent (and paid) with no model, then none could be stored."""
+    with pytest.raises(ValidationError, match="the openai backend needs model"):
+        LLMConnectionDataset(connection={"backend": "openai", "base_url": "http://127.0.0.1:9/v1"})

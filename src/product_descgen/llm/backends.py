@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterator, Sequence
 from typing import Literal, Protocol
 
-from pydantic import ConfigDict, PositiveFloat, PositiveInt, field_validator
+from pydantic import ConfigDict, PositiveFloat, PositiveInt, field_validator, model_validator
 
 from product_descgen.llm.types import GenerationSettings, Request, Result, RetryPolicy
 
@@ -67,6 +67,16 @@ class Connection(RetryPolicy):
             raise ValueError("base_url: an empty list of servers")
         return servers(value)
 
+    @model_validator(mode="after")
+    def _server_model_named(self) -> Connection:
+        if self.backend == "openai" and not self.model:
+            raise ValueError(
+                "the openai backend needs model: the name its server serves the model under "
+                "(vLLM: --served-model-name or the path it loaded; llama.cpp: any name), set in "
+                "the dataset's connection (connection: {backend: openai, model: teacher})"
+            )
+        return self
+
     @property
     def model_id(self) -> str:
         """What generates the text, for cache keys and reports: the server's model name, or the
@@ -100,9 +110,9 @@ def make_backend(
 ) -> Backend:
     """A ready backend. ``adapter``: a LoRA adapter directory merged into the local model (a
     server loads its own: name it in ``connection.model``). For ``openai``, base URL and key
-    fall back to ``OPENAI_BASE_URL`` and ``OPENAI_API_KEY``; the model name falls back to the
-    local model directory. For ``openvino``, ``model_dir`` is an exported OpenVINO directory with
-    any adapter already merged (product_descgen.export.openvino)."""
+    fall back to ``OPENAI_BASE_URL`` and ``OPENAI_API_KEY``. For ``openvino``, ``model_dir`` is
+    an exported OpenVINO directory with any adapter already merged
+    (product_descgen.export.openvino)."""
     if connection.backend != "openai" and not model_dir:
         raise ValueError(
             f"the {connection.backend} backend loads a local model and none was given: give its "
@@ -131,7 +141,7 @@ def make_backend(
         )
     return OpenAIBackend(
         base_url=base_url,
-        model=connection.model or model_dir,
+        model=str(connection.model),
         settings=settings,
         api_key=connection.api_key or os.environ.get("OPENAI_API_KEY") or "not-needed",
         concurrency=connection.concurrency,

@@ -33,6 +33,7 @@ def good(pid: str, **overrides) -> dict:
         ([{"key": None, "value": "Wash cold"}], {"Other details": "Wash cold"}),
         ([{"key": None, "value": "a"}, {"key": "", "value": "b"}], {"Other details": "a; b"}),
         ({"Color": "", "Size": None}, {}),
+        ([("Color", "Red"), ("Size", "M")], {"Color": "Red", "Size": "M"}),  # a Parquet map
         (None, {}),
         (math.nan, {}),
         ("", {}),
@@ -202,3 +203,23 @@ def test_a_list_object_or_boolean_where_text_belongs_is_quarantined_not_stringif
     assert "column 'title' (title) holds list \"['Notebook', 'A5']\", not text" in [
         q["detail"] for q in quarantined
     ]
+
+
+def test_a_parquet_map_column_of_attributes_is_read(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from kedro_datasets.pandas import ParquetDataset
+
+    table = pa.table(
+        {
+            "product_id": ["1"],
+            "title": ["Mug"],
+            "attributes": pa.array(
+                [[("Color", "Red"), ("Size", "M")]], pa.map_(pa.string(), pa.string())
+            ),
+        }
+    )
+    pq.write_table(table, tmp_path / "c.parquet")
+    raw = ParquetDataset(filepath=str(tmp_path / "c.parquet")).load()
+    kept, quarantined = ingest(raw, ColumnMapping(category=None, description=None), FMT, LIMITS)
+    assert not quarantined and kept[0]["attributes"] == {"Color": "Red", "Size": "M"}

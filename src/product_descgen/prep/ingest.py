@@ -93,8 +93,9 @@ def cell_text(value: Any) -> str:
 def parse_attributes(value: Any, fmt: AttributeFormat) -> dict[str, str]:
     """Attributes as an ordered ``{key: value}`` dict of non-empty strings.
 
-    Accepts a mapping, a list of ``{key_field, value_field}`` objects, or a JSON string of either
-    (CSV catalogues). Null or empty keys are gathered under ``fmt.unnamed_key``.
+    Accepts a mapping (a Parquet map: a list of ``(key, value)`` pairs), a list of
+    ``{key_field, value_field}`` objects, or a JSON string of either (CSV catalogues). Null or
+    empty keys are gathered under ``fmt.unnamed_key``.
     """
     if _is_missing(value):
         return {}
@@ -113,14 +114,7 @@ def parse_attributes(value: Any, fmt: AttributeFormat) -> dict[str, str]:
     if isinstance(value, dict):
         pairs = list(value.items())
     elif isinstance(value, list):
-        pairs = []
-        for item in value:
-            if not isinstance(item, dict) or fmt.value_field not in item:
-                raise RowRejected(
-                    "unparseable_attributes",
-                    f"list item is not an object with a {fmt.value_field!r} field: {item!r:.80}",
-                )
-            pairs.append((item.get(fmt.key_field), item[fmt.value_field]))
+        pairs = [_pair(item, fmt) for item in value]
     else:
         raise RowRejected(
             "unparseable_attributes", f"expected an object or a list, got {type(value).__name__}"
@@ -135,6 +129,19 @@ def parse_attributes(value: Any, fmt: AttributeFormat) -> dict[str, str]:
         val = (json.dumps(raw_val, ensure_ascii=False) if nested else str(raw_val)).strip()
         out[key] = f"{out[key]}; {val}" if key in out and out[key] != val else val
     return out
+
+
+def _pair(item: Any, fmt: AttributeFormat) -> tuple[Any, Any]:
+    """One attribute of a list: a ``{key_field, value_field}`` object, or a Parquet map's
+    ``(key, value)`` entry."""
+    if isinstance(item, tuple) and len(item) == 2:  # noqa: PLR2004 - a pair
+        return item
+    if not isinstance(item, dict) or fmt.value_field not in item:
+        raise RowRejected(
+            "unparseable_attributes",
+            f"list item is not an object with a {fmt.value_field!r} field: {item!r:.80}",
+        )
+    return item.get(fmt.key_field), item[fmt.value_field]
 
 
 def _field(record: dict[str, Any], column: str | None) -> Any:

@@ -15,6 +15,7 @@ A spec names exactly one source:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.util
@@ -134,17 +135,41 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
     return out_dir
 
 
+FINGERPRINT_MEMO = ".product_descgen_fingerprint.json"  # beside the files, where writable
+UNHASHED = ("*.log", FINGERPRINT_MEMO)  # an export's log (timings) says nothing of the model
+HASH_CHUNK = 1 << 20
+
+
 def model_fingerprint(model_dir: str | Path) -> str | None:
-    """What a model directory holds, cheaply: a hash of each file's relative path, size and
-    modification time (None for a hub id, which is no directory). A checkpoint replaced at the
-    same path gets a new fingerprint, so exports and cached answers made from the old one are
-    not taken for its."""
+    """What a model directory holds: a hash of each file's relative path and bytes (None for
+    a hub id, which is no directory), so a checkpoint replaced at its path gets a new one, and
+    the same files moved, copied or touched keep theirs: exports and cached answers follow the
+    model, not where it lies. Hashing reads every file once; the result is kept beside them
+    with each file's size and modification time, and read back while those are unchanged."""
     root = Path(model_dir)
     if not root.is_dir():
         return None
-    files = sorted(p for p in root.rglob("*") if p.is_file())
-    stats = [(str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
-    return hashlib.sha256(json.dumps(stats).encode()).hexdigest()[:16]
+    files = sorted(
+        p for p in root.rglob("*") if p.is_file() and not any(p.match(u) for u in UNHASHED)
+    )
+    stats = [[str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
+    memo = root / FINGERPRINT_MEMO
+    try:
+        known = json.loads(memo.read_text())
+        if known["stats"] == stats:
+            return known["fingerprint"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # none yet, or unreadable: hash
+    digest = hashlib.sha256()
+    for path, (name, size, _) in zip(files, stats, strict=True):
+        digest.update(f"{name}\0{size}\0".encode())
+        with path.open("rb") as handle:
+            while chunk := handle.read(HASH_CHUNK):
+                digest.update(chunk)
+    fingerprint = digest.hexdigest()[:16]
+    with contextlib.suppress(OSError):  # a read-only model directory is hashed at each load
+        memo.write_text(json.dumps({"stats": stats, "fingerprint": fingerprint}))
+    return fingerprint
 
 
 def resolve_model_dir(spec: ModelSpec | dict[str, Any], cache_dir: str | Path) -> str:

@@ -72,7 +72,7 @@ def test_connection_dataset_resolves_its_model_for_its_backend(tiny_model_dir, t
     ).load()
     assert transformers.model_dir == str(tiny_model_dir)
     version = model_fingerprint(tiny_model_dir)
-    assert transformers.model_id == f"{tiny_model_dir}|transformers none float32|{version}"
+    assert transformers.model_id == f"{tiny_model_dir.name}|transformers none float32|{version}"
     assert ModelDirDataset(model=spec, cache_dir=str(tmp_path)).load() == str(tiny_model_dir)
     served = LLMConnectionDataset(connection={"backend": "openai", "model": "teacher"}).load()
     assert served.model_dir is None and served.model_id == "teacher"  # a server needs no spec
@@ -101,6 +101,34 @@ def test_a_checkpoint_replaced_at_its_path_gets_another_model_id(tmp_path):
     assert dataset.load().model_id != before
     given = LLMConnectionDataset(connection={"backend": "transformers", "model_dir": str(model)})
     assert given.load().model_version == model_fingerprint(model)
+
+
+def test_the_same_model_moved_copied_or_touched_keeps_its_model_id(tmp_path):
+    """Cached answers follow the model's files, not where they lie or when they were written:
+    moving a checkout or restoring a backup must not pay for every call again."""
+    import os
+    import shutil
+
+    model = tmp_path / "a" / "my-teacher"
+    model.mkdir(parents=True)
+    (model / "config.json").write_text("{}")
+    (model / "model.safetensors").write_bytes(b"weights")
+
+    def model_id(path):
+        return (
+            LLMConnectionDataset(connection={"backend": "transformers"}, model={"path": str(path)})
+            .load()
+            .model_id
+        )
+
+    before = model_id(model)
+    os.utime(model / "config.json", (1, 1))  # touched
+    assert model_id(model) == before
+    copy = tmp_path / "b" / "my-teacher"
+    shutil.copytree(model, copy)  # another place, new modification times
+    assert model_id(copy) == before
+    (copy / "model.safetensors").write_bytes(b"weightz")  # same size, other bytes
+    assert model_id(copy) != before
 
 
 def test_an_openai_connection_without_the_served_model_name_fails_when_the_catalog_is_built():

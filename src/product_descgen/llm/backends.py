@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
+from pathlib import PurePath
 from typing import Literal, Protocol
 
 from pydantic import ConfigDict, PositiveFloat, PositiveInt, field_validator, model_validator
@@ -80,12 +81,14 @@ class Connection(RetryPolicy):
     @property
     def model_id(self) -> str:
         """What generates the text, for cache keys and reports: the server's model name, or the
-        local model (its version too: a checkpoint replaced at the same path answers anew) and
-        how it is served (engines and weight formats give different texts)."""
+        local model (by its files' hash: a checkpoint replaced at the same path answers anew,
+        the same files moved keep their answers) and how it is served (engines and weight
+        formats give different texts)."""
         if self.backend == "openai" and self.model:
             return self.model
-        version = f"|{self.model_version}" if self.model_version else ""
-        return f"{self.model_dir}|{self.serving}{version}"
+        if self.model_version:  # the files' hash: where they lie does not change the answers
+            return f"{PurePath(str(self.model_dir)).name}|{self.serving}|{self.model_version}"
+        return f"{self.model_dir}|{self.serving}"
 
     @property
     def serving(self) -> str:

@@ -25,7 +25,7 @@ NEW = [
     {"product_id": "N4", "category": "Cables", "attributes": {"Length": "1 m"},
      "description": "A cable."},  # no title
 ]  # fmt: skip
-NEW += [{"product_id": f"B{i}", "title": "", "attributes": {"Size": "M"}} for i in range(4)]
+NEW += [{"product_id": f"B{i}", "title": "", "attributes": {"Size": "M"}} for i in range(14)]
 LONG = {
     "product_id": "L1",
     "title": "Rug",
@@ -34,6 +34,9 @@ LONG = {
     "description": " ".join(f"Rug fact {i} of many." for i in range(600)),
 }  # over the input budget
 NEW.append(LONG)  # fmt: skip
+TWIN = {"title": "Blue Mug", "category": "Kitchen", "attributes": {"Color": "Blue"},
+        "description": "A blue mug."}  # fmt: skip
+NEW += [{"product_id": "D1", **TWIN}, {"product_id": "D2", **TWIN}]
 
 
 def write_new_products(project, extra_line: str = '{"product_id": "N5", "title": "broken') -> None:
@@ -58,9 +61,9 @@ def test_describe_flags_every_problem_and_drops_nothing(
     )  # fmt: skip
     path = project_copy / "data" / "07_model_output" / "descriptions.jsonl"
     records = [json.loads(line) for line in path.read_text().splitlines()]
-    # every input line, the malformed one too; 3 of 10 usable is below data_prep's floor (25%
-    # at each stage), which fails a training catalogue, not a batch of new products
-    assert len(records) == 10
+    # every input line, the malformed one too; 5 of 22 usable is below data_prep's floor (25%),
+    # which fails a training catalogue, not a batch of new products
+    assert len(records) == len(NEW) + 1
     by_id = {r["product_id"]: r for r in records if r["product_id"]}
     for pid in ("N1", "N2"):  # described, then checked (a 10-token text is too short)
         assert isinstance(by_id[pid]["description"], str), pid
@@ -68,7 +71,7 @@ def test_describe_flags_every_problem_and_drops_nothing(
     assert by_id["N3"]["description"] is None
     assert by_id["N3"]["reasons"] == ["quarantined:no_usable_attributes"]
     assert by_id["N4"]["reasons"][0].startswith("quarantined:")
-    assert all(by_id[f"B{i}"]["reasons"] == ["quarantined:missing_title"] for i in range(4))
+    assert all(by_id[f"B{i}"]["reasons"] == ["quarantined:missing_title"] for i in range(14))
     # over the student's input budget: described from the description's start, and flagged
     assert isinstance(by_id["L1"]["description"], str) and "input_cut" in by_id["L1"]["reasons"]
     [broken] = [r for r in records if r["product_id"] is None]
@@ -77,6 +80,9 @@ def test_describe_flags_every_problem_and_drops_nothing(
         and f"line {len(NEW) + 1}" in broken["detail"]
     )
     assert all(r["flagged"] is True for r in records)
+    assert [r["source_row"] for r in records] == list(range(1, len(NEW) + 2))  # input order
+    # the same content under two ids: each described (one generation), neither quarantined
+    assert by_id["D1"]["description"] == by_id["D2"]["description"] is not None
 
 
 @pytest.mark.slow

@@ -50,10 +50,14 @@ def ingest_catalogue(
 
 
 def clean_catalogue(
-    products: pd.DataFrame, params: DataPrepParams, min_kept_share: float | None = None
+    products: pd.DataFrame,
+    params: DataPrepParams,
+    min_kept_share: float | None = None,
+    dedupe_content: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Clean text and attributes; products left without a title or enough attributes, and exact
-    duplicates (after cleaning), go to quarantine."""
+    duplicates (after cleaning) unless ``dedupe_content`` is off (describe: each product gets
+    its description; the same prompt is generated once), go to quarantine."""
     kept, quarantined = [], []
     first_seen: dict[tuple[str, str, str], str] = {}
     for product in frame_to_products(products):
@@ -70,7 +74,7 @@ def clean_catalogue(
             quarantined.append(quarantine_row(cleaned, "clean", *empty, cleaned["product_id"]))
             continue
         key = content_key(cleaned)
-        if key in first_seen:
+        if dedupe_content and key in first_seen:
             quarantined.append(
                 quarantine_row(
                     cleaned,

@@ -17,11 +17,12 @@ def create_cleaning_pipeline(new_products: bool = False) -> Pipeline:
     """``raw_products`` to usable model inputs (``length_filtered_examples``) and one
     ``quarantine`` table: the part describe reuses on new products (under a namespace). For
     ``new_products`` a stage keeping few rows does not fail (each unusable product gets its
-    line with the reason), and an input over the length budget has its original description
-    cut to fit rather than being quarantined: training data is chosen, new products are all
-    to be described."""
+    line with the reason), products with the same content are not quarantined as duplicates,
+    and an input over the length budget has its original description cut to fit rather than
+    being quarantined: training data is chosen, new products are all to be described."""
     floor = {"min_kept_share": 0.0} if new_products else {}
     cut = {"cut_to_fit": True} if new_products else {}
+    every_product = {"dedupe_content": False} if new_products else {}
     return Pipeline(
         [
             Node(
@@ -31,7 +32,7 @@ def create_cleaning_pipeline(new_products: bool = False) -> Pipeline:
                 name="ingest_catalogue_node",
             ),
             Node(
-                fixed(nodes.clean_catalogue, **floor),
+                fixed(nodes.clean_catalogue, **floor, **every_product),
                 ["ingested_products", "params:data_prep"],
                 ["cleaned_products", "clean_quarantine"],
                 name="clean_catalogue_node",

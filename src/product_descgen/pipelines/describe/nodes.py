@@ -14,8 +14,8 @@ from product_descgen.quality.gate import OutputFields, gate_problems
 logger = logging.getLogger(__name__)
 
 COLUMNS = [
-    "product_id", "title", "category", "description", "flagged", "reasons", "detail",
-    "finish_reason",
+    "product_id", "source_row", "title", "category", "description", "flagged", "reasons",
+    "detail", "finish_reason",
 ]  # fmt: skip
 
 
@@ -39,8 +39,9 @@ def check_new_descriptions(
     new_quarantine: pd.DataFrame,
     params: DescribeParams,
 ) -> pd.DataFrame:
-    """Every new product once: its description with ``flagged``/``reasons`` from the quality
-    checks, or, for a product data_prep could not use, no description and the reason."""
+    """Every new product once, in the input's order (``source_row``: its line or row there):
+    its description with ``flagged``/``reasons`` from the quality checks, or, for a product
+    data_prep could not use, no description and the reason."""
     rows = []
     merged = new_inputs.merge(new_outputs, on="product_id", how="left", validate="one_to_one")
     records = merged.to_dict(orient="records")
@@ -62,6 +63,7 @@ def check_new_descriptions(
         rows.append(
             {
                 "product_id": row["product_id"],
+                "source_row": row["source_row"],
                 "title": row["title"],
                 "category": row["category"],
                 "description": text,
@@ -75,6 +77,7 @@ def check_new_descriptions(
         rows.append(
             {
                 "product_id": q["product_id"],
+                "source_row": q["source_row"],
                 "title": None,
                 "category": None,
                 "description": None,
@@ -84,7 +87,9 @@ def check_new_descriptions(
                 "finish_reason": None,
             }
         )
-    out = pd.DataFrame(rows, columns=COLUMNS)
+    # in the input's order: a product given twice has its lines in the order it was given
+    out = pd.DataFrame(rows, columns=COLUMNS).sort_values("source_row", kind="stable")
+    out = out.reset_index(drop=True)
     logger.info(
         "describe: %d products, %d flagged (%d quarantined before generation)",
         len(out), int(out["flagged"].sum()), len(new_quarantine),

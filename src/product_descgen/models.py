@@ -179,7 +179,9 @@ def resolve_model_dir(spec: ModelSpec | dict[str, Any], cache_dir: str | Path) -
     if spec.path is not None:
         if not (spec.path / "config.json").is_file():
             raise FileNotFoundError(
-                f"model path {spec.path} is not a Hugging Face model directory (no config.json)"
+                f"model path {spec.path} is not a Hugging Face model directory (no config.json): "
+                "fix that model's path in globals.yml (models.teacher, models.student or "
+                "models.judge) of the environment you run"
             )
         return str(spec.path.resolve())
     if spec.hub_id is not None:

@@ -17,9 +17,9 @@ logger = logging.getLogger(__name__)
 PIPELINES = ("data_prep", "teacher_generation", "finetune", "evaluation", "describe", "reporting")
 
 
-class RuntimeHooks:
-    """Checks the configuration's keys (:mod:`product_descgen.config_check`) and applies the
-    ``runtime`` parameters (CPU threads) before any node runs."""
+class ConfigCheckHooks:
+    """Fails the run before any node on keys nothing reads
+    (:mod:`product_descgen.config_check`)."""
 
     @hook_impl
     def after_context_created(self, context: Any) -> None:
@@ -28,11 +28,19 @@ class RuntimeHooks:
         from kedro.framework.project import settings
 
         from product_descgen.config_check import check_config
-        from product_descgen.runtime import RuntimeParams, set_threads
 
         conf_base = Path(context.project_path) / settings.CONF_SOURCE / "base"
         globals_ = context.config_loader["globals"]
         check_config(context.params, globals_, conf_base, context.env or "local")
+
+
+class RuntimeHooks:
+    """Applies the ``runtime`` parameters (CPU threads) before any node runs."""
+
+    @hook_impl
+    def after_context_created(self, context: Any) -> None:
+        from product_descgen.runtime import RuntimeParams, set_threads
+
         params = RuntimeParams.model_validate(context.params.get("runtime", {}))
         threads = params.resolved_threads()
         set_threads(threads)

@@ -20,11 +20,16 @@ CONFIG_LOADER_ARGS = {
 }
 
 from product_descgen.hooks import (  # noqa: E402
+    ConfigCheckHooks,
     MlflowParamsHooks,
     PipelineTimingHooks,
     RunOutputsHooks,
     RuntimeHooks,
 )
 
-# pluggy calls the last registered first: the outputs are named after the time table
-HOOKS = (RuntimeHooks(), RunOutputsHooks(), PipelineTimingHooks(), MlflowParamsHooks())
+# pluggy calls the last registered first: the outputs are named after the time table, and the
+# configuration is checked before anything else
+HOOKS = (
+    RuntimeHooks(), RunOutputsHooks(), PipelineTimingHooks(), MlflowParamsHooks(),
+    ConfigCheckHooks(),
+)  # fmt: skip

@@ -63,7 +63,7 @@ def check_new_descriptions(
         rows.append(
             {
                 "product_id": row["product_id"],
-                "source_row": row["source_row"],
+                "source_row": row.get("source_row"),  # None: inputs built elsewhere
                 "title": row["title"],
                 "category": row["category"],
                 "description": text,

@@ -198,3 +198,22 @@ def test_a_resumed_run_trains_as_the_uninterrupted_run(tiny_model_dir, tmp_path)
         else:  # the schedule starts again, and the first epoch's dropout masks are drawn
             assert resumed.rates == pytest.approx(whole.rates[:4])
             assert resumed.losses != whole.losses[2:]
+
+
+def test_a_resume_state_torn_by_a_kill_or_of_another_checkpoint_is_not_used(tmp_path, caplog):
+    """A kill while the state was written left a truncated file, and the resume crashed on it
+    (EOFError); a state from an earlier checkpoint would restore the wrong generators."""
+    import torch
+
+    [resumer] = ludwig_compat.fix_callbacks()
+    resumer.save_path = str(tmp_path)
+    saved = tmp_path / ludwig_compat.RESUME_STATE_FILE
+    torch.save({"steps": 8, "plateau": None}, saved)
+    assert resumer.saved_state(8) == {"steps": 8, "plateau": None}
+    with caplog.at_level("WARNING"):
+        assert resumer.saved_state(16) is None  # the checkpoint is step 16's
+    assert "it was saved at step 8" in caplog.text
+    saved.write_bytes(saved.read_bytes()[:20])  # torn
+    with caplog.at_level("WARNING"):
+        assert resumer.saved_state(8) is None
+    assert "resuming without it" in caplog.text

@@ -39,6 +39,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import pickle
 import warnings
 from pathlib import Path
 from typing import Any
@@ -179,8 +180,31 @@ def fix_callbacks() -> list[Any]:
                 cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
                 plateau = trainer.scheduler.state_dict()["eval_scheduler_state"]
                 state = {"torch": torch.get_rng_state(), "cuda": cuda, "plateau": plateau,
-                         "numpy": np.random.get_state(), "python": random.getstate()}  # fmt: skip
-                torch.save(state, Path(self.save_path) / RESUME_STATE_FILE)
+                         "numpy": np.random.get_state(), "python": random.getstate(),
+                         "steps": int(progress_tracker.steps)}  # fmt: skip
+                # atomically: a kill while writing leaves the previous file, never a torn one
+                target = Path(self.save_path) / RESUME_STATE_FILE
+                torch.save(state, target.with_name(target.name + ".tmp"))
+                target.with_name(target.name + ".tmp").replace(target)
+
+        def saved_state(self, steps: int) -> dict[str, Any] | None:
+            """The state saved with the checkpoint at ``steps`` (None: none, another
+            checkpoint's, or unreadable: the run resumes without it, and says so)."""
+            saved = Path(self.save_path) / RESUME_STATE_FILE if self.save_path else None
+            if not (saved and saved.is_file()):
+                return None
+            try:  # written by this project, beside the checkpoint
+                state = torch.load(saved, weights_only=False)
+            except (EOFError, OSError, RuntimeError, pickle.UnpicklingError) as err:
+                state = {"error": f"{type(err).__name__}: {err}"}
+            if state.get("steps") != steps:
+                logger.warning(
+                    "%s is not the checkpoint's (step %d): %s; resuming without it (learning-"
+                    "rate plateau reductions and random generators start afresh)", saved, steps,
+                    state.get("error") or f"it was saved at step {state.get('steps')}",
+                )  # fmt: skip
+                return None
+            return state
 
         def on_epoch_start(
             self, trainer: Any, progress_tracker: Any, save_path: str, **_: Any
@@ -192,9 +216,7 @@ def fix_callbacks() -> list[Any]:
             steps = int(progress_tracker.steps)
             if not steps:
                 return
-            saved = Path(save_path) / RESUME_STATE_FILE if save_path else None
-            # written by this project, beside the checkpoint
-            state = torch.load(saved, weights_only=False) if saved and saved.is_file() else None
+            state = self.saved_state(steps)
             if state and state["plateau"]:  # its reductions apply at every step below
                 schedule = trainer.scheduler.state_dict()
                 schedule["eval_scheduler_state"] = state["plateau"]

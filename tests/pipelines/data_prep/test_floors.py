@@ -33,3 +33,12 @@ def test_a_few_bad_rows_are_quarantined_not_fatal():
     assert len(kept) == 4 and len(quarantined) == 1
     with pytest.raises(ValueError, match="below data_prep.limits.min_kept_share"):
         ingest_catalogue(raw, DataPrepParams(limits={"min_kept_share": 0.9}))
+
+
+def test_an_empty_file_fails_a_catalogue_and_is_an_empty_batch_of_new_products(caplog):
+    with pytest.raises(ValueError, match="no rows: is the file empty"):
+        ingest_catalogue(pd.DataFrame(), DataPrepParams())
+    with caplog.at_level("WARNING"):
+        kept, quarantined = ingest_catalogue(pd.DataFrame(), DataPrepParams(), allow_empty=True)
+    assert kept.empty and quarantined.empty
+    assert "the file holds no products" in caplog.text

@@ -86,6 +86,18 @@ def test_describe_flags_every_problem_and_drops_nothing(
 
 
 @pytest.mark.slow
+def test_an_empty_batch_describes_nothing(project_copy, tiny_model_dir, tiny_openvino_dir):
+    """A scheduled run on a day without new products: an empty output, not a failure."""
+    (project_copy / "data" / "01_raw" / "new_products.jsonl").write_text("")
+    write_adapter(project_copy, tiny_model_dir)
+    write_student_openvino(project_copy, tiny_openvino_dir)
+    serve_student_in_float32(project_copy)
+    run_pipeline(project_copy, tiny_model_dir, "describe")
+    path = project_copy / "data" / "07_model_output" / "descriptions.jsonl"
+    assert path.is_file() and path.read_text().strip() == ""
+
+
+@pytest.mark.slow
 def test_describe_without_a_trained_model_says_so(project_copy, tiny_model_dir):
     write_new_products(project_copy)
     with pytest.raises(Exception, match="no trained model"):

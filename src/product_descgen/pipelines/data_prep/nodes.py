@@ -34,12 +34,19 @@ def floor(params: DataPrepParams, min_kept_share: float | None) -> float:
 
 
 def ingest_catalogue(
-    raw_products: pd.DataFrame, params: DataPrepParams, min_kept_share: float | None = None
+    raw_products: pd.DataFrame,
+    params: DataPrepParams,
+    min_kept_share: float | None = None,
+    allow_empty: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Map raw columns onto the canonical schema; unusable rows go to quarantine.
     ``min_kept_share`` (here and in the next stages): the floor under which the stage fails
     (:func:`~product_descgen.prep.quarantine.require_kept`); default the training data's,
-    ``data_prep.limits.min_kept_share``; describe's is 0."""
+    ``data_prep.limits.min_kept_share``; describe's is 0. ``allow_empty`` (describe): an empty
+    file is a batch without products, not an error."""
+    if allow_empty and raw_products.empty:
+        logger.warning("Ingested 0 rows: the file holds no products")
+        return products_to_frame([]), quarantine_frame([])
     kept, quarantined = ingest(raw_products, params.columns, params.attributes, params.limits)
     logger.info(
         "Ingested %d rows: %d kept, %d quarantined", len(raw_products), len(kept), len(quarantined)

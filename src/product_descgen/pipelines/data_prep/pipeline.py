@@ -16,23 +16,25 @@ def fixed(func: Callable, **kwargs: object) -> Callable:
 def create_cleaning_pipeline(new_products: bool = False) -> Pipeline:
     """``raw_products`` to usable model inputs (``length_filtered_examples``) and one
     ``quarantine`` table: the part describe reuses on new products (under a namespace). For
-    ``new_products`` a stage keeping few rows does not fail (each unusable product gets its
-    line with the reason), products with the same content are not quarantined as duplicates,
-    and an input over the length budget has its original description cut to fit rather than
-    being quarantined: training data is chosen, new products are all to be described."""
-    floor = {"min_kept_share": 0.0} if new_products else {}
-    cut = {"cut_to_fit": True} if new_products else {}
-    every_product = {"dedupe_content": False} if new_products else {}
+    ``new_products`` no stage fails for its share of unusable rows (each gets its line with
+    the reason), an empty file is a batch without products, products with the same content are
+    not quarantined as duplicates, and an input over the length budget has its original
+    description cut to fit rather than being quarantined: training data is chosen, new
+    products are all to be described."""
+    new = {"min_kept_share": 0.0} if new_products else {}
+    ingest = {**new, "allow_empty": True} if new_products else {}
+    clean = {**new, "dedupe_content": False} if new_products else {}
+    length = {**new, "cut_to_fit": True} if new_products else {}
     return Pipeline(
         [
             Node(
-                fixed(nodes.ingest_catalogue, **floor),
+                fixed(nodes.ingest_catalogue, **ingest),
                 ["raw_products", "params:data_prep"],
                 ["ingested_products", "ingest_quarantine"],
                 name="ingest_catalogue_node",
             ),
             Node(
-                fixed(nodes.clean_catalogue, **floor, **every_product),
+                fixed(nodes.clean_catalogue, **clean),
                 ["ingested_products", "params:data_prep"],
                 ["cleaned_products", "clean_quarantine"],
                 name="clean_catalogue_node",
@@ -50,7 +52,7 @@ def create_cleaning_pipeline(new_products: bool = False) -> Pipeline:
                 name="load_student_tokenizer_node",
             ),
             Node(
-                fixed(nodes.filter_by_length, **floor, **cut),
+                fixed(nodes.filter_by_length, **length),
                 ["model_inputs", "student_tokenizer", "params:data_prep"],
                 ["length_filtered_examples", "length_quarantine"],
                 name="filter_by_length_node",

@@ -3,10 +3,11 @@ import pandas as pd
 from product_descgen.pipelines.data_prep.nodes import filter_by_length
 from product_descgen.prep.config import AudienceParams, DataPrepParams
 from product_descgen.prep.inputs import (
+    CUT_ATTRIBUTES,
     CUT_MARK,
     audience_for,
     build_input_text,
-    cut_description_to_fit,
+    cut_input_to_fit,
     original_description,
 )
 
@@ -57,15 +58,23 @@ PRODUCT = {"title": "Mug", "category": "Kitchen", "attributes": {"Color": "Red"}
 def test_a_long_original_description_is_cut_at_a_word_to_fit():
     text = build_input_text(PRODUCT | {"description": "one, two three four five six"}, "all")
     facts = words(text) - 6  # the input without its description's six words
-    cut = cut_description_to_fit(text, words, facts + 3)
+    cut = cut_input_to_fit(text, words, facts + 3)
     assert cut is not None and words(cut) <= facts + 3
     assert original_description(cut) == "one, two" + CUT_MARK  # whole words, no trailing comma
-    assert cut_description_to_fit(text, words, words(text)) == text  # it fits: unchanged
+    assert cut_input_to_fit(text, words, words(text)) == text  # it fits: unchanged
 
 
-def test_facts_alone_over_the_budget_cannot_be_cut_to_fit():
-    text = build_input_text(PRODUCT | {"description": "one two three"}, "all")
-    assert cut_description_to_fit(text, words, words(text) - 4) is None
+def test_facts_alone_over_the_budget_keep_their_first_attributes():
+    attributes = {f"K{i}": "v" for i in range(10)}
+    text = build_input_text(PRODUCT | {"attributes": attributes, "description": "one two"}, "all")
+    head = text.split("- K0")[0]  # product, category, audience, "Attributes:"
+    budget = words(head) + 3 * 3 + 2 + 3  # three attributes, the cut mark, the last line
+    cut = cut_input_to_fit(text, words, budget)
+    assert (
+        cut == head + "- K0: v\n- K1: v\n- K2: v\n" + CUT_ATTRIBUTES + "\nOriginal description: …"
+    )
+    assert original_description(cut) == "…"
+    assert cut_input_to_fit(text, words, words(head) + 3) is None  # not even one attribute
 
 
 def test_the_length_filter_cuts_new_products_and_quarantines_training_rows():
@@ -75,6 +84,7 @@ def test_the_length_filter_cuts_new_products_and_quarantines_training_rows():
         {"product_id": "short", "description": "A red mug."},
         {"product_id": "long", "description": long.strip()},
         {"product_id": "facts", "description": "", "attributes": {f"K{i}": "v" for i in range(40)}},
+        {"product_id": "title", "title": "word " * 40, "description": ""},
     ]
     examples = pd.DataFrame(
         [
@@ -84,15 +94,16 @@ def test_the_length_filter_cuts_new_products_and_quarantines_training_rows():
     )
     kept, quarantined = filter_by_length(examples, WordTokenizer(), params, min_kept_share=0.0)
     assert kept["product_id"].tolist() == ["short"]
-    assert quarantined["reason"].tolist() == ["too_many_tokens"] * 2
+    assert quarantined["reason"].tolist() == ["too_many_tokens"] * 3
     kept, quarantined = filter_by_length(
         examples, WordTokenizer(), params, min_kept_share=0.0, cut_to_fit=True
     )
-    assert kept["product_id"].tolist() == ["short", "long"]
+    assert kept["product_id"].tolist() == ["short", "long", "facts"]
     assert kept["input_tokens"].tolist()[1] <= 30
     assert kept["cut_from_tokens"].tolist()[1] == words(examples.loc[1, "input_text"])
     assert pd.isna(kept["cut_from_tokens"].tolist()[0])
     assert kept.loc[1, "description"].endswith(CUT_MARK)
     assert kept.loc[1, "input_text"].endswith(kept.loc[1, "description"])
-    assert quarantined["product_id"].tolist() == ["facts"]
-    assert "even with the original description cut" in quarantined.loc[0, "detail"]
+    assert kept.loc[2, "input_text"].endswith(CUT_ATTRIBUTES + "\nOriginal description: …")
+    assert quarantined["product_id"].tolist() == ["title"]  # its title alone is over
+    assert "even with one attribute and no description" in quarantined.loc[0, "detail"]

@@ -39,25 +39,39 @@ def original_description(input_text: str) -> str:
 
 
 CUT_MARK = " …"  # ends an original description cut to fit
+CUT_ATTRIBUTES = "- …"  # the last line of an attribute list cut to fit
 
 
-def cut_description_to_fit(
+def longest_fitting(candidate: Callable[[int], str], low: int, high: int, fits: Callable) -> int:
+    """The largest ``n`` in ``[low, high]`` whose ``candidate(n)`` fits (0: none does). A binary
+    search: a tokenizer's count is not a function of length, so the result is checked."""
+    if high < low or not fits(candidate(low)):
+        return 0
+    while low < high:
+        middle = (low + high + 1) // 2
+        if fits(candidate(middle)):
+            low = middle
+        else:
+            high = middle - 1
+    return low if fits(candidate(low)) else 0
+
+
+def cut_input_to_fit(
     input_text: str, count_tokens: Callable[[str], int], max_tokens: int
 ) -> str | None:
-    """``input_text`` (unchanged if it fits) with its original description (the last field) cut
-    at a word and marked with an ellipsis, as long as fits in ``max_tokens`` tokens
-    (``count_tokens``: the student's tokenizer); ``None`` when even its first word does not fit
-    (the facts alone are too long).
-    Binary search over the kept characters: a tokenizer's count is not a function of length,
-    so the result is checked, not assumed."""
-    if count_tokens(input_text) <= max_tokens:
-        return input_text
+    """``input_text`` in at most ``max_tokens`` tokens (``count_tokens``: the student's
+    tokenizer): unchanged if it fits; else its original description (the last field) cut at a
+    word and marked with an ellipsis; else, when the facts alone are over, without the
+    description and with the first attributes that fit, the list marked as cut; ``None`` when
+    not even one attribute fits (a title or an audience that long)."""
+
+    def fits(text: str) -> bool:
+        return count_tokens(text) <= max_tokens
+
     found = ORIGINAL_DESCRIPTION.search(input_text)
-    if not found:
-        return None
+    if fits(input_text) or not found:
+        return input_text if fits(input_text) else None
     head, description = input_text[: found.start(1)], found.group(1)
-    if not description.strip():
-        return None
 
     def cut(n: int) -> str:
         kept = description[:n]
@@ -65,14 +79,17 @@ def cut_description_to_fit(
             kept = kept.rsplit(" ", 1)[0]  # no half word
         return head + kept.rstrip(" ,;:-") + CUT_MARK
 
-    low, high = 0, len(description) - 1  # characters kept by the longest cut that fits
-    while low < high:
-        middle = (low + high + 1) // 2
-        if count_tokens(cut(middle)) <= max_tokens:
-            low = middle
-        else:
-            high = middle - 1
-    text = cut(low)
-    if not low or not text.removeprefix(head).removesuffix(CUT_MARK).strip():
-        return None
-    return text if count_tokens(text) <= max_tokens else None
+    if description.strip() and description != NO_DESCRIPTION:
+        n = longest_fitting(cut, 1, len(description) - 1, fits)
+        if n and cut(n).removeprefix(head).removesuffix(CUT_MARK).strip():
+            return cut(n)
+    lines = head.split("\n")  # ..., "Attributes:", "- key: value"..., "Original description: "
+    first = lines.index("Attributes:") + 1 if "Attributes:" in lines else len(lines) - 1
+    attributes = lines[first:-1]
+
+    def keep(k: int) -> str:
+        shown = [*lines[:first], *attributes[:k], CUT_ATTRIBUTES]
+        return "\n".join([*shown, lines[-1] + CUT_MARK.strip()])
+
+    k = longest_fitting(keep, 1, len(attributes) - 1, fits)
+    return keep(k) if k else None

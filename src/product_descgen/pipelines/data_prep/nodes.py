@@ -13,7 +13,7 @@ from product_descgen.prep.ingest import ingest
 from product_descgen.prep.inputs import (
     audience_for,
     build_input_text,
-    cut_description_to_fit,
+    cut_input_to_fit,
     original_description,
 )
 from product_descgen.prep.quarantine import (
@@ -125,8 +125,9 @@ def filter_by_length(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Keep examples whose input tokens plus the output budget fit ``max_tokens``; the rest go
     to quarantine (``too_many_tokens``). ``cut_to_fit`` (describe): an input over the budget
-    has its original description cut to fit instead (``cut_from_tokens``: its tokens before),
-    and is quarantined only when its facts alone are too long."""
+    has its original description (and, if need be, its last attributes) cut to fit instead
+    (``cut_from_tokens``: its tokens before), and is quarantined only when not even its first
+    attribute fits."""
     bound = params.length_filter
     limit = bound.max_tokens - bound.output_token_budget  # input tokens a row may have
 
@@ -142,7 +143,7 @@ def filter_by_length(
     if cut_to_fit:
         counted["cut_from_tokens"] = pd.Series(pd.NA, index=counted.index, dtype="Int64")
         for i in counted.index[~fits]:
-            text = cut_description_to_fit(counted.at[i, "input_text"], count, limit)
+            text = cut_input_to_fit(counted.at[i, "input_text"], count, limit)
             if text is not None:
                 counted.loc[i, ["cut_from_tokens", "input_tokens"]] = [
                     counted.at[i, "input_tokens"],
@@ -158,13 +159,13 @@ def filter_by_length(
             "too_many_tokens",
             f"{record['input_tokens']} input tokens + {bound.output_token_budget} output budget "
             f"> max_tokens {bound.max_tokens}"
-            + ("; too many even with the original description cut" if cut_to_fit else ""),
+            + ("; too many even with one attribute and no description" if cut_to_fit else ""),
             record["product_id"],
         )
         for record in counted.loc[~fits].to_dict(orient="records")
     ]
     cut = (
-        f" ({int(counted['cut_from_tokens'].notna().sum())} with the original description cut)"
+        f" ({int(counted['cut_from_tokens'].notna().sum())} with their input cut to fit)"
         if cut_to_fit
         else ""
     )

@@ -55,9 +55,10 @@ def check_new_descriptions(
             problems.append(
                 (
                     "input_cut",
-                    f"the original description was cut to fit the student's input budget "
-                    f"({row['cut_from_tokens']} input tokens, {row['input_tokens']} kept): what it "
-                    "said after the cut is not in the description",
+                    f"the input was cut to fit the student's input budget "
+                    f"({row['cut_from_tokens']} tokens, {row['input_tokens']} kept: the original "
+                    "description's end, and its last attributes if need be): what was cut is not "
+                    "in the description",
                 )
             )
         rows.append(

@@ -51,12 +51,12 @@ def config_problems(
         for key in params
         if key not in declared_params
     ]
-    problems += [
-        f"globals: unknown key {key!r}{suggestion(key, declared_globals, CLOSE)}"
+    misspelt = {
+        key: suggestion(key, declared_globals, CLOSE)
         for key in globals_
         if key not in declared_globals
-        and difflib.get_close_matches(key, sorted(declared_globals), n=1, cutoff=CLOSE)
-    ]
+    }
+    problems += [f"globals: unknown key {key!r}{hint}" for key, hint in misspelt.items() if hint]
     if "models" in globals_:
         try:
             ModelsParams.model_validate(globals_["models"])

@@ -68,9 +68,11 @@ def cut_input_to_fit(
     def fits(text: str) -> bool:
         return count_tokens(text) <= max_tokens
 
+    if fits(input_text):
+        return input_text
     found = ORIGINAL_DESCRIPTION.search(input_text)
-    if fits(input_text) or not found:
-        return input_text if fits(input_text) else None
+    if not found:
+        return None
     head, description = input_text[: found.start(1)], found.group(1)
 
     def cut(n: int) -> str:
@@ -81,8 +83,9 @@ def cut_input_to_fit(
 
     if description.strip() and description != NO_DESCRIPTION:
         n = longest_fitting(cut, 1, len(description) - 1, fits)
-        if n and cut(n).removeprefix(head).removesuffix(CUT_MARK).strip():
-            return cut(n)
+        text = cut(n)
+        if n and text.removeprefix(head).removesuffix(CUT_MARK).strip():
+            return text
     lines = head.split("\n")  # ..., "Attributes:", "- key: value"..., "Original description: "
     first = lines.index("Attributes:") + 1 if "Attributes:" in lines else len(lines) - 1
     attributes = lines[first:-1]

@@ -184,8 +184,9 @@ def fix_callbacks() -> list[Any]:
                          "steps": int(progress_tracker.steps)}  # fmt: skip
                 # atomically: a kill while writing leaves the previous file, never a torn one
                 target = Path(self.save_path) / RESUME_STATE_FILE
-                torch.save(state, target.with_name(target.name + ".tmp"))
-                target.with_name(target.name + ".tmp").replace(target)
+                written = target.with_name(target.name + ".tmp")
+                torch.save(state, written)
+                written.replace(target)
 
         def saved_state(self, steps: int) -> dict[str, Any] | None:
             """The state saved with the checkpoint at ``steps`` (None: none, another

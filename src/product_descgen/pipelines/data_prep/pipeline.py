@@ -18,13 +18,14 @@ def create_cleaning_pipeline(new_products: bool = False) -> Pipeline:
     ``quarantine`` table: the part describe reuses on new products (under a namespace). For
     ``new_products`` no stage fails for its share of unusable rows (each gets its line with
     the reason), an empty file is a batch without products, products with the same content are
-    not quarantined as duplicates, and an input over the length budget has its original
-    description cut to fit rather than being quarantined: training data is chosen, new
-    products are all to be described."""
-    new = {"min_kept_share": 0.0} if new_products else {}
-    ingest = {**new, "allow_empty": True} if new_products else {}
-    clean = {**new, "dedupe_content": False} if new_products else {}
-    length = {**new, "cut_to_fit": True} if new_products else {}
+    not quarantined as duplicates, and an input over the length budget is cut to fit (its
+    original description, then its last attributes) rather than being quarantined: training
+    data is chosen, new products are all to be described."""
+    ingest, clean, length = {}, {}, {}
+    if new_products:
+        ingest = {"min_kept_share": 0.0, "allow_empty": True}
+        clean = {"min_kept_share": 0.0, "dedupe_content": False}
+        length = {"min_kept_share": 0.0, "cut_to_fit": True}
     return Pipeline(
         [
             Node(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 
 # Before anything imports transformers or kedro: offline, quiet, one thread per process.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -11,8 +14,10 @@ os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# the package's user cache (model fingerprints) in the run's own folder, not the user's
+os.environ["PRODUCT_DESCGEN_CACHE"] = tempfile.mkdtemp(prefix="product_descgen-cache-")
+atexit.register(shutil.rmtree, os.environ["PRODUCT_DESCGEN_CACHE"], ignore_errors=True)
 
-import shutil  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 

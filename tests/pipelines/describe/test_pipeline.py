@@ -70,6 +70,8 @@ def test_describe_flags_every_problem_and_drops_nothing(
         assert by_id[pid]["flagged"] and "too_short" in by_id[pid]["reasons"]
     assert by_id["N3"]["description"] is None
     assert by_id["N3"]["reasons"] == ["quarantined:no_usable_attributes"]
+    assert (by_id["N3"]["title"], by_id["N3"]["category"]) == ("Swaddle", "Baby")  # as given
+    assert (by_id["N4"]["title"], by_id["N4"]["category"]) == (None, "Cables")  # ingest's
     assert by_id["N4"]["reasons"][0].startswith("quarantined:")
     assert all(by_id[f"B{i}"]["reasons"] == ["quarantined:missing_title"] for i in range(14))
     # over the student's input budget: described from the description's start, and flagged

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from typing import Any
 
 import pandas as pd
 
 from product_descgen.callstore import CallStore
 from product_descgen.evaluation.config import DescribeParams
 from product_descgen.evaluation.inference import OUTPUT_COLUMNS, ServedStudent, run_student
+from product_descgen.prep.config import DataPrepParams
 from product_descgen.quality.gate import OutputFields, gate_problems
 
 logger = logging.getLogger(__name__)
@@ -33,15 +36,30 @@ def generate_new_descriptions(
     return run_student(new_inputs, served_student, student_call_store, "describe", params.progress)
 
 
+def quarantined_names(row: dict[str, Any], data_prep: DataPrepParams) -> tuple[Any, Any]:
+    """The title and category a quarantined product was given, where its record has them as
+    text: the catalogue's own columns at ingest, the canonical fields after."""
+    try:
+        record = json.loads(row["record"])
+    except (TypeError, ValueError):
+        return None, None
+    columns = data_prep.columns
+    names = (columns.title, columns.category) if row["stage"] == "ingest" else ("title", "category")
+    values = [record.get(name) if isinstance(record, dict) and name else None for name in names]
+    return tuple(v if isinstance(v, str) and v.strip() else None for v in values)
+
+
 def check_new_descriptions(
     new_inputs: pd.DataFrame,
     new_outputs: pd.DataFrame,
     new_quarantine: pd.DataFrame,
     params: DescribeParams,
+    data_prep: DataPrepParams,
 ) -> pd.DataFrame:
     """Every new product once, in the input's order (``source_row``: its line or row there):
     its description with ``flagged``/``reasons`` from the quality checks, or, for a product
-    data_prep could not use, no description and the reason."""
+    data_prep could not use, no description and the reason (with its title and category where
+    it had them, read with data_prep's column mapping)."""
     rows = []
     merged = new_inputs.merge(new_outputs, on="product_id", how="left", validate="one_to_one")
     records = merged.to_dict(orient="records")
@@ -75,12 +93,13 @@ def check_new_descriptions(
             }
         )
     for q in new_quarantine.to_dict(orient="records"):
+        title, category = quarantined_names(q, data_prep)
         rows.append(
             {
                 "product_id": q["product_id"],
                 "source_row": q["source_row"],
-                "title": None,
-                "category": None,
+                "title": title,
+                "category": category,
                 "description": None,
                 "flagged": True,
                 "reasons": [f"quarantined:{q['reason']}"],

@@ -28,7 +28,13 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 nodes.check_new_descriptions,
-                ["new_inputs", "new_outputs", "new_quarantine", "params:describe"],
+                [
+                    "new_inputs",
+                    "new_outputs",
+                    "new_quarantine",
+                    "params:describe",
+                    "params:data_prep",
+                ],
                 "descriptions",
                 name="check_new_descriptions_node",
             ),

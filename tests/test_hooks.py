@@ -62,3 +62,34 @@ def test_the_run_ends_naming_where_the_report_and_descriptions_are(caplog):
     assert [r.getMessage() for r in caplog.records] == [
         "Written for readers: report_html -> data/08_reporting/report.html"
     ]
+
+
+def test_an_interrupted_run_is_recorded_as_killed(tmp_path, monkeypatch):
+    """Ctrl-C reaches no Kedro hook: without this, MLflow's exit handler ended the open run as
+    FINISHED, and its partial metrics compared as a complete run's."""
+    import atexit
+
+    import mlflow
+
+    from product_descgen.hooks import MlflowInterruptHooks
+
+    registered = []
+    monkeypatch.setattr(atexit, "register", registered.append)
+    previous_uri = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    hooks = MlflowInterruptHooks()
+    statuses = []
+    try:
+        for interrupted in (True, False):
+            run = mlflow.start_run()
+            hooks.before_pipeline_run()
+            if not interrupted:
+                hooks.after_pipeline_run()
+                mlflow.end_run()  # kedro-mlflow's, at the pipeline's end
+            for handler in registered:
+                handler()  # what the process does at exit
+            statuses.append(mlflow.get_run(run.info.run_id).info.status)
+    finally:
+        mlflow.set_tracking_uri(previous_uri)
+    assert statuses == ["KILLED", "FINISHED"]
+    assert len(registered) == 1  # one exit handler, however many runs

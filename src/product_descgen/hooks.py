@@ -1,8 +1,10 @@
 """Kedro hooks: wall time per pipeline, and where the run wrote what readers open, logged at the
-end of every run; every parameter, flattened, in the run's MLflow record."""
+end of every run; every parameter, flattened, in the run's MLflow record; an interrupted run
+recorded as such."""
 
 from __future__ import annotations
 
+import atexit
 import logging
 import re
 import time
@@ -167,3 +169,38 @@ class MlflowParamsHooks:
         if not self._logged and mlflow.active_run() is not None:
             mlflow.log_params(flat_params(self._params))
             self._logged = True
+
+
+class MlflowInterruptHooks:
+    """A run stopped by Ctrl-C is recorded in MLflow as ``KILLED``, not ``FINISHED``: Kedro
+    calls no hook for a ``KeyboardInterrupt`` (kedro-mlflow ends runs at a pipeline's end or
+    error), and MLflow ends a run still open at exit as finished, so an interrupted run's partial
+    metrics would compare as a complete run's."""
+
+    def __init__(self) -> None:
+        self._running = False
+        self._at_exit = False
+
+    @hook_impl
+    def before_pipeline_run(self) -> None:
+        self._running = True
+        if not self._at_exit:  # after MLflow's own exit handler: called before it
+            atexit.register(self.end_interrupted_run)
+            self._at_exit = True
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        self._running = False
+
+    @hook_impl
+    def on_pipeline_error(self) -> None:
+        self._running = False
+
+    def end_interrupted_run(self) -> None:
+        """At exit: the open MLflow run of a pipeline that neither ended nor failed."""
+        import mlflow
+
+        if self._running and mlflow.active_run() is not None:
+            logger.warning("The run was interrupted: recorded in MLflow as KILLED")
+            mlflow.end_run(status="KILLED")
+        self._running = False

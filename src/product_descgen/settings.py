@@ -21,6 +21,7 @@ CONFIG_LOADER_ARGS = {
 
 from product_descgen.hooks import (  # noqa: E402
     ConfigCheckHooks,
+    MlflowInterruptHooks,
     MlflowParamsHooks,
     PipelineTimingHooks,
     RunOutputsHooks,
@@ -31,5 +32,5 @@ from product_descgen.hooks import (  # noqa: E402
 # configuration is checked before anything else
 HOOKS = (
     RuntimeHooks(), RunOutputsHooks(), PipelineTimingHooks(), MlflowParamsHooks(),
-    ConfigCheckHooks(),
+    MlflowInterruptHooks(), ConfigCheckHooks(),
 )  # fmt: skip

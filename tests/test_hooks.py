@@ -79,14 +79,20 @@ def test_an_interrupted_run_is_recorded_as_killed(tmp_path, monkeypatch):
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     hooks = MlflowInterruptHooks()
     statuses = []
+
+    def mlflow_exit():  # MLflow's own exit handler: ends what is open as FINISHED
+        while mlflow.active_run() is not None:
+            mlflow.end_run()
+
     try:
         for interrupted in (True, False):
             run = mlflow.start_run()
             hooks.before_pipeline_run()
+            mlflow.start_run(run_id=run.info.run_id, nested=True)  # kedro-mlflow's, per node
             if not interrupted:
                 hooks.after_pipeline_run()
                 mlflow.end_run()  # kedro-mlflow's, at the pipeline's end
-            for handler in registered:
+            for handler in [*registered, mlflow_exit]:
                 handler()  # what the process does at exit
             statuses.append(mlflow.get_run(run.info.run_id).info.status)
     finally:

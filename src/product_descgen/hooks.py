@@ -202,5 +202,8 @@ class MlflowInterruptHooks:
 
         if self._running and mlflow.active_run() is not None:
             logger.warning("The run was interrupted: recorded in MLflow as KILLED")
-            mlflow.end_run(status="KILLED")
+            # kedro-mlflow reopens its run at each node: the run is on MLflow's stack once per
+            # node started, and each entry MLflow ends at exit would mark it FINISHED again
+            while mlflow.active_run() is not None:
+                mlflow.end_run(status="KILLED")
         self._running = False

@@ -136,3 +136,22 @@ def test_a_retrained_student_or_other_settings_answer_anew(student_run):
     run(items("mug"), longer)
     run(items("mug"))
     assert asked == ["mug", "mug", "mug"]
+
+
+def test_the_same_trained_student_moved_elsewhere_keeps_its_answers(student_run, tmp_path):
+    """The key holds the student's files, not their path: a data folder copied or moved (a new
+    checkout, a backup restored) must not pay for every answer again (or change its texts)."""
+    import shutil
+
+    run, asked = student_run
+    adapter = tmp_path / "here" / "student_adapter"
+    adapter.mkdir(parents=True)
+    (adapter / "adapter_model.safetensors").write_bytes(b"lora weights")
+    run(items("mug"), served(str(adapter)))
+    moved = tmp_path / "there" / "student_adapter"
+    shutil.copytree(adapter, moved)
+    run(items("mug"), served(str(moved)))
+    assert asked == ["mug"]
+    (moved / "adapter_model.safetensors").write_bytes(b"other weights")  # retrained in place
+    run(items("mug"), served(str(moved)))
+    assert asked == ["mug", "mug"]

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 from product_descgen.callstore import CallStore
 from product_descgen.llm.backends import Backend, Connection, make_backend
 from product_descgen.llm.types import GenerationSettings, Request
+from product_descgen.models import model_fingerprint
 from product_descgen.prompting import PromptSet, render
 from product_descgen.step_runner import keyed, missing_reasons, run_step
 
@@ -95,11 +96,14 @@ def run_student(
     """The fine-tuned student on ``items``: one inference each, as a results table. Each answer
     is stored as it comes (``store``), so a re-run after a crash, or describe after evaluation,
     asks only for prompts this student has not answered with these settings (the key holds the
-    trained student's versioned export or adapter, and how it is served)."""
+    trained student's export or adapter by what its files hold, not where they lie, and how it
+    is served)."""
+    served = [
+        (model_fingerprint(p) if p else None) or p for p in (student.model_dir, student.adapter)
+    ]
     requests = keyed(
         student_requests(items, student.template), step="student",
-        model=student.connection.model_id, served=[student.model_dir, student.adapter],
-        settings=student.settings.model_dump(),
+        model=student.connection.model_id, served=served, settings=student.settings.model_dump(),
     )  # fmt: skip
     return stored_results(
         requests,

@@ -83,6 +83,22 @@ def test_unsupported_numbers_and_units():
     assert check_unsupported_numbers("Holds 1.7L.", SOURCE) == []
 
 
+@pytest.mark.parametrize(
+    ("text", "source", "found"),
+    [
+        ("A 10-inch blade.", "Blade: 0.5 mm to 10 mm", ["unsupported_unit"]),  # hyphenated
+        ("Runs 90 hours.", "Runtime: 90 minutes", ["unsupported_unit"]),  # time units
+        ("A 2-year warranty.", "Warranty: 2 months", ["unsupported_unit"]),
+        ("A 10 in screen.", "Screen: 10 inches", []),  # spellings of one unit agree
+        ('A 10" screen, 1.5-litre jug.', "Screen: 10 inch; Jug: 1.5 L", []),
+        ("A 2-year warranty.", "Warranty: 2 years", []),
+        ("A 2-pack of 10-mm screws.", "Pack of: 2; Size: 10 mm", []),  # a word, not a unit
+    ],
+)
+def test_units_are_read_in_every_usual_spelling(text, source, found):
+    assert codes(check_unsupported_numbers(text, source)) == found
+
+
 def test_markup():
     for text in ["**Bold** kettle.", "# Kettle", "- boils fast", "<p>Kettle</p>", "See [x](y)."]:
         assert codes(check_markup(text)) == ["markup"], text

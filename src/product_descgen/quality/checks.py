@@ -18,7 +18,8 @@ Problem = tuple[str, str]
 
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’\-]*")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
-_NUMBER = re.compile(r"(?<![\w.])(\d+(?:[.,]\d+)*)(?:\s*([A-Za-z%\"”]{1,4})\b)?")
+# a number, and what follows it: a word (``10 mm``, ``10-inch``, ``90 minutes``), % or an inch mark
+_NUMBER = re.compile(r"(?<![\w.])(\d+(?:[.,]\d+)*)(?:\s*-?\s*([A-Za-z]{1,7}\b|%|[\"”]))?")
 _MARKUP = {
     "html tag": re.compile(r"</?[A-Za-z][^>]{0,80}>"),
     "bold/italic markdown": re.compile(r"\*\*|__|(?<!\w)\*\w[^*\n]*\*(?!\w)"),
@@ -178,12 +179,14 @@ def check_injection(text: str) -> list[Problem]:
 
 
 def _number_keys(text: str) -> tuple[set[str], set[str]]:
+    """The numbers of ``text``, and those followed by a unit (``10in``: its canonical name)."""
     numbers, with_units = set(), set()
-    for number, unit in _NUMBER.findall(text):
+    for number, word in _NUMBER.findall(text):
         value = number.replace(",", "")
         numbers.add(value)
+        unit = _UNITS.get(word.casefold())
         if unit:
-            with_units.add(f"{value}{unit.casefold()}")
+            with_units.add(f"{value}{unit}")
     return numbers, with_units
 
 
@@ -196,8 +199,7 @@ def unsupported_numbers(text: str, source: str) -> tuple[list[str], list[str]]:
     wrong = sorted(
         unit
         for unit in out_units - src_units
-        if (number := re.match(r"^[\d.]+", unit).group(0)) not in invented
-        and unit[len(number) :] in _UNITS
+        if re.match(r"^[\d.]+", unit).group(0) not in invented
     )
     return invented, wrong
 
@@ -212,10 +214,46 @@ def check_unsupported_numbers(text: str, source: str) -> list[Problem]:
     return []
 
 
-_UNITS = {
-    "mm", "cm", "m", "km", "in", "inch", "ft", "g", "gm", "kg", "mg", "lb", "lbs", "oz", "ml",
-    "l", "ltr", "w", "kw", "v", "mah", "gb", "tb", "mb", "hz", "mhz", "ghz", "%",
-}  # fmt: skip
+def _aliases(**units: str) -> dict[str, str]:
+    """Each spelling of a unit -> its canonical name (``inch=\"in inches\"``)."""
+    return {
+        alias: name for name, spellings in units.items() for alias in [name, *spellings.split()]
+    }
+
+
+# Units a number is checked with, each spelling under one name: "10 in", '10"' and "10-inch" agree.
+_UNITS = _aliases(
+    mm="",
+    cm="",
+    m="",
+    km="",
+    ft="feet foot",
+    mg="",
+    oz="",
+    ml="",
+    kw="",
+    mah="",
+    gb="",
+    tb="",
+    mb="",
+    hz="",
+    mhz="",
+    ghz="",
+    kg="kgs",
+    lb="lbs",
+    g="gm gms gram grams",
+    l="ltr litre liter litres liters",
+    w="watt watts",
+    v="volt volts",
+    **{"%": ""},
+    **{"in": 'inch inches " ”'},
+    h="hr hrs hour hours",
+    min="mins minute minutes",
+    sec="secs second seconds",
+    day="days",
+    month="months",
+    year="yr yrs years",
+)
 
 
 def check_markup(text: str) -> list[Problem]:

@@ -82,6 +82,9 @@ def test_format_problems():
         "too_many_paragraphs"
     ]
     assert m.format_problems("", P) == ["empty"]
+    # cut at the token limit, or ending mid-sentence: not a compliant description
+    assert m.format_problems("A fine red mug.", P, "length") == ["truncated"]
+    assert m.format_problems("A fine red mug for the kitchen where you", P) == ["truncated"]
 
 
 def test_diversity_by_hand():

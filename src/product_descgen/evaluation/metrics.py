@@ -21,6 +21,7 @@ from product_descgen.quality.checks import (
     check_markup,
     check_price,
     check_repetition,
+    check_truncated,
     unsupported_numbers,
     words,
 )
@@ -146,11 +147,17 @@ def unsupported_claims(text: str, source: str, params: MetricsParams) -> list[st
     return sorted(claims)
 
 
-def format_problems(text: str, params: MetricsParams) -> list[str]:
-    """Problem codes of the format checks (length, paragraphs, price, markup); [] = compliant."""
+def format_problems(
+    text: str, params: MetricsParams, finish_reason: str | None = None
+) -> list[str]:
+    """Problem codes of the format checks (complete, length, paragraphs, price, markup); [] =
+    compliant. ``finish_reason`` ``length``: cut at the token limit (as the teacher's gate)."""
     if check_empty(text or ""):
         return ["empty"]
-    problems = [*check_length(text, params.gate), *check_price(text), *check_markup(text)]
+    problems = [
+        *check_truncated(text, finish_reason), *check_length(text, params.gate),
+        *check_price(text), *check_markup(text),
+    ]  # fmt: skip
     return [code for code, _ in problems]
 
 
@@ -186,7 +193,10 @@ def score_items(items: pd.DataFrame, embedder: Any, params: MetricsParams) -> pd
         failed = not words(text)
         values = key_attribute_values(getattr(item, "attributes", None), params)
         claims = [] if failed else unsupported_claims(text, _text(item.input_text), params)
-        problems = format_problems(text, params)
+        finish_reason = getattr(item, "finish_reason", None)
+        problems = format_problems(
+            text, params, finish_reason if isinstance(finish_reason, str) else None
+        )
         row = {
             "system": item.system,
             "product_id": item.product_id,

@@ -98,9 +98,9 @@ def _texts(eval_set: pd.DataFrame, outputs: dict[str, pd.DataFrame]) -> pd.DataF
     parts = [base.assign(system="teacher", text=eval_set["reference"])]
     for system, frame in outputs.items():
         parts.append(
-            base.merge(frame[["product_id", "text"]], on="product_id", how="left").assign(
-                system=system
-            )
+            base.merge(
+                frame[["product_id", "text", "finish_reason"]], on="product_id", how="left"
+            ).assign(system=system)
         )
     return pd.concat(parts, ignore_index=True)
 

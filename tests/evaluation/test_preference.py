@@ -9,6 +9,7 @@ import re
 
 import pandas as pd
 import pytest
+from kedro.io import DatasetError
 
 from product_descgen.evaluation.preference import (
     build_kit,
@@ -281,7 +282,10 @@ def test_human_ratings_below_the_minimum_are_not_headlined():
 
 def test_bad_rater_files_are_rejections_and_the_good_ones_count():
     def boom() -> str:
-        raise UnicodeDecodeError("utf-8", b"\xff\xfe", 0, 1, "invalid start byte")
+        try:
+            raise PermissionError("[Errno 13] Permission denied: 'judgments-dan.csv'")
+        except PermissionError as err:  # as a Kedro dataset wraps it
+            raise DatasetError("Failed while loading data from dataset TextDataset(...)") from err
 
     loaders = {
         "judgments-anna.csv": lambda: (
@@ -289,7 +293,7 @@ def test_bad_rater_files_are_rejections_and_the_good_ones_count():
         ),
         "judgments-bob.csv": lambda: "",
         "judgments-carl.csv": lambda: 'rater,item_id,choice\ncarl,"i1,A\n',
-        "judgments-utf16.csv": boom,
+        "judgments-dan.csv": boom,
     }
     frames, rejected = parse_rater_files(loaders)
     assert list(frames) == ["judgments-anna.csv"]
@@ -298,7 +302,22 @@ def test_bad_rater_files_are_rejections_and_the_good_ones_count():
     assert reasons["judgments-anna.csv"].startswith("ragged row: 4 fields")
     assert reasons["judgments-bob.csv"] == "empty file"
     assert reasons["judgments-carl.csv"].startswith("unreadable file: Error")
-    assert reasons["judgments-utf16.csv"].startswith("unreadable file: UnicodeDecodeError")
+    assert reasons["judgments-dan.csv"] == (  # the cause, not the dataset's preamble
+        "unreadable file: PermissionError: [Errno 13] Permission denied: 'judgments-dan.csv'"
+    )
+
+
+def test_rater_files_in_the_encodings_spreadsheets_save_are_read():
+    """Excel on Windows saves CSV in Windows-1252: a rater named José lost every rating."""
+    text = "rater,item_id,choice\r\nJosé,i1,A\r\n"
+    loaders = {
+        "judgments-jose.csv": lambda: text.encode("cp1252"),
+        "judgments-utf8.csv": lambda: text.encode("utf-8-sig"),
+        "judgments-utf16.csv": lambda: text.encode("utf-16"),
+    }
+    frames, rejected = parse_rater_files(loaders)
+    assert rejected.empty
+    assert all(frame["rater"].tolist() == ["José"] for frame in frames.values())
 
 
 def test_two_downloads_of_one_rater_are_one_rater():

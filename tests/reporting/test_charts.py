@@ -57,10 +57,25 @@ def test_cost_speed_chart_states_ratios_and_units():
 def test_preference_chart_draws_intervals_and_the_reference_line():
     share = {"share": 0.5, "ci_low": 0.3, "ci_high": 0.7}
     judge = {"n_judgments": 10, "shares": {"teacher": share, "student": share, "tie": share}}
+    judge["tie_or_student"] = {"share": 0.8, "ci_low": 0.6, "ci_high": 0.9}
     fig = charts.preference({"n_judgments": 0, "shares": None}, judge)
-    assert [t.name for t in fig.data] == ["Teacher (2 inferences)", "Tie", "Fine-tuned student"]
+    assert [t.name for t in fig.data] == [
+        "Teacher (2 inferences)", "Tie", "Fine-tuned student", "tie or student",
+    ]  # fmt: skip
     assert fig.data[0].error_y.array[1] == pytest.approx(0.2)
+    assert fig.data[3].y[1] == 0.8  # what the reference line is compared with, plotted
     assert any("60%" in (a.text or "") for a in fig.layout.annotations)
+
+
+def test_a_preference_the_evaluation_does_not_headline_is_drawn_faint_and_says_why():
+    share = {"share": 0.5, "ci_low": 0.2, "ci_high": 0.8}
+    human = {"n_judgments": 8, "shares": {"teacher": share, "student": share, "tie": share},
+             "reliable": False, "unreliable_because": "8 judgments < 30"}  # fmt: skip
+    judge = human | {"n_judgments": 40, "reliable": True, "unreliable_because": ""}
+    fig = charts.preference(human, judge)
+    assert "unreliable: 8 judgments < 30" in fig.data[0].x[0]
+    assert "unreliable" not in fig.data[0].x[1]
+    assert list(fig.data[0].marker.opacity) == [0.35, 1.0]
 
 
 def test_funnel_counts_every_stage():

@@ -46,3 +46,21 @@ def test_speed_figures_from_too_few_products_are_marked_indicative():
     enough = SPEED | {"sample": {"products": 64, "rounds": 3, "min_products": 64, "enough": True}}
     rows = {r["label"]: r["value"] for r in key_numbers(METRICS, enough, NO_HUMANS, {})}
     assert rows["Throughput, student / teacher pipeline"] == "4.2x"
+
+
+def test_a_disabled_judge_rejected_ratings_and_the_test_size_are_said():
+    rows = key_numbers(
+        METRICS | {"size": {"test_items": 3, "min_test_items": 30, "enough": False}}, SPEED,
+        NO_HUMANS | {"n_judgments": 8, "unreliable_because": "8 judgments < 30",
+                     "n_rejected_rows": 6},
+        {"enabled": False, "reliable": False, "n_judgments": 0},
+    )  # fmt: skip
+    values = {r["label"]: r["value"] for r in rows}
+    assert values["Tie or student preferred (LLM judge, both orders)"] == (
+        "not run (evaluation.judge.enabled: false)"
+    )
+    assert values["Tie or student preferred (human raters)"] == (
+        "unreliable (8 judgments < 30): no headline; 6 rows rejected (human_rating_rejections)"
+    )
+    assert values["Student format compliance"] == "90% (n=3; indicative)"
+    assert values["Student ROUGE-L vs teacher"] == "0.300 (n=3; indicative)"

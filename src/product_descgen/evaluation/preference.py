@@ -8,6 +8,7 @@ A/B terms and are unblinded through the key. The statistics treat every judgment
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import io
@@ -138,20 +139,40 @@ def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
+def rater_text(content: str | bytes) -> str:
+    """A rater file's text: UTF-16 with its byte-order mark, UTF-8 (a BOM dropped), else
+    Windows-1252, what Excel saves as CSV on Windows (ids and choices are ASCII in each: only a
+    rater's name could read oddly)."""
+    if isinstance(content, str):
+        return content.lstrip("\ufeff")
+    if content.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return content.decode("utf-16")
+    try:
+        return content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return content.decode("cp1252", errors="replace")
+
+
+def _root_cause(err: BaseException) -> str:
+    while err.__cause__ is not None:  # a dataset's error wraps what went wrong
+        err = err.__cause__
+    return f"{type(err).__name__}: {str(err)[:200]}"
+
+
 def parse_rater_files(
-    loaders: dict[str, Callable[[], str]],
+    loaders: dict[str, Callable[[], str | bytes]],
 ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
-    """Each rater file's text read and parsed on its own: ``(frames, rejections)``. A file that
-    cannot be read or parsed (empty, not UTF-8, an unbalanced quote) is one rejection row; a
-    row whose field count differs from the header's is rejected alone, so it cannot shift the
-    columns of the rows after it."""
+    """Each rater file's text read (:func:`rater_text`) and parsed on its own: ``(frames,
+    rejections)``. A file that cannot be read or parsed (empty, an unbalanced quote) is one
+    rejection row; a row whose field count differs from the header's is rejected alone, so it
+    cannot shift the columns of the rows after it."""
     frames: dict[str, pd.DataFrame] = {}
     rejections: list[dict[str, Any]] = []
     for name, load in sorted(loaders.items()):
         try:
-            rows = list(csv.reader(io.StringIO(load().lstrip("\ufeff"), newline=""), strict=True))
+            rows = list(csv.reader(io.StringIO(rater_text(load()), newline=""), strict=True))
         except Exception as err:  # noqa: BLE001 - one bad file is a rejection, not a failure
-            rows, problem = [], f"unreadable file: {type(err).__name__}: {str(err)[:120]}"
+            rows, problem = [], f"unreadable file: {_root_cause(err)}"
         else:
             problem = "empty file" if not rows else None
         if problem:

@@ -124,30 +124,51 @@ def quality(eval_metrics: dict[str, Any]) -> go.Figure:
     return fig
 
 
+def _source_label(name: str, summary: dict[str, Any]) -> str:
+    label = f"{name} (n={summary.get('n_judgments', 0)})"
+    if summary.get("reliable") is False and summary.get("unreliable_because"):
+        label += f"<br>unreliable: {summary['unreliable_because']}"
+    return label
+
+
 def preference(human: dict[str, Any], judge: dict[str, Any], reference: float = 0.60) -> go.Figure:
-    """Teacher / tie / student shares with 95% intervals, per source, beside the reference."""
+    """Teacher / tie / student shares with 95% intervals, per source, and their sum tie or
+    student (what the reference case's figure is) beside the reference; a source the
+    evaluation does not headline is drawn faint and says why."""
     fig = _figure(
         "Pairwise preference: teacher vs fine-tuned student", yaxis_title="share of judgments",
         yaxis_range=[0, 1.05], barmode="group",
     )  # fmt: skip
     sources = {
-        f"Human raters (n={human.get('n_judgments', 0)})": human,
-        f"LLM judge, both orders (n={judge.get('n_judgments', 0)})": judge,
+        _source_label("Human raters", human): human,
+        _source_label("LLM judge, both orders", judge): judge,
     }
-    for label in ("teacher", "tie", "student"):
+    opacity = [0.35 if s.get("reliable") is False else 1.0 for s in sources.values()]
+    for label in ("teacher", "tie", "student", "tie_or_student"):
         xs, ys, lo, hi = [], [], [], []
         for source, summary in sources.items():
-            share = (summary.get("shares") or {}).get(label) or {}
+            found = summary.get(label) if label == "tie_or_student" else None
+            share = found or (summary.get("shares") or {}).get(label) or {}
             value = share.get("share")
             xs.append(source)
             ys.append(value)
             lo.append(None if value is None else value - share["ci_low"])
             hi.append(None if value is None else share["ci_high"] - value)
-        fig.add_bar(x=xs, y=ys, name=LABELS.get(label, label), marker_color=COLOURS[label],
-                    error_y={"type": "data", "array": hi, "arrayminus": lo})  # fmt: skip
+        error = {"type": "data", "array": hi, "arrayminus": lo}
+        if label == "tie_or_student":  # the reference's measure: a marker, not a fourth bar
+            fig.add_scatter(x=xs, y=ys, name="tie or student", mode="markers", error_y=error,
+                            marker={"symbol": "diamond", "size": 12, "opacity": opacity,
+                                    "color": COLOURS["reference"]})  # fmt: skip
+        else:
+            fig.add_bar(x=xs, y=ys, name=LABELS.get(label, label), error_y=error,
+                        marker={"color": COLOURS[label], "opacity": opacity})  # fmt: skip
     fig.add_hline(y=reference, line_dash="dot", line_color=COLOURS["reference"],
                   annotation_text=f"reference case: tie or student {reference:.0%}")  # fmt: skip
     return fig
+
+
+def _bar_text(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"  # noqa: PLR2004 - digits shown
 
 
 def cost_speed(table: pd.DataFrame, summary: dict[str, Any]) -> go.Figure:
@@ -165,7 +186,7 @@ def cost_speed(table: pd.DataFrame, summary: dict[str, Any]) -> go.Figure:
             fig.add_bar(
                 x=[LABELS[row["system"]]], y=[row[column]], name=LABELS[row["system"]],
                 marker_color=COLOURS[row["system"]], showlegend=col == 1,
-                text=[f"{row[column]:.3g}"], textposition="outside", row=1, col=col,
+                text=[_bar_text(row[column])], textposition="outside", row=1, col=col,
             )  # fmt: skip
         fig.update_yaxes(title_text=unit, row=1, col=col)
     serving = summary.get("serving", {})

@@ -30,10 +30,14 @@ def key_numbers(
 
     def share(summary: dict[str, Any]) -> str:
         tie = summary.get("tie_or_student") or {}
+        rejected = summary.get("n_rejected_rows")
+        rejected = f"; {rejected} rows rejected (human_rating_rejections)" if rejected else ""
+        if summary.get("enabled") is False:
+            return "not run (evaluation.judge.enabled: false)"
         if not summary.get("n_judgments") and not summary.get("n_invalid"):
-            return "no judgments yet"
+            return f"no judgments yet{rejected}"
         if summary.get("reliable") is False:
-            return f"unreliable ({summary.get('unreliable_because')}): no headline"
+            return f"unreliable ({summary.get('unreliable_because')}): no headline{rejected}"
         validity = (
             f", {summary['n_invalid']} invalid, position consistency "
             f"{summary['position_consistency']:.0%}"
@@ -41,10 +45,13 @@ def key_numbers(
             else ""
         )
         return (f"{tie['share']:.0%} (95% CI {tie['ci_low']:.0%}-{tie['ci_high']:.0%}, "
-                f"n={summary.get('n_judgments')}{validity})")  # fmt: skip
+                f"n={summary.get('n_judgments')}{validity}){rejected}")  # fmt: skip
 
     sample = speed_summary.get("sample", {})
     few = f" (indicative: {sample['products']} products)" if sample and not sample["enough"] else ""
+    size = eval_metrics.get("size") or {}
+    tested = f" (n={size['test_items']}" if size else ""
+    tested += ("; indicative" if not size.get("enough", True) else "") + (")" if size else "")
     student = eval_metrics["overall"].get("student", {})
     rows = [
         ("Throughput, student / teacher pipeline",
@@ -55,8 +62,8 @@ def key_numbers(
          "over 80% lower"),
         ("Tie or student preferred (human raters)", share(human), "60%"),
         ("Tie or student preferred (LLM judge, both orders)", share(judge), "60%"),
-        ("Student format compliance", _pct(student.get("format_compliance")), ""),
-        ("Student ROUGE-L vs teacher", _num(student.get("rouge_l")), ""),
+        ("Student format compliance", _pct(student.get("format_compliance")) + tested, ""),
+        ("Student ROUGE-L vs teacher", _num(student.get("rouge_l")) + tested, ""),
     ]  # fmt: skip
     return [{"label": a, "value": b, "reference": c} for a, b, c in rows]
 

@@ -147,7 +147,7 @@ def export_human_eval_kit(
 
 
 def summarise_human_ratings(
-    human_ratings: dict[str, Callable[[], str]],
+    human_ratings: dict[str, Callable[[], str | bytes]],
     human_eval_key: pd.DataFrame,
     params: EvaluationParams,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
@@ -158,14 +158,16 @@ def summarise_human_ratings(
         pd.concat([unreadable, rejections], ignore_index=True) if len(unreadable) else rejections
     )
     logger.info(
-        "Human ratings: %d files, %d judgments, %d rejected rows",
-        len(files), len(judgments), len(rejections),
+        "Human ratings: %d files (%d unreadable), %d judgments, %d rejected rows",
+        len(human_ratings), len(human_ratings) - len(files), len(judgments), len(rejections),
     )  # fmt: skip
     summary = preference.human_reliability(
         preference.preference_summary(judgments, params.human_eval.confidence),
         params.human_eval.min_judgments,
     )
-    return judgments, rejections, {"files": sorted(human_ratings), **summary}
+    return judgments, rejections, {
+        "files": sorted(human_ratings), "n_rejected_rows": len(rejections), **summary,
+    }  # fmt: skip
 
 
 def judge_pairs(

@@ -28,6 +28,17 @@ logger = logging.getLogger(__name__)
 FINGERPRINT_FILE = "run_fingerprint.json"
 HISTORY_FILE = "epoch_history.jsonl"
 RUN_NAME = "run"  # Ludwig's experiment directory inside the work dir
+# In the run directory: training stopped by Ctrl-C (Ludwig ends such a run as if complete)
+INTERRUPTED_FILE = "interrupted_by_user"
+
+
+def resumable(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds what Ludwig resumes from: its training progress and latest
+    checkpoint (a run killed before its first checkpoint has neither: it starts again)."""
+    model = run_dir / "model"
+    return (model / "training_progress.json").is_file() and (
+        model / "training_checkpoints" / "latest.ckpt"
+    ).is_file()
 
 
 def training_fingerprint(
@@ -74,8 +85,10 @@ def prepare_run(
     made of other config or data fails (``on_changed: fail``) or is discarded (``restart``)."""
     run_dir = work_dir / RUN_NAME
     marker = work_dir / FINGERPRINT_FILE
-    finished = (run_dir / "training_statistics.json").is_file()  # written when train() returns
-    resume = run_dir if (run_dir / "model" / "training_checkpoints").is_dir() else None
+    interrupted = (run_dir / INTERRUPTED_FILE).is_file()
+    # training_statistics.json: written when train() returns, a Ctrl-C'd run's too
+    finished = (run_dir / "training_statistics.json").is_file() and not interrupted
+    resume = run_dir if resumable(run_dir) else None
     saved = json.loads(marker.read_text()) if marker.is_file() else {}
     if resume and not finished:
         changed = sorted(k for k in fingerprint if saved.get(k) != fingerprint[k])
@@ -93,6 +106,7 @@ def prepare_run(
         resume = None
     keep = 0
     if resume:
+        (run_dir / INTERRUPTED_FILE).unlink(missing_ok=True)
         logger.info("Resuming training from %s", resume)
         if saved.get("probe") == probe:
             keep = checkpointed_epochs(resume)

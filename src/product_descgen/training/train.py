@@ -29,6 +29,7 @@ from product_descgen.training.config import FinetuneParams, RayParams, template_
 from product_descgen.training.contract import stop_strings
 from product_descgen.training.resume import (
     HISTORY_FILE,
+    INTERRUPTED_FILE,
     RUN_NAME,
     log_epoch,
     logged_epochs,
@@ -105,6 +106,7 @@ def make_recorder(
             self.log = str(Path(params.work_dir) / HISTORY_FILE)
             self.probe_key = probe_fingerprint(prompts, settings, params.vices)
             self.unprobed = 0  # a checkpointed epoch without a logged row (restore)
+            self.interrupted = False  # Ctrl-C: Ludwig ends training as if it were complete
             self._start = time.perf_counter()
 
         def restore(self, epochs: int) -> None:
@@ -129,7 +131,8 @@ def make_recorder(
             is_coordinator: bool,
             **_: Any,
         ) -> None:
-            if is_coordinator:  # a run resumed after its last epoch trains none
+            self.interrupted = bool(getattr(trainer, "received_sigint", False))
+            if is_coordinator and not self.interrupted:  # a resumed run may train no epoch
                 self.probe_unprobed(trainer, progress_tracker)
 
         def on_epoch_end(
@@ -276,6 +279,13 @@ def _train(
         model_resume_path=str(resume) if resume else None,
         skip_save_processed_input=True,
     )
+    if recorder.interrupted:  # not a trained student: nothing is saved, a re-run resumes
+        (work_dir / RUN_NAME / INTERRUPTED_FILE).touch()
+        logger.error(
+            "Training interrupted (Ctrl-C): no student is saved; a re-run resumes from the last "
+            "checkpoint in %s", work_dir / RUN_NAME,
+        )  # fmt: skip
+        raise KeyboardInterrupt
     return results.train_stats
 
 

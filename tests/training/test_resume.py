@@ -8,7 +8,6 @@ import pytest
 from product_descgen.llm.types import GenerationSettings
 from product_descgen.training.resume import (
     FINGERPRINT_FILE,
-    INTERRUPTED_FILE,
     log_epoch,
     logged_epochs,
     prepare_run,
@@ -94,19 +93,9 @@ def test_a_checkpoint_of_other_data_fails_or_is_discarded(tmp_path):
     assert not (tmp_path / "done" / "run").exists()
 
 
-def test_a_run_stopped_by_ctrl_c_resumes_and_one_killed_before_a_checkpoint_starts_again(
-    tmp_path, caplog
-):
-    """Ludwig ends a Ctrl-C'd run as if it were complete (its statistics written): the marker
-    keeps it resumable. A run killed before its first checkpoint has nothing to resume."""
+def test_a_run_killed_before_its_first_checkpoint_starts_again(tmp_path, caplog):
+    """Its run folder exists, with no training progress or latest checkpoint to resume."""
     fingerprint = {"config": "c", "data": "d"}
-    killed_run(tmp_path / "ctrl-c", 1, {**fingerprint, "probe": "p"})
-    run = tmp_path / "ctrl-c" / "run"
-    (run / "training_statistics.json").write_text("{}")
-    (run / INTERRUPTED_FILE).touch()
-    assert prepare_run(tmp_path / "ctrl-c", fingerprint, "p", "fail") == (run, 1)
-    assert not (run / INTERRUPTED_FILE).exists()  # the resumed run is not the interrupted one
-
     killed_run(tmp_path / "early", 0, {**fingerprint, "probe": "p"})
     (tmp_path / "early" / "run" / "model" / "training_checkpoints" / "latest.ckpt").unlink()
     with caplog.at_level(logging.INFO):

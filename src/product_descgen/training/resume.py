@@ -28,8 +28,6 @@ logger = logging.getLogger(__name__)
 FINGERPRINT_FILE = "run_fingerprint.json"
 HISTORY_FILE = "epoch_history.jsonl"
 RUN_NAME = "run"  # Ludwig's experiment directory inside the work dir
-# In the run directory: training stopped by Ctrl-C (Ludwig ends such a run as if complete)
-INTERRUPTED_FILE = "interrupted_by_user"
 
 
 def resumable(run_dir: Path) -> bool:
@@ -85,9 +83,7 @@ def prepare_run(
     made of other config or data fails (``on_changed: fail``) or is discarded (``restart``)."""
     run_dir = work_dir / RUN_NAME
     marker = work_dir / FINGERPRINT_FILE
-    interrupted = (run_dir / INTERRUPTED_FILE).is_file()
-    # training_statistics.json: written when train() returns, a Ctrl-C'd run's too
-    finished = (run_dir / "training_statistics.json").is_file() and not interrupted
+    finished = (run_dir / "training_statistics.json").is_file()  # written when train() returns
     resume = run_dir if resumable(run_dir) else None
     saved = json.loads(marker.read_text()) if marker.is_file() else {}
     if resume and not finished:
@@ -106,7 +102,6 @@ def prepare_run(
         resume = None
     keep = 0
     if resume:
-        (run_dir / INTERRUPTED_FILE).unlink(missing_ok=True)
         logger.info("Resuming training from %s", resume)
         if saved.get("probe") == probe:
             keep = checkpointed_epochs(resume)

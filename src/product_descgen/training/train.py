@@ -14,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -29,7 +31,6 @@ from product_descgen.training.config import FinetuneParams, RayParams, template_
 from product_descgen.training.contract import stop_strings
 from product_descgen.training.resume import (
     HISTORY_FILE,
-    INTERRUPTED_FILE,
     RUN_NAME,
     log_epoch,
     logged_epochs,
@@ -106,7 +107,6 @@ def make_recorder(
             self.log = str(Path(params.work_dir) / HISTORY_FILE)
             self.probe_key = probe_fingerprint(prompts, settings, params.vices)
             self.unprobed = 0  # a checkpointed epoch without a logged row (restore)
-            self.interrupted = False  # Ctrl-C: Ludwig ends training as if it were complete
             self._start = time.perf_counter()
 
         def restore(self, epochs: int) -> None:
@@ -131,8 +131,7 @@ def make_recorder(
             is_coordinator: bool,
             **_: Any,
         ) -> None:
-            self.interrupted = bool(getattr(trainer, "received_sigint", False))
-            if is_coordinator and not self.interrupted:  # a resumed run may train no epoch
+            if is_coordinator:  # a run resumed after its last epoch trains none
                 self.probe_unprobed(trainer, progress_tracker)
 
         def on_epoch_end(
@@ -177,6 +176,22 @@ def make_recorder(
             logger.info("Epoch %d: %s", epoch, self.rows[-1])
 
     return EpochRecorder()
+
+
+def ctrl_c_stops_training() -> Any:
+    """A Ludwig callback that gives Ctrl-C back its usual meaning during training: stop now
+    (``KeyboardInterrupt``), as a kill would, leaving the run to resume from its last
+    checkpoint. Ludwig's own handler instead ends training after the next step as if it were
+    complete, so the pipeline went on to save a part-trained student."""
+    from ludwig.callbacks import Callback
+
+    class CtrlCStopsTraining(Callback):
+        def on_trainer_train_setup(self, trainer: Any, save_path: str, **_: Any) -> None:
+            handler = getattr(trainer, "original_sigint_handler", None)  # set on the main thread
+            if handler is not None and threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGINT, handler)
+
+    return CtrlCStopsTraining()
 
 
 @contextlib.contextmanager
@@ -244,7 +259,9 @@ def train_student(
     with ray_cluster(ludwig_config, params.ray):  # before Ludwig, which would start its own
         fixes = [*ludwig_compat.fix_callbacks(), *bnb_compat.fix_callbacks()]
         model = LudwigModel(
-            ludwig_config, logging_level=logging.WARNING, callbacks=[recorder, *fixes, *callbacks]
+            ludwig_config,
+            logging_level=logging.WARNING,
+            callbacks=[recorder, ctrl_c_stops_training(), *fixes, *callbacks],
         )
         stats = _train(model, ludwig_config, train[columns], validation[columns], recorder, params)
     history = with_epoch_losses(pd.DataFrame(recorder.rows), stats)
@@ -279,13 +296,6 @@ def _train(
         model_resume_path=str(resume) if resume else None,
         skip_save_processed_input=True,
     )
-    if recorder.interrupted:  # not a trained student: nothing is saved, a re-run resumes
-        (work_dir / RUN_NAME / INTERRUPTED_FILE).touch()
-        logger.error(
-            "Training interrupted (Ctrl-C): no student is saved; a re-run resumes from the last "
-            "checkpoint in %s", work_dir / RUN_NAME,
-        )  # fmt: skip
-        raise KeyboardInterrupt
     return results.train_stats
 
 

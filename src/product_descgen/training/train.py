@@ -186,7 +186,7 @@ def ctrl_c_stops_training() -> Any:
     from ludwig.callbacks import Callback
 
     class CtrlCStopsTraining(Callback):
-        def on_trainer_train_setup(self, trainer: Any, save_path: str, **_: Any) -> None:
+        def on_trainer_train_setup(self, trainer: Any, *_: Any, **__: Any) -> None:
             handler = getattr(trainer, "original_sigint_handler", None)  # set on the main thread
             if handler is not None and threading.current_thread() is threading.main_thread():
                 signal.signal(signal.SIGINT, handler)

@@ -12,6 +12,7 @@ from product_descgen.project_config import load_project_params
 from product_descgen.training.config import FinetuneParams
 from product_descgen.training.resume import HISTORY_FILE
 from product_descgen.training.train import (
+    ctrl_c_stops_training,
     epoch_losses,
     generate_probe,
     make_recorder,
@@ -151,3 +152,21 @@ def test_probe_products_without_rows_or_prompt_fields_are_clear_errors():
         train_student({}, rows, rows, rows.head(0), params)
     with pytest.raises(ValueError, match=r"lack the prompt's fields \['input_text'\]"):
         train_student({}, rows, rows, rows[["target"]], params)
+
+
+def test_ctrl_c_during_training_stops_it_instead_of_ending_it_as_complete():
+    """Ludwig's SIGINT handler ended training after one more step as if it were complete, and
+    the pipeline saved that part-trained student; Ctrl-C must interrupt, as a kill would."""
+    import signal
+
+    from ludwig.trainers.trainer import Trainer
+
+    before = signal.getsignal(signal.SIGINT)
+    trainer = SimpleNamespace(original_sigint_handler=signal.default_int_handler)
+    signal.signal(signal.SIGINT, Trainer.set_steps_to_1_or_quit)  # what Ludwig's setup does
+    try:
+        callback = ctrl_c_stops_training()
+        callback.on_trainer_train_setup(trainer, "save/path", True)  # as Ludwig calls it
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, before)

@@ -57,6 +57,25 @@ def test_a_dead_server_still_fails_a_re_run_loudly(tmp_path):
         run_step(todo, lambda: backend, store, "draft", progress=False)
 
 
+def test_a_server_that_died_in_a_small_step_fails_it_and_every_re_run(tmp_path):
+    """7 calls, the server dead after 3: the step passed (under 8 calls only all failing
+    counted), and each re-run excused the connection errors as the rows' own problems."""
+
+    class DiesAfter(Scripted):
+        def generate(self, requests):
+            for r in requests:
+                self.down = self.down or len(self.asked) >= 3
+                yield from super().generate([r])
+
+    store, backend = CallStore(tmp_path / "calls.sqlite"), DiesAfter()
+    todo = requests(7, 0)
+    # the run, then a re-run with the server still down
+    for failed in ("4 of 7 calls", "4 of 4 calls"):
+        with pytest.raises(RuntimeError, match=f"{failed} failed with: APIConnectionError"):
+            run_step(todo, lambda: backend, store, "refine", progress=False)
+    assert len(store.done(r.key for r in todo)) == 3
+
+
 def test_an_interrupted_step_says_what_it_stored_and_releases_its_claims(tmp_path, caplog):
     store, backend = CallStore(tmp_path / "calls.sqlite"), Scripted()
     todo = requests(6, 0)

@@ -27,15 +27,23 @@ logger = logging.getLogger(__name__)
 CLAIM_POLL_S = 2.0  # how often a run looks whether prompts another run holds are done
 
 
+# A server's failures, not a row's (the openai backend's retried kinds, as recorded): a row that
+# failed with one before is not excused when it fails with it again (a server still down).
+SERVER_ERRORS = (
+    "APIConnectionError", "APITimeoutError", "TimeoutError", "RateLimitError",
+    "InternalServerError",
+)  # fmt: skip
+
+
 class FailureWatch:
     """Fails loudly when most calls failed with one error (a dead server, a wrong model, a
     device mismatch, out of memory): that is the stage failing, not a bad row. Judged once
-    ``min_rows`` calls have ended; a ``final`` set of fewer fails only when every call failed.
+    ``min_rows`` calls have ended, and at the ``final`` check whatever their number.
     ``streak_rows`` calls in a row failing with one error fail it too, however many succeeded
     before (a server that died part way). Counts are kept as results arrive, so each new batch
     costs its own size. ``known``: each retried key's error in an earlier run; a row failing
     again with it is that row's problem, judged when it first failed, so it is kept in
-    ``repeats`` and not counted."""
+    ``repeats`` and not counted, unless it is a server's error (:data:`SERVER_ERRORS`)."""
 
     streak_rows = 32
 
@@ -46,7 +54,11 @@ class FailureWatch:
 
     def add(self, results: list[Result], final: bool = False) -> None:
         for r in results:
-            if not r.ok and self.known.get(r.key) == r.error:
+            if (
+                not r.ok
+                and self.known.get(r.key) == r.error
+                and not (r.error or "").startswith(SERVER_ERRORS)
+            ):
                 self.repeats.append(r.error or "")
                 continue
             self.n += 1
@@ -66,7 +78,7 @@ class FailureWatch:
         if not self.errors or (self.n < self.min_rows and not final):
             return
         error, count = self.errors.most_common(1)[0]
-        if count == self.n or (self.n >= self.min_rows and count * 2 > self.n):
+        if count == self.n or ((self.n >= self.min_rows or final) and count * 2 > self.n):
             raise RuntimeError(f"{self.what}: {count} of {self.n} calls failed with: {error}")
 
 
@@ -162,17 +174,18 @@ def _generate(
     progress: bool,
     watch: FailureWatch,
 ) -> None:
-    started, tokens = time.perf_counter(), 0
+    started, tokens, failed = time.perf_counter(), 0, 0
     with tqdm(total=len(todo), desc=watch.what, unit="item", disable=not progress) as bar:
         for results in backend.generate(todo):
             store.record(results, step, backend.name, backend.model_id)
             store.renew_claims()
             tokens += sum(r.completion_tokens for r in results)
-            failed = sum(not r.ok for r in results)
+            failed += sum(not r.ok for r in results)  # so far in this step
             bar.update(len(results))
             rate = tokens / max(time.perf_counter() - started, 1e-9)
             bar.set_postfix(tok_s=f"{rate:.1f}", failed=failed)
-            logger.debug("%s: %d done (%d failed), %.1f tok/s", step, len(results), failed, rate)
+            logger.debug("%s: %d done (%d failed so far), %.1f tok/s", step, len(results),
+                         failed, rate)  # fmt: skip
             watch.add(results)
     watch.check()
     if watch.repeats:

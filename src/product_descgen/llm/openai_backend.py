@@ -107,13 +107,14 @@ class OpenAIBackend:
         return params
 
     async def _call(self, pool: ServerPool, request: Request) -> Result:
-        attempts = 0
+        attempts, url = 0, ""
         started = time.perf_counter()
 
         async def once() -> Any:
-            nonlocal attempts
+            nonlocal attempts, url
             attempts += 1
             server = await pool.acquire()
+            url = server.url
             client = server.client
             if request.messages is not None:
                 call = client.chat.completions.create(
@@ -175,7 +176,10 @@ class OpenAIBackend:
                 text=None,
                 latency_s=time.perf_counter() - started,
                 attempts=attempts,
-                error=redact(f"{type(err).__name__}: {err}", [self.api_key])[:300],
+                error=redact(  # a server's failure names the server
+                    f"{type(err).__name__}: {err}" + (f" ({url})" if is_transient(err) else ""),
+                    [self.api_key],
+                )[:300],
                 meta=request.meta,
             )
 

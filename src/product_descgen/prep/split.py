@@ -11,6 +11,29 @@ SPLITS = ("train", "validation", "test")
 _HELD_OUT = ("validation", "test")
 
 
+def apportion(sizes: list[int], total: int) -> list[int]:
+    """At most ``total`` items taken from parts of ``sizes`` in proportion (largest remainders),
+    each non-empty part keeping at least one where ``total`` allows: counts summing to
+    ``min(total, sum(sizes))`` exactly, so a cap on paid calls is never exceeded."""
+    whole = sum(sizes)
+    if total >= whole:
+        return list(sizes)
+    quotas = [size * total / whole for size in sizes]
+    counts = [
+        min(size, max(math.floor(q), 1 if size else 0))
+        for size, q in zip(sizes, quotas, strict=True)
+    ]
+    while sum(counts) > total:  # the minimums went over: from a part with more than one first
+        spare = [i for i in range(len(sizes)) if counts[i] > 1] or [
+            i for i in range(len(sizes)) if counts[i]
+        ]
+        counts[max(spare, key=lambda i: counts[i] - quotas[i])] -= 1
+    while sum(counts) < total:
+        open_parts = [i for i in range(len(sizes)) if counts[i] < sizes[i]]
+        counts[max(open_parts, key=lambda i: quotas[i] - counts[i])] += 1
+    return counts
+
+
 def allocate(sizes: list[int], shares: dict[str, float]) -> list[dict[str, int]]:
     """Split counts for groups of the given sizes, processed in order.
 

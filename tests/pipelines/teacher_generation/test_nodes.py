@@ -42,6 +42,20 @@ def test_select_caps_each_split_in_proportion():
     assert len(everything) == 5
 
 
+@pytest.mark.parametrize("cap", [1, 2, 3, 6, 7, 11, 50])
+def test_the_cap_on_teacher_inputs_is_never_exceeded(cap):
+    """Each split was rounded on its own: max_examples 6 sent 7 products (5 + 1 + 1)."""
+    out = select_teacher_inputs(
+        _examples(96, "tr"),
+        _examples(12, "va"),
+        _examples(12, "te"),
+        TeacherParams(max_examples=cap),
+    )
+    assert len(out) == cap
+    if cap >= 3:  # room for every split: none is left empty
+        assert set(out["split"]) == {"train", "validation", "test"}
+
+
 def test_gate_accepts_good_and_rejects_bad_with_reasons():
     inputs = _examples(4, "p").assign(split=["train", "train", "validation", "test"])
     outputs = pd.DataFrame(

@@ -9,7 +9,7 @@ import pandas as pd
 
 from product_descgen.callstore import CallStore
 from product_descgen.llm.backends import Connection
-from product_descgen.prep.split import SPLITS
+from product_descgen.prep.split import SPLITS, apportion
 from product_descgen.prompting import PromptSet
 from product_descgen.quality.checks import words
 from product_descgen.quality.gate import OutputFields, gate_problems
@@ -24,15 +24,16 @@ DISTILL_COLUMNS = ["product_id", "split", "category", "title", "audience", "inpu
 def select_teacher_inputs(
     train: pd.DataFrame, validation: pd.DataFrame, test: pd.DataFrame, params: TeacherParams
 ) -> pd.DataFrame:
-    """Products for the teacher, at most ``max_examples``, each split scaled alike."""
+    """Products for the teacher, at most ``max_examples`` (each costs two paid calls), each
+    split scaled alike and kept non-empty where the cap allows (:func:`apportion`)."""
     parts = dict(zip(SPLITS, (train, validation, test), strict=True))
     total = sum(len(p) for p in parts.values())
-    scale = min(1.0, params.max_examples / total) if total else 1.0
+    counts = apportion([len(p) for p in parts.values()], params.max_examples)
     chosen = [
-        part.sample(n=round(len(part) * scale), random_state=params.seed).assign(split=name)
-        if scale < 1.0
+        part.sample(n=n, random_state=params.seed).assign(split=name)
+        if n < len(part)
         else part.assign(split=name)
-        for name, part in parts.items()
+        for (name, part), n in zip(parts.items(), counts, strict=True)
     ]
     out = pd.concat(chosen, ignore_index=True)
     logger.info("Teacher inputs: %d of %d products", len(out), total)

@@ -24,3 +24,9 @@ def test_kedro_viz_build_with_previews(project_copy: Path):
     layers = {n.get("layer") for n in main["nodes"] if n.get("type") == "data"}
     assert layers >= {"raw", "model_input", "models", "model_output", "reporting"}
     assert None not in layers  # every dataset drawn in a layer
+    # layers whose data flow back (a model_output feeding a model_input) make Kedro-Viz turn
+    # layers off ("circular dependency detected"): every pipeline's view is drawn in layers
+    for name in ("__default__", "data_prep", "teacher_generation", "describe", "evaluation"):
+        view = json.loads((project_copy / "build" / "api" / "pipelines" / name).read_text())
+        assert view["layers"], name
+    assert main["layers"][0] == "raw" and main["layers"][-1] == "reporting"

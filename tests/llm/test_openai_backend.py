@@ -209,3 +209,14 @@ def test_a_caller_that_stops_early_cancels_the_calls_left(tmp_path):
             time.sleep(0.05)
         assert not any(t.name == "openai-calls" for t in threading.enumerate())
         assert len(server.answered) <= 4  # the first batch and the calls then in flight
+
+
+def test_settings_the_openai_api_cannot_carry_are_said_not_sent(caplog):
+    """The teacher's repetition_penalty was silently dropped for a server."""
+    with caplog.at_level("WARNING"):
+        OpenAIBackend("http://127.0.0.1:9/v1", "teacher", GenerationSettings())
+        assert not caplog.text
+        OpenAIBackend(
+            "http://127.0.0.1:9/v1", "teacher", GenerationSettings(repetition_penalty=1.1)
+        )
+    assert "teacher: repetition_penalty not sent" in caplog.text

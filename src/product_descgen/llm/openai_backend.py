@@ -92,6 +92,13 @@ class OpenAIBackend:
         self.api_key = api_key
         self.concurrency = concurrency
         self.retry = retry or RetryPolicy()
+        unsent = {"repetition_penalty": settings.repetition_penalty != 1.0,
+                  "no_repeat_ngram_size": settings.no_repeat_ngram_size > 0}  # fmt: skip
+        if any(unsent.values()):  # not in the OpenAI API: the server's own settings apply
+            logger.warning(
+                "%s: %s not sent (the OpenAI API has no such fields): set them on the server "
+                "(docs/teacher_server.md)", model, " and ".join(k for k, v in unsent.items() if v),
+            )  # fmt: skip
 
     def _params(self) -> dict[str, Any]:
         s = self.settings

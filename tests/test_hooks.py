@@ -99,3 +99,26 @@ def test_an_interrupted_run_is_recorded_as_killed(tmp_path, monkeypatch):
         mlflow.set_tracking_uri(previous_uri)
     assert statuses == ["KILLED", "FINISHED"]
     assert len(registered) == 1  # one exit handler, however many runs
+
+
+def test_a_run_needing_cuda_on_a_machine_without_it_fails_before_any_node(monkeypatch):
+    """--env gpu on a CPU machine ran data_prep, then failed minutes later at a model."""
+    import pytest
+    import torch
+    from kedro.io import DataCatalog
+    from kedro.pipeline import Node, Pipeline
+
+    from product_descgen.datasets import LLMConnectionDataset
+    from product_descgen.hooks import DeviceCheckHooks
+
+    def connection(**settings):
+        return LLMConnectionDataset(connection={"backend": "transformers", **settings})
+
+    catalog = DataCatalog({"student_llm": connection(device="cuda"), "cpu_llm": connection()})
+    uses = Pipeline([Node(lambda a, b: a, ["student_llm", "cpu_llm"], "out", name="n")])
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(RuntimeError, match=r"^student_llm run on CUDA .* torch sees no GPU"):
+        DeviceCheckHooks().before_pipeline_run(uses, catalog)
+    DeviceCheckHooks().before_pipeline_run(Pipeline([]), catalog)  # not used: no GPU needed
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    DeviceCheckHooks().before_pipeline_run(uses, catalog)

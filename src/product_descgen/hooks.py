@@ -36,6 +36,33 @@ class ConfigCheckHooks:
         check_config(context.params, globals_, conf_base, context.env or "local")
 
 
+class DeviceCheckHooks:
+    """Fails a run before any node when a model it serves is set to run on CUDA (``device:
+    cuda``, as ``--env gpu`` does) and torch sees no GPU: such a run went through its CPU stages
+    first and failed minutes later (or in a server's retries)."""
+
+    @hook_impl
+    def before_pipeline_run(self, pipeline: Any, catalog: Any) -> None:
+        from product_descgen.datasets import LLMConnectionDataset
+
+        on_cuda = []
+        for name in sorted(pipeline.datasets()):
+            dataset = catalog.get(name) if name in catalog else None
+            if isinstance(dataset, LLMConnectionDataset):
+                connection = dataset.connection
+                if connection.backend == "transformers" and connection.device == "cuda":
+                    on_cuda.append(name)
+        if on_cuda:
+            import torch
+
+            if not torch.cuda.is_available():
+                raise RuntimeError(
+                    f"{', '.join(on_cuda)} run on CUDA (device: cuda) and torch sees no GPU on "
+                    "this machine: run on a GPU machine, or in an environment that serves them on "
+                    "the CPU (the default, without --env gpu)"
+                )
+
+
 class RuntimeHooks:
     """Applies the ``runtime`` parameters (CPU threads) before any node runs."""
 

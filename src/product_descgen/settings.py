@@ -21,6 +21,7 @@ CONFIG_LOADER_ARGS = {
 
 from product_descgen.hooks import (  # noqa: E402
     ConfigCheckHooks,
+    DeviceCheckHooks,
     MlflowInterruptHooks,
     MlflowParamsHooks,
     PipelineTimingHooks,
@@ -32,5 +33,5 @@ from product_descgen.hooks import (  # noqa: E402
 # configuration is checked before anything else
 HOOKS = (
     RuntimeHooks(), RunOutputsHooks(), PipelineTimingHooks(), MlflowParamsHooks(),
-    MlflowInterruptHooks(), ConfigCheckHooks(),
+    MlflowInterruptHooks(), DeviceCheckHooks(), ConfigCheckHooks(),
 )  # fmt: skip

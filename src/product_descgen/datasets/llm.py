@@ -54,6 +54,11 @@ class LLMConnectionDataset(AbstractDataset[None, Connection]):
         """The model spec loading resolves (None: a server's own model)."""
         return self._model
 
+    @property
+    def connection(self) -> Connection:
+        """The connection as configured, before loading resolves its model."""
+        return self._connection
+
     def _describe(self) -> dict[str, Any]:  # no secrets in logs
         model = self._model.model_dump(exclude_none=True, mode="json") if self._model else None
         return {**self._connection.model_dump(exclude={"api_key"}), "model": model}

@@ -272,7 +272,7 @@ def _kappa(first: list[str], second: list[str]) -> float | None:
         kappa = float(cohen_kappa_score(first, second, labels=list(LABELS)))
     if math.isnan(kappa):  # both raters used one label throughout: chance agreement is 1
         return 1.0 if first == second else None
-    return kappa
+    return round(kappa, 12)  # no -2.2e-16 for a kappa of 0
 
 
 def _agreement(judgments: pd.DataFrame) -> dict:
@@ -390,9 +390,10 @@ def judge_summary(
     problems = []
     if n_valid < min_valid:
         problems.append(f"{n_valid} valid verdicts < {min_valid}")
-    if consistency is None or consistency < min_consistency:
-        shown = "n/a" if consistency is None else f"{consistency:.0%}"
-        problems.append(f"position consistency {shown} < {min_consistency:.0%}")
+    if consistency is None:
+        problems.append("position consistency unmeasured (no valid verdict)")
+    elif consistency < min_consistency:
+        problems.append(f"position consistency {consistency:.0%} < {min_consistency:.0%}")
     return {
         **summary,
         "n_valid": n_valid,

@@ -268,10 +268,13 @@ def measure_speed(
         "sample": {"products": n, "rounds": p.pairs, "min_products": p.min_products,
                    "enough": n >= p.min_products},
     }  # fmt: skip
-    summary["headline"].append(
-        f"Measured on {n} products, {p.pairs} alternated rounds of fresh processes: throughput "
-        f"ratio {min(ratios):.1f}x to {max(ratios):.1f}x over the rounds."
+    spread = (
+        f"throughput ratio {min(ratios):.1f}x to {max(ratios):.1f}x over the rounds"
+        if p.pairs > 1
+        else "one round: no spread measured"
     )
+    rounds = "1 round" if p.pairs == 1 else f"{p.pairs} alternated rounds"
+    summary["headline"].append(f"Measured on {n} products, {rounds} of fresh processes: {spread}.")
     for line in summary["headline"]:
         logger.info(line)
     if not summary["sample"]["enough"]:

@@ -195,6 +195,7 @@ def generate(
         generate_new_descriptions,
     )
     from product_descgen.pipelines.evaluation.nodes import describe_with_student, serve_student
+    from product_descgen.prep.config import DataPrepParams
     from product_descgen.project_config import load_project_config
 
     cuda = torch.cuda.is_available()
@@ -215,7 +216,8 @@ def generate(
         items, served, CallStore(stores / "describe.sqlite"), describe
     )
     seconds = time.perf_counter() - started
-    checked = check_new_descriptions(items, outputs, items.head(0), describe)
+    data_prep = DataPrepParams.model_validate(params["data_prep"])
+    checked = check_new_descriptions(items, outputs, items.head(0), describe, data_prep)
     evaluated = describe_with_student(
         items, served, CallStore(stores / "evaluation.sqlite"), evaluation
     )

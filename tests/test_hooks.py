@@ -73,8 +73,13 @@ def test_an_interrupted_run_is_recorded_as_killed(tmp_path, monkeypatch):
 
     from product_descgen.hooks import MlflowInterruptHooks
 
-    registered = []
-    monkeypatch.setattr(atexit, "register", registered.append)
+    registered = []  # ours: MLflow registers exit handlers of its own (telemetry)
+    monkeypatch.setattr(
+        atexit, "register",
+        lambda f, *a, **k: registered.append(f)
+        if isinstance(getattr(f, "__self__", None), MlflowInterruptHooks)
+        else None,
+    )  # fmt: skip
     previous_uri = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     hooks = MlflowInterruptHooks()

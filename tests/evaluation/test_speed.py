@@ -100,3 +100,23 @@ def test_loading_a_model_imports_no_library_after_the_baseline(
     )  # fmt: skip
     new = set(json.loads(done.stdout.strip().splitlines()[-1]))
     assert not new & {"torch", "transformers", "openvino", "openvino_genai", "peft"}
+
+
+def test_machines_that_hold_no_process_fail_after_the_first_round(monkeypatch):
+    """The check came after every round: the whole speed test was paid, then thrown away."""
+    from product_descgen.evaluation import cost, speed
+
+    measured = []
+
+    def run_isolated(job, timeout_s):
+        measured.append(job)
+        return {"system": job, "process_peak_mb": 1663.0, "gpu_peak_reserved_mb": float("nan")}
+
+    monkeypatch.setattr(speed, "run_isolated", run_isolated)
+    tiny = [{"name": "tiny", "memory_gb": 1, "price_per_hour": 0.01}]
+    with pytest.raises(ValueError, match="holds a process of 1663 MiB"):
+        speed.run_pairs(("teacher", "student"), 3, 60, lambda r: cost.check_machines(r, tiny))
+    assert measured == ["teacher", "student"]  # one round, not three
+    big = [{"name": "big", "memory_gb": 4, "price_per_hour": 0.1}]
+    runs = speed.run_pairs(("teacher", "student"), 3, 60, lambda r: cost.check_machines(r, big))
+    assert len(runs) == 6

@@ -43,6 +43,15 @@ def smallest_machine(
     return min(fits, key=lambda m: m["price_per_hour"])
 
 
+def check_machines(results: Sequence[dict[str, Any]], machines: Sequence[dict[str, Any]]) -> None:
+    """Fails unless each measured process fits some machine (after the speed test's first
+    round, not after all of them)."""
+    for result in results:
+        gpu_peak = result.get("gpu_peak_reserved_mb")
+        gpu_peak = None if gpu_peak is None or pd.isna(gpu_peak) else float(gpu_peak)
+        smallest_machine(result["process_peak_mb"], machines, gpu_peak)
+
+
 def speed_table(
     teacher: dict[str, Any], student: dict[str, Any], machines: Sequence[dict[str, Any]]
 ) -> pd.DataFrame:

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -294,14 +295,22 @@ if __name__ == "__main__":
     raise SystemExit(main(sys.argv[1:]))
 
 
-def run_pairs(jobs: tuple[SpeedJob, SpeedJob], pairs: int, timeout_s: int) -> list[dict[str, Any]]:
+def run_pairs(
+    jobs: tuple[SpeedJob, SpeedJob],
+    pairs: int,
+    timeout_s: int,
+    check_first: Callable[[list[dict[str, Any]]], None] | None = None,
+) -> list[dict[str, Any]]:
     """``pairs`` rounds of both systems, each in a fresh process, the order alternating
-    (teacher first in odd rounds); every result carries its round."""
+    (teacher first in odd rounds); every result carries its round. ``check_first``: called
+    with the first round's results, so what cannot be used fails before the other rounds."""
     results = []
     for round_ in range(pairs):
         order = jobs if round_ % 2 == 0 else jobs[::-1]
         for job in order:
             results.append({**run_isolated(job, timeout_s), "round": round_})
+        if round_ == 0 and check_first is not None:
+            check_first(results)
     return results
 
 

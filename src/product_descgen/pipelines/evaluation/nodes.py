@@ -257,9 +257,12 @@ def measure_speed(
     """Teacher pipeline vs student on the same test products: alternated rounds, each system
     in a fresh process; medians over the rounds with their spread."""
     p = params.speed
-    runs = speed.run_pairs((teacher_job, student_job), p.pairs, p.timeout_s)
-    by_system = {row["system"]: row for row in speed.summarise_rounds(runs).to_dict("records")}
     machines = [m.model_dump() for m in p.machines]
+    runs = speed.run_pairs(
+        (teacher_job, student_job), p.pairs, p.timeout_s,
+        check_first=lambda first: cost.check_machines(first, machines),
+    )  # fmt: skip
+    by_system = {row["system"]: row for row in speed.summarise_rounds(runs).to_dict("records")}
     table = cost.speed_table(by_system["teacher"], by_system["student"], machines=machines)
     summary = cost.compare(table)
     ratios, n = speed.round_ratios(runs), len(teacher_job.items)

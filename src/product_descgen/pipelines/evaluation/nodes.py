@@ -277,7 +277,11 @@ def measure_speed(
         else "one round: no spread measured"
     )
     rounds = "1 round" if p.pairs == 1 else f"{p.pairs} alternated rounds"
-    summary["headline"].append(f"Measured on {n} products, {rounds} of fresh processes: {spread}.")
+    threads = by_system["teacher"].get("threads")
+    each = f", {threads:.0f} CPU thread(s) each" if threads else ""
+    summary["headline"].append(
+        f"Measured on {n} products, {rounds} of fresh processes{each}: {spread}."
+    )
     for line in summary["headline"]:
         logger.info(line)
     if not summary["sample"]["enough"]:

@@ -43,13 +43,18 @@ def smallest_machine(
     return min(fits, key=lambda m: m["price_per_hour"])
 
 
+def machine_for(result: dict[str, Any], machines: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """:func:`smallest_machine` for a measured process (its GPU peak NaN where it used none)."""
+    gpu_peak = result.get("gpu_peak_reserved_mb")
+    gpu_peak = None if gpu_peak is None or pd.isna(gpu_peak) else float(gpu_peak)
+    return smallest_machine(result["process_peak_mb"], machines, gpu_peak)
+
+
 def check_machines(results: Sequence[dict[str, Any]], machines: Sequence[dict[str, Any]]) -> None:
     """Fails unless each measured process fits some machine (after the speed test's first
     round, not after all of them)."""
     for result in results:
-        gpu_peak = result.get("gpu_peak_reserved_mb")
-        gpu_peak = None if gpu_peak is None or pd.isna(gpu_peak) else float(gpu_peak)
-        smallest_machine(result["process_peak_mb"], machines, gpu_peak)
+        machine_for(result, machines)
 
 
 def speed_table(
@@ -59,9 +64,7 @@ def speed_table(
     and the cost."""
     rows = []
     for result in (teacher, student):
-        gpu_peak = result.get("gpu_peak_reserved_mb")
-        gpu_peak = None if gpu_peak is None or pd.isna(gpu_peak) else float(gpu_peak)
-        machine = smallest_machine(result["process_peak_mb"], machines, gpu_peak)
+        machine = machine_for(result, machines)
         rows.append(
             {
                 **result,

@@ -49,9 +49,9 @@ def key_numbers(
 
     sample = speed_summary.get("sample", {})
     few = f" (indicative: {sample['products']} products)" if sample and not sample["enough"] else ""
-    size = eval_metrics.get("size") or {}
-    tested = f" (n={size['test_items']}" if size else ""
-    tested += ("; indicative" if not size.get("enough", True) else "") + (")" if size else "")
+    size = eval_metrics.get("size")
+    few_tested = "" if not size or size.get("enough", True) else "; indicative"
+    tested = f" (n={size['test_items']}{few_tested})" if size else ""
     student = eval_metrics["overall"].get("student", {})
     rows = [
         ("Throughput, student / teacher pipeline",

@@ -271,12 +271,12 @@ def measure_speed(
         "sample": {"products": n, "rounds": p.pairs, "min_products": p.min_products,
                    "enough": n >= p.min_products},
     }  # fmt: skip
-    spread = (
-        f"throughput ratio {min(ratios):.1f}x to {max(ratios):.1f}x over the rounds"
+    rounds, spread = (
+        (f"{p.pairs} alternated rounds",
+         f"throughput ratio {min(ratios):.1f}x to {max(ratios):.1f}x over the rounds")
         if p.pairs > 1
-        else "one round: no spread measured"
-    )
-    rounds = "1 round" if p.pairs == 1 else f"{p.pairs} alternated rounds"
+        else ("1 round", "one round: no spread measured")
+    )  # fmt: skip
     threads = by_system["teacher"].get("threads")
     each = f", {threads:.0f} CPU thread(s) each" if threads else ""
     summary["headline"].append(

@@ -205,6 +205,46 @@ def test_wilson_intervals_and_gap_by_formula():
     assert narrower["tie_or_student"]["ci_low"] == pytest.approx(wilson(6, 10, z=1.6448536)[0])
 
 
+def test_raters_who_agree_on_every_item_count_about_once():
+    # three raters, identical judgments on 20 items: about as informative as one rater
+    per_item = ["teacher"] * 8 + ["student"] * 9 + ["tie"] * 3
+    frame = pd.DataFrame(
+        {
+            "rater": [r for _ in per_item for r in ("ana", "ben", "cai")],
+            "item_id": [f"item-{i}" for i, _ in enumerate(per_item) for _ in range(3)],
+            "preferred": [p for p in per_item for _ in range(3)],
+        }
+    )
+    tripled, once = preference_summary(frame), summary_of(per_item)
+    naive = summary_of(frame["preferred"].tolist())  # 60 judgments taken as independent
+
+    def width(summary: dict) -> float:
+        return summary["tie_or_student"]["ci_high"] - summary["tie_or_student"]["ci_low"]
+
+    assert tripled["tie_or_student"]["count"] == 36
+    assert tripled["tie_or_student"]["share"] == pytest.approx(0.6)
+    assert width(tripled) == pytest.approx(width(once), rel=0.05)
+    assert width(tripled) > 1.6 * width(naive)
+    gap = {k: tripled["teacher_minus_student"][k] - once["teacher_minus_student"][k]
+           for k in ("ci_low", "ci_high")}  # fmt: skip
+    assert abs(gap["ci_low"]) < 0.02 and abs(gap["ci_high"]) < 0.02
+
+
+def test_raters_who_split_evenly_on_every_item_are_not_penalised():
+    # on each item one rater says teacher, the other student: no item effect to widen for
+    frame = pd.DataFrame(
+        {
+            "rater": ["ana", "ben"] * 10,
+            "item_id": [f"item-{i // 2}" for i in range(20)],
+            "preferred": ["teacher", "student"] * 10,
+        }
+    )
+    summary = preference_summary(frame)
+    low, high = wilson(10, 20)
+    assert summary["shares"]["teacher"]["ci_low"] == pytest.approx(low)
+    assert summary["shares"]["teacher"]["ci_high"] == pytest.approx(high)
+
+
 def test_empty_summary():
     empty = pd.DataFrame(columns=["rater", "item_id", "product_id", "choice", "preferred", "file"])
     summary = preference_summary(empty)

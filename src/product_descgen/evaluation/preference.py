@@ -2,8 +2,8 @@
 
 The rater sees a sheet (an HTML page) with two descriptions per product, "A" and "B", and never
 learns which system wrote which: that lives in the key only. Ratings come back as CSV files in
-A/B terms and are unblinded through the key. The statistics treat every judgment as independent
-(several raters on one item are not, so with many raters per item the intervals are optimistic).
+A/B terms and are unblinded through the key. Several raters' judgments of one item are not
+independent: the intervals widen by the design effect of that clustering (items as clusters).
 """
 
 from __future__ import annotations
@@ -257,11 +257,29 @@ def read_ratings(
     return judgments, rejected
 
 
-def _wilson(count: int, n: int, confidence: float) -> dict[str, float]:
+def _wilson(share: float, n: float, confidence: float) -> tuple[float, float]:
+    """Wilson interval of ``share`` over ``n`` judgments (an effective, fractional ``n`` too)."""
     from statsmodels.stats.proportion import proportion_confint
 
-    low, high = proportion_confint(count, n, alpha=1 - confidence, method="wilson")
-    return {"count": int(count), "share": count / n, "ci_low": float(low), "ci_high": float(high)}
+    low, high = proportion_confint(share * n, n, alpha=1 - confidence, method="wilson")
+    return float(low), float(high)
+
+
+def design_effect(values: np.ndarray, items: np.ndarray) -> float:
+    """How much clustering by item inflates the variance of ``values``' mean: the
+    cluster-robust (sandwich) variance over the independent-judgment one, each with its
+    small-sample factor (G/(G-1) items, n/(n-1) judgments), so one judgment per item gives
+    exactly 1; never below 1. One item judged by everyone counts as one judgment."""
+    n = len(values)
+    residuals = values - values.mean()
+    independent = n / (n - 1) * float((residuals**2).sum()) if n > 1 else 0.0
+    per_item = pd.Series(residuals).groupby(items).sum()
+    if independent == 0:  # no spread: nothing to inflate
+        return 1.0
+    if len(per_item) == 1:
+        return float(n)
+    robust = len(per_item) / (len(per_item) - 1) * float((per_item**2).sum())
+    return max(1.0, robust / independent)
 
 
 def _kappa(first: list[str], second: list[str]) -> float | None:
@@ -293,7 +311,8 @@ def _agreement(judgments: pd.DataFrame) -> dict:
 
 
 def preference_summary(judgments: pd.DataFrame, confidence: float = 0.95) -> dict:
-    """Preference shares with Wilson intervals, the teacher-student gap, inter-rater kappa."""
+    """Preference shares with Wilson intervals, the teacher-student gap with a normal interval
+    (both widened by :func:`design_effect` where raters share items), inter-rater kappa."""
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
     n = len(judgments)
@@ -313,13 +332,21 @@ def preference_summary(judgments: pd.DataFrame, confidence: float = 0.95) -> dic
     unknown = set(judgments["preferred"]) - set(LABELS)
     if unknown:
         raise ValueError(f"unexpected preferred label(s): {sorted(map(str, unknown))}")
-    counts = judgments["preferred"].value_counts()
-    count = {label: int(counts.get(label, 0)) for label in LABELS}
-    summary["shares"] = {label: _wilson(count[label], n, confidence) for label in LABELS}
-    summary["tie_or_student"] = _wilson(count["student"] + count["tie"], n, confidence)
-    p_t, p_s = count["teacher"] / n, count["student"] / n
+    preferred, items = judgments["preferred"].to_numpy(), judgments["item_id"].to_numpy()
+
+    def share(labels: tuple[str, ...]) -> dict[str, float]:  # Wilson at the effective size
+        hits = np.isin(preferred, labels).astype(float)
+        low, high = _wilson(hits.mean(), n / design_effect(hits, items), confidence)
+        return {"count": int(hits.sum()), "share": float(hits.mean()), "ci_low": low,
+                "ci_high": high}  # fmt: skip
+
+    summary["shares"] = {label: share((label,)) for label in LABELS}
+    summary["tie_or_student"] = share(("student", "tie"))
+    difference = (preferred == "teacher").astype(float) - (preferred == "student").astype(float)
+    p_t, p_s = float((preferred == "teacher").mean()), float((preferred == "student").mean())
     gap = p_t - p_s
-    half = NormalDist().inv_cdf(0.5 + confidence / 2) * math.sqrt((p_t + p_s - gap**2) / n)
+    variance = (p_t + p_s - gap**2) / n * design_effect(difference, items)
+    half = NormalDist().inv_cdf(0.5 + confidence / 2) * math.sqrt(variance)
     summary["teacher_minus_student"] = {
         "gap": gap,
         "ci_low": max(-1.0, gap - half),

@@ -23,6 +23,16 @@ def test_strip_markup_removes_tags_and_decodes_entities():
     assert strip_markup("one<br/>two</p>three") == "one\ntwo\nthree"
 
 
+def test_strip_markup_keeps_less_and_greater_than_signs_that_open_no_tag():
+    # spec text: a tag-like stretch "<40 dB ... >" is not a tag and holds product facts
+    text = "Noise level <40 dB even at full speed. Battery life >10 hours."
+    assert strip_markup(text) == text
+    assert strip_markup("Weight <500 g, Height >20 cm &amp; <b>light</b>") == (
+        "Weight <500 g, Height >20 cm & light"
+    )
+    assert strip_markup("x &lt;5 mm") == "x <5 mm"
+
+
 def test_strip_markup_drops_scripts_styles_and_comments_with_what_they_hold():
     text = (
         "<style>.x{color:red}</style>Soft <SCRIPT type='text/javascript'>alert(1)</SCRIPT>"

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import re
+import warnings
 from typing import Any
-
-from w3lib.html import remove_comments, remove_tags, remove_tags_with_content, replace_entities
 
 from product_descgen.prep.config import CleaningParams
 
@@ -16,12 +15,26 @@ _WS = re.compile(r"\s+")
 _KEY_EDGE = re.compile(r"^[\s:;,.\-]+|[\s:;,.\-]+$")
 
 
+_BLOCK_END = re.compile(r"(?i)<\s*(br|/p|/div|/li)\s*/?\s*>")
+
+
 def strip_markup(text: str) -> str:
-    """Remove HTML tags (block tags become line breaks), comments and what scripts and styles
-    hold (code, not text about the product), and decode entities."""
-    text = remove_tags_with_content(remove_comments(text), ("script", "style"))
-    text = re.sub(r"(?i)<\s*(br|/p|/div|/li)\s*/?\s*>", "\n", text)
-    return replace_entities(remove_tags(text)).replace("\xa0", " ")
+    """The text a browser shows for ``text``: tags removed (block ends become line breaks),
+    comments and what scripts and styles hold (code, not text about the product) dropped,
+    entities decoded. Parsed as HTML5 does (Python's ``html.parser`` under Beautiful Soup),
+    so a ``<`` not followed by a letter is text: "<40 dB ... >10 h" keeps everything between."""
+    if "<" not in text and "&" not in text:
+        return text.replace("\xa0", " ")
+    from bs4 import BeautifulSoup, Comment, MarkupResemblesLocatorWarning
+
+    with warnings.catch_warnings():  # a short text can look like a file name or a URL
+        warnings.simplefilter("ignore", MarkupResemblesLocatorWarning)
+        soup = BeautifulSoup(_BLOCK_END.sub("\n", text), "html.parser")
+    for code in soup(["script", "style"]):
+        code.decompose()
+    for comment in soup.find_all(string=lambda node: isinstance(node, Comment)):
+        comment.extract()
+    return soup.get_text().replace("\xa0", " ")
 
 
 def remove_boilerplate(text: str, patterns: list[str], title: str) -> str:

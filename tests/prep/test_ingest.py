@@ -139,6 +139,16 @@ def test_missing_column_error_names_the_column_and_the_setting():
     assert "title (mapped to column 'title')" in message
     assert "category" in message and "description" in message
     assert "data_prep.columns" in message and "'name'" in message
+    assert message.startswith("raw_products:")
+
+
+def test_new_products_in_another_format_are_named_with_the_way_out():
+    raw = pd.DataFrame([{"sku": "1", "name": "T", "specs": {}}])
+    with pytest.raises(ValueError) as err:
+        ingest(raw, COLUMNS, FMT, LIMITS, source="new_products")
+    message = str(err.value)
+    assert message.startswith("new_products:") and "the training catalogue's mapping" in message
+    assert "new_products dataset" in message
 
 
 def write_csv(path, rows: list[dict]) -> None:

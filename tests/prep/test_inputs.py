@@ -9,6 +9,7 @@ from product_descgen.prep.inputs import (
     build_input_text,
     cut_input_to_fit,
     original_description,
+    unmatched_audiences,
 )
 
 
@@ -16,6 +17,18 @@ def test_audience_per_category_else_default():
     params = AudienceParams(default="everyone", per_category={"Toys": "parents"})
     assert audience_for("Toys", params) == "parents"
     assert audience_for("Books", params) == "everyone"
+
+
+def test_audience_keys_match_whatever_case_spacing_or_ampersand():
+    params = AudienceParams(default="everyone", per_category={"Beauty & Personal Care": "carers"})
+    assert audience_for("Beauty and Personal Care", params) == "carers"
+    assert audience_for("beauty  &  personal-care", params) == "carers"
+    assert audience_for("Beauty Care", params) == "everyone"
+
+
+def test_audience_keys_that_match_no_category_are_named():
+    params = AudienceParams(per_category={"Toys & Games": "parents", "Kitchen": "cooks"})
+    assert unmatched_audiences(["kitchen", "Toys & School Supplies"], params) == ["Toys & Games"]
 
 
 def test_build_input_text_layout():

@@ -45,13 +45,14 @@ class Product(BaseModel):
         return value
 
 
-def check_columns(raw: pd.DataFrame, columns: ColumnMapping) -> None:
-    """Fail with a clear message when the catalogue is empty or a mapped column is missing."""
+def check_columns(raw: pd.DataFrame, columns: ColumnMapping, source: str = "raw_products") -> None:
+    """Fail with a clear message when the catalogue is empty or a mapped column is missing;
+    ``source``: the catalog dataset read (raw_products, or describe's new_products)."""
     usable = raw.drop(columns=[LOAD_ERROR_COLUMN, SOURCE_ROW_COLUMN], errors="ignore")
     if raw.empty:
-        raise ValueError("the raw catalogue has no rows: is the file empty?")
+        raise ValueError(f"{source}: the catalogue has no rows: is the file empty?")
     if usable.dropna(how="all").empty and LOAD_ERROR_COLUMN not in raw:
-        raise ValueError("the raw catalogue has no rows with any value")
+        raise ValueError(f"{source}: the catalogue has no rows with any value")
     present = set(usable.columns)
     missing = [
         f"{field} (mapped to column {column!r})"
@@ -59,11 +60,16 @@ def check_columns(raw: pd.DataFrame, columns: ColumnMapping) -> None:
         if column is not None and column not in present
     ]
     if missing and len(present) > 0:
+        fix = (
+            "new products are read with the training catalogue's mapping (data_prep.columns): "
+            "give them in that format, pointing the environment's new_products dataset at "
+            "such a file (docs/own_catalogue_and_models.md)"
+            if source == "new_products"
+            else "fix the column mapping in parameters_data_prep.yml (data_prep.columns)"
+        )
         raise ValueError(
-            "the raw catalogue lacks required column(s): "
-            + ", ".join(missing)
-            + f". Columns present: {sorted(present)}. "
-            "Fix the column mapping in parameters_data_prep.yml (data_prep.columns)."
+            f"{source}: the catalogue lacks required column(s): {', '.join(missing)}. "
+            f"Columns present: {sorted(present)}. To read it, {fix}."
         )
     id_column = columns.product_id
     if id_column in present and pd.api.types.is_numeric_dtype(raw[id_column]):
@@ -208,10 +214,15 @@ def to_product(
 
 
 def ingest(
-    raw: pd.DataFrame, columns: ColumnMapping, fmt: AttributeFormat, limits: Limits
+    raw: pd.DataFrame,
+    columns: ColumnMapping,
+    fmt: AttributeFormat,
+    limits: Limits,
+    source: str = "raw_products",
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Split raw rows into canonical products and quarantine rows (reason per row)."""
-    check_columns(raw, columns)
+    """Split raw rows into canonical products and quarantine rows (reason per row);
+    ``source``: the catalog dataset they come from, for messages."""
+    check_columns(raw, columns, source)
     kept: list[dict[str, Any]] = []
     quarantined: list[dict[str, Any]] = []
     seen: dict[str, int] = {}

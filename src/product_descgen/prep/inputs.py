@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from product_descgen.prep.config import AudienceParams
@@ -13,9 +13,24 @@ NO_DESCRIPTION = "(none)"
 ORIGINAL_DESCRIPTION = re.compile(r"(?ms)^Original description: ?(.*)")
 
 
+def category_key(category: str) -> str:
+    """A category name as ``audience.per_category`` matches it: case, punctuation and spacing
+    aside, "&" read as "and" ("Beauty & Personal Care" is "beauty and personal care")."""
+    words = re.sub(r"[^\w]+", " ", category.replace("&", " and ").casefold())
+    return " ".join(words.split())
+
+
 def audience_for(category: str, params: AudienceParams) -> str:
     """The target audience of a category (per-category setting, else the default)."""
-    return params.per_category.get(category, params.default)
+    per_category = {category_key(k): v for k, v in params.per_category.items()}
+    return per_category.get(category_key(category), params.default)
+
+
+def unmatched_audiences(categories: Iterable[str], params: AudienceParams) -> list[str]:
+    """``audience.per_category`` keys that match none of ``categories`` (a misspelt key leaves
+    its products with the default audience)."""
+    present = {category_key(c) for c in categories}
+    return [k for k in params.per_category if category_key(k) not in present]
 
 
 def build_input_text(product: dict[str, Any], audience: str) -> str:

@@ -90,7 +90,7 @@ def test_wrong_parameter_fails_before_any_node_runs(project_copy, tiny_model_dir
 @pytest.mark.slow
 def test_empty_catalogue_is_a_clear_error(project_copy, tiny_model_dir):
     (project_copy / "data" / "01_raw" / "products.jsonl").write_text("")
-    with pytest.raises(ValueError, match="raw catalogue has no rows"):
+    with pytest.raises(ValueError, match="raw_products: the catalogue has no rows"):
         run_data_prep(project_copy, tiny_model_dir)
 
 

@@ -15,6 +15,7 @@ from product_descgen.prep.inputs import (
     build_input_text,
     cut_input_to_fit,
     original_description,
+    unmatched_audiences,
 )
 from product_descgen.prep.quarantine import (
     QUARANTINE_COLUMNS,
@@ -38,16 +39,19 @@ def ingest_catalogue(
     params: DataPrepParams,
     min_kept_share: float | None = None,
     allow_empty: bool = False,
+    source: str = "raw_products",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Map raw columns onto the canonical schema; unusable rows go to quarantine.
     ``min_kept_share`` (here and in the next stages): the floor under which the stage fails
     (:func:`~product_descgen.prep.quarantine.require_kept`); default the training data's,
     ``data_prep.limits.min_kept_share``; describe's is 0. ``allow_empty`` (describe): an empty
-    file is a batch without products, not an error."""
+    file is a batch without products, not an error. ``source``: the dataset read, for messages."""
     if allow_empty and raw_products.empty:
         logger.warning("Ingested 0 rows: the file holds no products")
         return products_to_frame([]), quarantine_frame([])
-    kept, quarantined = ingest(raw_products, params.columns, params.attributes, params.limits)
+    kept, quarantined = ingest(
+        raw_products, params.columns, params.attributes, params.limits, source
+    )
     logger.info(
         "Ingested %d rows: %d kept, %d quarantined", len(raw_products), len(kept), len(quarantined)
     )
@@ -94,14 +98,29 @@ def clean_catalogue(
             continue
         first_seen[key] = cleaned["product_id"]
         kept.append(cleaned)
-    logger.info("Cleaned %d products, %d exact duplicates quarantined", len(kept), len(quarantined))
+    duplicates = sum(q["reason"] == "duplicate_content" for q in quarantined)
+    logger.info(
+        "Cleaned %d products; quarantined %d exact duplicate(s) and %d left empty by cleaning",
+        len(kept), duplicates, len(quarantined) - duplicates,
+    )  # fmt: skip
     frame = quarantine_frame(quarantined)
     require_kept("clean", len(kept), frame, floor(params, min_kept_share))
     return products_to_frame(kept), frame
 
 
-def build_model_inputs(products: pd.DataFrame, params: DataPrepParams) -> pd.DataFrame:
-    """Add the target audience and the model input text to each product."""
+def build_model_inputs(
+    products: pd.DataFrame, params: DataPrepParams, check_audiences: bool = True
+) -> pd.DataFrame:
+    """Add the target audience and the model input text to each product. ``check_audiences``
+    (the training catalogue; not a batch of new products, which holds few categories): warn of
+    ``audience.per_category`` keys that match no category."""
+    unmatched = unmatched_audiences(products["category"], params.audience)
+    if check_audiences and unmatched:
+        logger.warning(
+            "data_prep.audience.per_category: %s match(es) no category of this catalogue, so "
+            "no product gets their audience (categories present: %s)",
+            ", ".join(map(repr, unmatched)), ", ".join(sorted(set(products["category"]))),
+        )  # fmt: skip
     audiences = [audience_for(c, params.audience) for c in products["category"]]
     texts = [
         build_input_text(p, a) for p, a in zip(frame_to_products(products), audiences, strict=True)

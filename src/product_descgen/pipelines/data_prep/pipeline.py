@@ -21,10 +21,11 @@ def create_cleaning_pipeline(new_products: bool = False) -> Pipeline:
     not quarantined as duplicates, and an input over the length budget is cut to fit (its
     original description, then its last attributes) rather than being quarantined: training
     data is chosen, new products are all to be described."""
-    ingest, clean, length = {}, {}, {}
+    ingest, clean, build, length = {}, {}, {}, {}
     if new_products:
-        ingest = {"min_kept_share": 0.0, "allow_empty": True}
+        ingest = {"min_kept_share": 0.0, "allow_empty": True, "source": "new_products"}
         clean = {"min_kept_share": 0.0, "dedupe_content": False}
+        build = {"check_audiences": False}
         length = {"min_kept_share": 0.0, "cut_to_fit": True}
     return Pipeline(
         [
@@ -41,7 +42,7 @@ def create_cleaning_pipeline(new_products: bool = False) -> Pipeline:
                 name="clean_catalogue_node",
             ),
             Node(
-                nodes.build_model_inputs,
+                fixed(nodes.build_model_inputs, **build),
                 ["cleaned_products", "params:data_prep"],
                 "model_inputs",
                 name="build_model_inputs_node",

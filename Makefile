@@ -86,6 +86,8 @@ format: $(STAMP)  ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix src tests benchmarks
 	$(BIN)/ruff format src tests benchmarks
 
-clean:  ## remove generated data (keeps the venv, raw data and converted models)
+# In every environment's data root. Kept: the call stores (answers paid for, reused only for the
+# same prompt, model and settings) and the key that unblinds ratings of sheets already sent.
+clean:  ## remove generated data (keeps the venv, raw data, converted models, paid answers, rating key)
 	find data \( -path '*/0[2-5]_*/*' -o -path '*/07_*/*' -o -path '*/08_*/*' \) -type f \
-		! -name .gitkeep -delete  # in every environment's data root
+		! -name .gitkeep ! -name '*_calls.sqlite*' ! -name human_eval_key.csv -delete

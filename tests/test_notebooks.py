@@ -67,6 +67,8 @@ def test_notebook_runs_on_a_small_run(
     )  # fmt: skip
     run_pipeline(project_copy, tiny_model_dir, "reporting")
     assert_tracked()
+    # the kernel is a process of its own: the store's URI relative, as the project ships it
+    shutil.copy(PROJECT_ROOT / "conf" / "base" / "mlflow.yml", project_copy / "conf" / "base")
     (project_copy / "notebooks").mkdir(exist_ok=True)
     copy = shutil.copy(path, project_copy / "notebooks" / path.name)
     notebook = nbformat.read(copy, as_version=4)
@@ -79,6 +81,7 @@ def test_notebook_runs_on_a_small_run(
         for out in cell.get("outputs", []) if out.get("output_type") == "error"
     ]  # fmt: skip
     assert not errors
+    assert not (project_copy / "notebooks" / "data").exists()  # one MLflow store, the project's
     text = "".join(
         str(out.get("text", "")) + str(out.get("data", {}).get("text/plain", ""))
         for cell in notebook.cells if cell.cell_type == "code" for out in cell.get("outputs", [])

@@ -109,7 +109,7 @@ def step_requests(
     rendered = [render(prompts, step, str(i["product_id"]), variables(i), {}) for i in items]
     return keyed(
         rendered, step=step, template=prompts.template_text(step), model=model_id,
-        settings=settings.model_dump(),
+        settings=settings.cache_key(),
     )  # fmt: skip
 
 

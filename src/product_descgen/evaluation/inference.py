@@ -103,7 +103,7 @@ def run_student(
     ]
     requests = keyed(
         student_requests(items, student.template), step="student",
-        model=student.connection.model_id, served=served, settings=student.settings.model_dump(),
+        model=student.connection.model_id, served=served, settings=student.settings.cache_key(),
     )  # fmt: skip
     return stored_results(
         requests,

@@ -21,6 +21,14 @@ class GenerationSettings(BaseModel):
     no_repeat_ngram_size: int = Field(0, ge=0)
     stop: list[str] = Field(default_factory=list)  # cut generation at any of these strings
 
+    def cache_key(self) -> dict[str, Any]:
+        """The settings as they decide the text, for call-store keys: greedy decoding reads
+        neither ``seed`` nor ``top_p``, so they are keyed at their defaults there."""
+        if self.temperature > 0:
+            return self.model_dump()
+        fields = type(self).model_fields
+        return self.model_dump() | {k: fields[k].default for k in ("seed", "top_p")}
+
     def with_stop(self, stop: list[str]) -> GenerationSettings:
         """A copy that also stops at ``stop`` (a prompt file's or a serving contract's strings),
         after its own; a string it already has is not added twice."""

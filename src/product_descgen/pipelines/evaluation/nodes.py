@@ -84,7 +84,7 @@ def describe_with_base_student(
     settings = prompts.with_stop(params.baseline_generation)
     requests = keyed(
         baseline_requests(eval_set, prompts, teacher.rules.model_dump()), step="base student",
-        model=student_llm.model_id, settings=settings.model_dump(),
+        model=student_llm.model_id, settings=settings.cache_key(),
     )  # fmt: skip
     return stored_results(
         requests, lambda: make_backend(student_llm, student_llm.model_dir, settings),

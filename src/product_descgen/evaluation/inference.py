@@ -54,9 +54,12 @@ def served_model(
     connection: Connection, adapter: str, exported: str
 ) -> tuple[str | None, str | None]:
     """What serves the fine-tuned student under ``connection``: the exported OpenVINO model
-    (adapter merged in) for ``openvino``; the connection's base model and the peft adapter
-    otherwise (a server serves its own: ``connection.model``)."""
+    (adapter merged in: made from ``adapter``, or this fails) for ``openvino``; the connection's
+    base model and the peft adapter otherwise (a server serves its own: ``connection.model``)."""
     if connection.backend == "openvino":
+        from product_descgen.export.student import require_export_of
+
+        require_export_of(exported, adapter)
         return exported, None
     return connection.model_dir, adapter
 

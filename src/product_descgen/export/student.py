@@ -9,13 +9,15 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from product_descgen.export.openvino import Weights, export_openvino
+from product_descgen.export.openvino import RECORD, Weights, export_openvino
+from product_descgen.models import model_fingerprint
 from product_descgen.training.export import merge_adapter
 
 logger = logging.getLogger(__name__)
 
 GGUF_FILE = "student-lora.gguf"
 SKIPPED_FILE = "export_skipped.txt"  # an export deliberately not made, with the reason
+ADAPTER_KEY = "adapter_fingerprint"  # in the export's record: the adapter merged into it
 
 
 def skipped_export(reason: str) -> Path:
@@ -38,7 +40,30 @@ def student_for_openvino(adapter_dir: str | Path, weights: Weights) -> Path:
     with tempfile.TemporaryDirectory(prefix="student-merged-") as tmp:
         merged = merge_adapter(adapter_dir, Path(tmp) / "merged")
         export_openvino(merged, out_dir, weights)
+    record = json.loads((out_dir / RECORD).read_text())
+    record[ADAPTER_KEY] = model_fingerprint(adapter_dir)
+    (out_dir / RECORD).write_text(json.dumps(record))
     return out_dir
+
+
+def require_export_of(exported_dir: str | Path, adapter_dir: str | Path) -> None:
+    """Fail unless ``exported_dir`` was made from ``adapter_dir`` (by its files): the newest
+    export of an earlier adapter, left when a finetune run stopped between training and export,
+    would otherwise be served as the newly trained student. An export without the record
+    (made before it was kept) is served with a warning."""
+    record_path = Path(exported_dir) / RECORD
+    if not record_path.is_file():
+        return  # no export (a skipped one): the backend's own error says so
+    made_from = json.loads(record_path.read_text()).get(ADAPTER_KEY)
+    if made_from is None:
+        logger.warning("%s does not record the adapter it was made from", exported_dir)
+    elif made_from != model_fingerprint(adapter_dir):
+        raise ValueError(
+            f"the newest student_openvino ({exported_dir}) was made from another adapter than "
+            f"the newest student_adapter ({adapter_dir}): the finetune run that trained it "
+            "stopped before its export. Export it: kedro run --nodes "
+            "export_student_for_openvino_node (with the run's --env)"
+        )
 
 
 def student_gguf(adapter_dir: str | Path, outtype: str = "f32") -> Path:

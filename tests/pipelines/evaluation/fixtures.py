@@ -61,8 +61,16 @@ def write_student_openvino(project: Path, exported: Path) -> Path:
     its export (the ``tiny_openvino_dir`` fixture) is exactly what finetune would export."""
     import shutil
 
+    from product_descgen.export.openvino import RECORD
+    from product_descgen.export.student import ADAPTER_KEY
+    from product_descgen.models import model_fingerprint
+
     out = project / "data/06_models/student_openvino/2026-01-01T00.00.00.000Z/student_openvino"
     shutil.copytree(exported, out)
+    adapter = project / "data/06_models/student_adapter/2026-01-01T00.00.00.000Z/student_adapter"
+    if adapter.is_dir():  # as the finetune pipeline records it
+        record = json.loads((out / RECORD).read_text())
+        (out / RECORD).write_text(json.dumps({**record, ADAPTER_KEY: model_fingerprint(adapter)}))
     return out
 
 

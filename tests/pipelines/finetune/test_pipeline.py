@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from product_descgen.models import model_fingerprint
 from product_descgen.project_config import load_project_params
 from tests.pipelines.helpers import run_pipeline, use_tiny_models
 
@@ -70,6 +71,7 @@ def test_qlora_finetune_writes_model_adapter_history_and_vices(project_copy, tin
     [exported] = list((data / "06_models" / "student_openvino").iterdir())
     record = json.loads((exported / "student_openvino" / "product_descgen_export.json").read_text())
     assert record["weights"] == "int8"  # student_llm's weights
+    assert record["adapter_fingerprint"] == model_fingerprint(adapter_dir)  # what it serves
     [gguf] = list((data / "06_models" / "student_gguf").iterdir())
     assert (gguf / "student_gguf" / "student-lora.gguf").stat().st_size > 0
 

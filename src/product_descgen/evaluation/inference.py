@@ -14,6 +14,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from product_descgen.callstore import CallStore
+from product_descgen.evaluation.stamp import STUDENT_COLUMN, student_identity
 from product_descgen.llm.backends import Backend, Connection, make_backend
 from product_descgen.llm.types import GenerationSettings, Request
 from product_descgen.models import model_fingerprint
@@ -100,20 +101,34 @@ def run_student(
     is stored as it comes (``store``), so a re-run after a crash, or describe after evaluation,
     asks only for prompts this student has not answered with these settings (the key holds the
     trained student's export or adapter by what its files hold, not where they lie, and how it
-    is served)."""
-    served = [
-        (model_fingerprint(p) if p else None) or p for p in (student.model_dir, student.adapter)
-    ]
+    is served). Its rows carry the student's identity (column ``student``)."""
+    served = served_files(student)
     requests = keyed(
         student_requests(items, student.template), step="student",
         model=student.connection.model_id, served=served, settings=student.settings.cache_key(),
     )  # fmt: skip
-    return stored_results(
+    outputs = stored_results(
         requests,
         lambda: make_backend(
             student.connection, student.model_dir, student.settings, adapter=student.adapter
         ),
         store, desc, progress,
+    )  # fmt: skip
+    return outputs.assign(**{STUDENT_COLUMN: identity(student)})
+
+
+def served_files(student: ServedStudent) -> list[str | None]:
+    """The served export or base and adapter, by their files' fingerprints."""
+    return [
+        (model_fingerprint(p) if p else None) or p for p in (student.model_dir, student.adapter)
+    ]
+
+
+def identity(student: ServedStudent) -> str:
+    """The served student as evaluation stamps its outputs (:mod:`.stamp`)."""
+    return student_identity(
+        student.connection.model_id, served_files(student), student.template,
+        student.settings.cache_key(),
     )  # fmt: skip
 
 

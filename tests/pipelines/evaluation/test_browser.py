@@ -90,3 +90,12 @@ def test_rate_in_browser_then_report(
     assert (tmp_path / "report.png").stat().st_size > 10_000
     for chart in ("funnel", "training", "quality", "preference", "cost_speed"):
         assert (data / "08_reporting" / "charts" / f"{chart}.json").is_file()
+
+    # An evaluation run stopped after the student wrote new texts leaves the later summaries
+    # from the run before: the report refuses to mix them.
+    outputs_path = data / "07_model_output" / "student_outputs.parquet"
+    outputs = pd.read_parquet(outputs_path)
+    outputs.loc[0, "text"] = f"{outputs.loc[0, 'text']} A newer text."
+    outputs.to_parquet(outputs_path)
+    with pytest.raises(Exception, match=r"eval_metrics, .*re-run kedro run --pipeline evaluation"):
+        run_pipeline(project_copy, tiny_model_dir, "reporting")

@@ -9,11 +9,12 @@ from typing import Any
 import pandas as pd
 
 from product_descgen.callstore import CallStore
-from product_descgen.evaluation import cost, judge, metrics, preference, speed
+from product_descgen.evaluation import cost, judge, metrics, preference, speed, stamp
 from product_descgen.evaluation.config import EvaluationParams
 from product_descgen.evaluation.inference import (
     ServedStudent,
     baseline_requests,
+    identity,
     run_student,
     served_model,
     stored_results,
@@ -124,7 +125,8 @@ def score_systems(
             "only; raise teacher_generation.max_examples or data_prep.split.test",
             len(eval_set), params.min_test_items,
         )  # fmt: skip
-    return scores, {**metrics.aggregate(scores, texts, params.metrics), "size": size}
+    aggregate = metrics.aggregate(scores, texts, params.metrics)
+    return scores, {**aggregate, "size": size, **stamp.texts_stamp(student_outputs)}
 
 
 def _pairs(eval_set: pd.DataFrame, student_outputs: pd.DataFrame) -> pd.DataFrame:
@@ -149,9 +151,11 @@ def export_human_eval_kit(
 def summarise_human_ratings(
     human_ratings: dict[str, Callable[[], str | bytes]],
     human_eval_key: pd.DataFrame,
+    student_outputs: pd.DataFrame,
     params: EvaluationParams,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-    """Raters' files, unblinded: judgments, rejected rows with reasons, and preference shares."""
+    """Raters' files, unblinded: judgments, rejected rows with reasons, and preference shares
+    (stamped with the student texts the key was made from)."""
     files, unreadable = preference.parse_rater_files(human_ratings)
     judgments, rejections = preference.read_ratings(files, human_eval_key)
     rejections = (
@@ -167,6 +171,7 @@ def summarise_human_ratings(
     )
     return judgments, rejections, {
         "files": sorted(human_ratings), "n_rejected_rows": len(rejections), **summary,
+        **stamp.texts_stamp(student_outputs),
     }  # fmt: skip
 
 
@@ -186,7 +191,8 @@ def judge_pairs(
         verdicts = preference.judge_verdicts(empty, empty)
         summary = preference.judge_summary(verdicts, confidence, 1, 0.0)
         return verdicts, {**summary, "enabled": j.enabled, "reliable": False,
-                          "unreliable_because": "the judge did not run"}  # fmt: skip
+                          "unreliable_because": "the judge did not run",
+                          **stamp.texts_stamp(student_outputs)}  # fmt: skip
     prompts = PromptSet.model_validate(judge_prompts)
     verdicts = judge.judge_both_orders(
         pairs, prompts, judge_llm, judge_call_store, j.generation, params.progress
@@ -194,7 +200,9 @@ def judge_pairs(
     summary = preference.judge_summary(
         verdicts, confidence, j.min_valid, j.min_position_consistency
     )
-    return verdicts, {**summary, "judge_model": judge_llm.model_id}
+    return verdicts, {
+        **summary, "judge_model": judge_llm.model_id, **stamp.texts_stamp(student_outputs)
+    }  # fmt: skip
 
 
 def _speed_sample(
@@ -265,6 +273,10 @@ def measure_speed(
     by_system = {row["system"]: row for row in speed.summarise_rounds(runs).to_dict("records")}
     table = cost.speed_table(by_system["teacher"], by_system["student"], machines=machines)
     summary = cost.compare(table)
+    s = student_job  # the student measured, as evaluation's outputs name it (stamp)
+    served = ServedStudent(connection=s.connection, model_dir=s.model_dir, adapter=s.adapter,
+                           template=str(s.template), settings=s.generation)  # fmt: skip
+    summary[stamp.STAMP] = {"student": identity(served)}
     ratios, n = speed.round_ratios(runs), len(teacher_job.items)
     summary |= {
         "throughput_ratio_min": min(ratios), "throughput_ratio_max": max(ratios),

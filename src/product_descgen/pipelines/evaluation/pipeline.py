@@ -64,7 +64,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 nodes.summarise_human_ratings,
-                ["human_ratings", "human_eval_key", "params:evaluation"],
+                ["human_ratings", "human_eval_key", "student_outputs", "params:evaluation"],
                 ["human_judgments", "human_rating_rejections", "human_preference"],
                 name="summarise_human_ratings_node",
             ),

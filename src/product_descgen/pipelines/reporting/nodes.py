@@ -8,6 +8,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from pydantic import BaseModel, ConfigDict, PositiveInt
 
+from product_descgen.evaluation.stamp import require_one_evaluation
 from product_descgen.prep.split import SPLITS
 from product_descgen.reporting import charts, report
 
@@ -154,3 +155,20 @@ def pick_report_examples(
 ) -> list[dict[str, Any]]:
     """A seeded sample of test products with the teacher's and the student's texts."""
     return report.examples(eval_set, student_outputs, params.n_examples, params.seed)
+
+
+def pick_report_numbers(
+    student_outputs: pd.DataFrame,
+    eval_metrics: dict[str, Any],
+    speed_summary: dict[str, Any],
+    human_preference: dict[str, Any],
+    judge_preference: dict[str, Any],
+) -> list[dict[str, str]]:
+    """The headline figures, all of one evaluation: of the student texts the report shows and
+    the student that wrote them (else this fails: a report mixing two evaluations)."""
+    require_one_evaluation(
+        student_outputs,
+        {"eval_metrics": eval_metrics, "speed_summary": speed_summary,
+         "human_preference": human_preference, "judge_preference": judge_preference},
+    )  # fmt: skip
+    return report.key_numbers(eval_metrics, speed_summary, human_preference, judge_preference)

@@ -3,7 +3,6 @@
 from kedro.pipeline import Node, Pipeline
 
 from product_descgen.pipelines.reporting import nodes
-from product_descgen.reporting import report
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -57,8 +56,14 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="write_report_notes_node",
             ),  # fmt: skip
             Node(
-                report.key_numbers,
-                ["eval_metrics", "speed_summary", "human_preference", "judge_preference"],
+                nodes.pick_report_numbers,
+                [
+                    "student_outputs",
+                    "eval_metrics",
+                    "speed_summary",
+                    "human_preference",
+                    "judge_preference",
+                ],
                 "report_key_numbers",
                 name="pick_report_numbers_node",
             ),

@@ -1,0 +1,72 @@
+"""Which evaluation an output belongs to, so that a report never mixes two.
+
+Each evaluation summary carries an ``evaluated`` stamp: the digest of the student texts it was
+computed from (metrics, judge, human preference) or the identity of the served student it
+measured (speed). The student's outputs carry that identity in a column. An evaluation run
+stopped part-way rewrites its first outputs and leaves the rest from the run before; reporting
+compares the stamps with the student outputs it shows and refuses a mix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from typing import Any
+
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+STAMP = "evaluated"
+STUDENT_COLUMN = "student"  # in the student's outputs: the served student's identity
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def student_identity(model_id: str, served: list[str | None], template: str, settings: dict) -> str:
+    """The served student: its model (and its files' fingerprints), prompt and settings."""
+    return _digest([model_id, served, template, settings])
+
+
+def texts_digest(student_outputs: pd.DataFrame) -> str:
+    """The student texts an output was computed from, whatever their row order."""
+    rows = sorted(
+        (str(p), t if isinstance(t, str) else None)
+        for p, t in zip(student_outputs["product_id"], student_outputs["text"], strict=True)
+    )
+    return _digest(rows)
+
+
+def texts_stamp(student_outputs: pd.DataFrame) -> dict[str, str]:
+    return {STAMP: {"texts": texts_digest(student_outputs)}}
+
+
+def require_one_evaluation(student_outputs: pd.DataFrame, summaries: dict[str, dict]) -> None:
+    """Fail when a summary was computed from other student texts, or measured another student,
+    than ``student_outputs`` holds; a summary without a stamp (written before stamps were
+    kept) is warned about."""
+    expected = {"texts": texts_digest(student_outputs)}
+    if STUDENT_COLUMN in student_outputs and student_outputs[STUDENT_COLUMN].nunique() == 1:
+        expected["student"] = str(student_outputs[STUDENT_COLUMN].iloc[0])
+    stale, unstamped = [], []
+    for name, summary in summaries.items():
+        stamp = summary.get(STAMP)
+        if not stamp:
+            unstamped.append(name)
+        elif any(expected.get(k, v) != v for k, v in stamp.items()):
+            stale.append(name)
+    if unstamped:
+        logger.warning(
+            "%s carry no evaluation stamp (written by an earlier version): re-run evaluation "
+            "to check that the report's figures are of one evaluation",
+            ", ".join(unstamped),
+        )
+    if stale:
+        raise ValueError(
+            f"{', '.join(stale)} were computed for other student texts or another student than "
+            "student_outputs holds (an evaluation run stopped part-way leaves its later outputs "
+            "from the run before): re-run kedro run --pipeline evaluation, then reporting"
+        )

@@ -57,6 +57,27 @@ def test_bad_ludwig_setting_fails_with_ludwigs_message(params, tiny_model_dir):
         build_ludwig_config(bad, str(tiny_model_dir), COLUMNS)
 
 
+def test_a_misspelt_ludwig_key_fails_naming_the_key_ludwig_would_drop(params, tiny_model_dir):
+    trainer = {**params.ludwig["trainer"], "epochz": 1}
+    bad = params.model_copy(update={"ludwig": {**params.ludwig, "trainer": trainer}})
+    with pytest.raises(
+        ValueError, match=r"unknown key trainer\.epochz \(did you mean trainer\.epochs\?\)"
+    ):
+        build_ludwig_config(bad, str(tiny_model_dir), COLUMNS)
+
+
+def test_ludwig_settings_below_zero_fail_before_training(params, tiny_model_dir):
+    trainer = {**params.ludwig["trainer"], "epochs": -2, "learning_rate": -0.001}
+    bad = params.model_copy(update={"ludwig": {**params.ludwig, "trainer": trainer}})
+    with pytest.raises(ValueError, match=r"trainer\.epochs: -2 .*trainer\.learning_rate: -0\.001"):
+        build_ludwig_config(bad, str(tiny_model_dir), COLUMNS)
+    auto = {**params.ludwig["trainer"], "batch_size": "auto"}  # Ludwig's own choice stays valid
+    build_ludwig_config(
+        params.model_copy(update={"ludwig": {**params.ludwig, "trainer": auto}}),
+        str(tiny_model_dir), COLUMNS,
+    )  # fmt: skip
+
+
 def test_cpu_bf16_is_read_from_the_cpu_flags(tmp_path):
     with_bf16 = tmp_path / "zen4"
     with_bf16.write_text("flags\t\t: fpu avx512f avx512_bf16 avx512_vnni\n")

@@ -8,6 +8,7 @@ schema, so a bad setting fails with a clear message before any training starts.
 from __future__ import annotations
 
 import copy
+import difflib
 import re
 import string
 from pathlib import Path
@@ -126,12 +127,55 @@ def build_ludwig_config(
     return config
 
 
+# Settings Ludwig's schema takes at any value that must be above zero ("auto" where Ludwig
+# picks one); a negative epoch count or learning rate would otherwise reach the trainer.
+POSITIVE = (
+    "trainer.epochs", "trainer.learning_rate", "trainer.batch_size", "trainer.eval_batch_size",
+    "trainer.gradient_accumulation_steps", "adapter.r", "adapter.alpha",
+    "generation.max_new_tokens",
+)  # fmt: skip
+
+
+def _unknown_keys(given: Any, known: Any, path: str = "") -> list[str]:
+    """Keys of ``given`` (the user's config) that ``known`` (the config as Ludwig parsed it)
+    lacks: settings Ludwig's schema dropped without a word, with the nearest known name."""
+    if not isinstance(given, dict) or not isinstance(known, dict):
+        return []
+    found = []
+    for key, value in given.items():
+        if key in known:
+            found += _unknown_keys(value, known[key], f"{path}{key}.")
+        else:
+            near = difflib.get_close_matches(str(key), [str(k) for k in known], n=1)
+            found.append(f"{path}{key}" + (f" (did you mean {path}{near[0]}?)" if near else ""))
+    return found
+
+
+def _not_positive(config: dict[str, Any]) -> list[str]:
+    bad = []
+    for path in POSITIVE:
+        value: Any = config
+        for part in path.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if isinstance(value, int | float) and not isinstance(value, bool) and value <= 0:
+            bad.append(f"{path}: {value} (must be above 0)")
+    return bad
+
+
 def validate_ludwig_config(config: dict[str, Any]) -> None:
-    """Ludwig's own schema check, as a ``ValueError`` that says where the setting lives."""
+    """Ludwig's own schema check, as a ``ValueError`` that says where the setting lives; and
+    what that schema lets through: keys it does not know (it drops them, leaving its default
+    in place) and settings that must be above zero."""
     from ludwig.error import ConfigValidationError
     from ludwig.schema.model_types.base import ModelConfig
 
     try:
-        ModelConfig.from_dict(copy.deepcopy(config))
+        parsed = ModelConfig.from_dict(copy.deepcopy(config)).to_dict()
     except (ConfigValidationError, ValueError, TypeError) as err:
         raise ValueError(f"invalid Ludwig config in finetune.ludwig: {err}") from None
+    problems = [f"unknown key {k}" for k in _unknown_keys(config, parsed)] + _not_positive(config)
+    if problems:
+        raise ValueError(
+            "invalid Ludwig config in finetune.ludwig: "
+            + "; ".join(f"finetune.ludwig.{p}" for p in problems)
+        )

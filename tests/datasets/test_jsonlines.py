@@ -16,6 +16,8 @@ def test_load_keeps_bad_lines_as_error_rows(tmp_path):
     errors = frame["_load_error"].dropna().tolist()
     assert errors[0].startswith("line 3: ")
     assert errors[1] == "line 4: a JSON list, not an object"
+    # the bad lines' text, so their quarantine rows show what they held
+    assert frame["_raw_line"].dropna().tolist() == ['{"id": 2,', "[1, 2]"]
 
 
 def test_save_load_round_trip(tmp_path):
@@ -45,6 +47,14 @@ def test_a_line_not_in_the_encoding_costs_that_line_only(tmp_path):
     assert frame["_load_error"].dropna().tolist() == [
         "line 2: not utf-8 text (byte 0xe9 at byte 20 of the line)"
     ]
+    assert frame["_raw_line"].dropna().tolist() == ['{"id": 2, "t": "Caf\ufffd"}']
+
+
+def test_a_long_bad_line_is_kept_cut(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"id": "' + "x" * 5000 + "\n", encoding="utf-8")
+    [raw_line] = JSONLinesDataset(filepath=str(path)).load()["_raw_line"].tolist()
+    assert raw_line.startswith('{"id": "xxx') and raw_line.endswith("(3008 more characters)")
 
 
 def test_a_utf16_file_still_loads(tmp_path):

@@ -1,3 +1,4 @@
+import json
 import math
 
 import pandas as pd
@@ -66,7 +67,7 @@ def test_ingest_keeps_good_rows_and_quarantines_each_bad_row_with_reason():
             good("5", description="x" * 101),
             good("6", category=None),
             good(None),
-            {"_load_error": "line 9: Expecting value (col 1)", "_line": 9},
+            {"_load_error": "line 9: Expecting value (col 1)", "_line": 9, "_raw_line": "{oops"},
         ]
     )
     kept, quarantined = ingest(raw, COLUMNS, FMT, LIMITS)
@@ -84,7 +85,15 @@ def test_ingest_keeps_good_rows_and_quarantines_each_bad_row_with_reason():
     }
     assert len(kept) + len(quarantined) == len(raw)
     assert all(q["detail"] for q in quarantined)
-    assert next(q for q in quarantined if q["reason"] == "malformed_json")["source_row"] == 9
+    too_long = next(q for q in quarantined if q["reason"] == "text_too_long")
+    assert "(data_prep.limits.max_description_chars)" in too_long["detail"]  # what to raise
+    malformed = next(q for q in quarantined if q["reason"] == "malformed_json")
+    assert malformed["source_row"] == 9
+    assert json.loads(malformed["record"]) == {  # the line as it was, not empty placeholders
+        "_load_error": "line 9: Expecting value (col 1)",
+        "_raw_line": "{oops",
+        "source_row": 9,
+    }
 
 
 def test_ingest_maps_columns_and_types():

@@ -18,11 +18,21 @@ from kedro.io.core import AbstractDataset, DatasetError, get_filepath_str, get_p
 
 LINE_COLUMN = "_line"
 ERROR_COLUMN = "_load_error"
+RAW_LINE_COLUMN = "_raw_line"  # a bad line's text, so its quarantine row shows what it held
+MAX_RAW_CHARS = 2000
+
+
+def _raw_text(raw: bytes, encoding: str) -> str:
+    text = raw.decode(encoding, errors="replace")
+    if len(text) <= MAX_RAW_CHARS:
+        return text
+    return f"{text[:MAX_RAW_CHARS]}... ({len(text) - MAX_RAW_CHARS} more characters)"
 
 
 def parse_lines(lines: list[bytes], encoding: str = "utf-8") -> list[dict[str, Any]]:
     """Parse JSON Lines; blank lines are skipped, bad lines (not JSON, not an object, not in
-    ``encoding``) become error rows. A byte order mark before the first line is ignored."""
+    ``encoding``) become error rows with the line's text (cut at ``MAX_RAW_CHARS``). A byte
+    order mark before the first line is ignored."""
     records: list[dict[str, Any]] = []
     for number, raw in enumerate(lines, start=1):
         try:
@@ -33,6 +43,7 @@ def parse_lines(lines: list[bytes], encoding: str = "utf-8") -> list[dict[str, A
                     LINE_COLUMN: number,
                     ERROR_COLUMN: f"line {number}: not {encoding} text (byte "
                     f"0x{raw[err.start]:02x} at byte {err.start + 1} of the line)",
+                    RAW_LINE_COLUMN: _raw_text(raw, encoding),
                 }
             )
             continue
@@ -44,7 +55,11 @@ def parse_lines(lines: list[bytes], encoding: str = "utf-8") -> list[dict[str, A
             value = json.loads(line)
         except json.JSONDecodeError as err:
             records.append(
-                {LINE_COLUMN: number, ERROR_COLUMN: f"line {number}: {err.msg} (col {err.colno})"}
+                {
+                    LINE_COLUMN: number,
+                    ERROR_COLUMN: f"line {number}: {err.msg} (col {err.colno})",
+                    RAW_LINE_COLUMN: _raw_text(raw, encoding),
+                }  # fmt: skip
             )
             continue
         if not isinstance(value, dict):
@@ -52,11 +67,13 @@ def parse_lines(lines: list[bytes], encoding: str = "utf-8") -> list[dict[str, A
                 {
                     LINE_COLUMN: number,
                     ERROR_COLUMN: f"line {number}: a JSON {type(value).__name__}, not an object",
+                    RAW_LINE_COLUMN: _raw_text(raw, encoding),
                 }
             )
             continue
         # a field named like the loader's own columns is the data's: kept under another name
-        clashing = {k: f"source{k}" for k in (LINE_COLUMN, ERROR_COLUMN) if k in value}
+        own = (LINE_COLUMN, ERROR_COLUMN, RAW_LINE_COLUMN)
+        clashing = {k: f"source{k}" for k in own if k in value}
         value = {clashing.get(k, k): v for k, v in value.items()}
         records.append({**value, LINE_COLUMN: number})
     return records

@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 
 LOAD_ERROR_COLUMN = "_load_error"  # set by JSONLinesDataset for lines that are not JSON objects
 SOURCE_ROW_COLUMN = "_line"  # 1-based line number, when the dataset knows it
+RAW_LINE_COLUMN = "_raw_line"  # a malformed line's text (JSONLinesDataset)
 REQUIRED_FIELDS = ("product_id", "title", "attributes")
 
 
@@ -48,7 +49,8 @@ class Product(BaseModel):
 def check_columns(raw: pd.DataFrame, columns: ColumnMapping, source: str = "raw_products") -> None:
     """Fail with a clear message when the catalogue is empty or a mapped column is missing;
     ``source``: the catalog dataset read (raw_products, or describe's new_products)."""
-    usable = raw.drop(columns=[LOAD_ERROR_COLUMN, SOURCE_ROW_COLUMN], errors="ignore")
+    loader = [LOAD_ERROR_COLUMN, SOURCE_ROW_COLUMN, RAW_LINE_COLUMN]
+    usable = raw.drop(columns=loader, errors="ignore")
     if raw.empty:
         raise ValueError(f"{source}: the catalogue has no rows: is the file empty?")
     if usable.dropna(how="all").empty and LOAD_ERROR_COLUMN not in raw:
@@ -183,19 +185,23 @@ def to_product(
     if len(attributes) < limits.min_attributes:
         raise RowRejected(
             "no_usable_attributes",
-            f"{len(attributes)} attribute(s) with a value, need {limits.min_attributes}",
+            f"{len(attributes)} attribute(s) with a value, need {limits.min_attributes} "
+            "(data_prep.limits.min_attributes)",
         )
     description = _field(record, columns.description)
     description = "" if _is_missing(description) else cell_text(description)
     if len(description) > limits.max_description_chars:
         raise RowRejected(
             "text_too_long",
-            f"description has {len(description)} chars > {limits.max_description_chars}",
+            f"description has {len(description)} chars > {limits.max_description_chars} "
+            "(data_prep.limits.max_description_chars)",
         )
     title = cell_text(title)
     if len(title) > limits.max_title_chars:
         raise RowRejected(
-            "text_too_long", f"title has {len(title)} chars > {limits.max_title_chars}"
+            "text_too_long",
+            f"title has {len(title)} chars > {limits.max_title_chars} "
+            "(data_prep.limits.max_title_chars)",
         )
     category = _field(record, columns.category)
     if _is_missing(category) or not cell_text(category).strip():
@@ -236,6 +242,8 @@ def ingest(
             product = to_product(record, columns, fmt, limits)
         except RowRejected as rejected:
             pid = None if _is_missing(product_id) else cell_text(product_id)
+            if rejected.reason == "malformed_json":  # the other columns are only placeholders
+                record = {k: v for k, v in record.items() if not _is_missing(v)}
             quarantined.append(
                 quarantine_row(record, "ingest", rejected.reason, rejected.detail, pid)
             )

@@ -63,6 +63,49 @@ class DeviceCheckHooks:
                 )
 
 
+class InputsCheckHooks:
+    """Fails a run before any node when it needs an output of another pipeline that no run has
+    written yet (``--pipeline teacher_generation`` before ``data_prep``): Kedro would fail at
+    that dataset's load, naming a file rather than the pipeline to run first."""
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
+        from kedro.io import MemoryDataset
+
+        writers = written_by()
+        missing: dict[str, list[str]] = {}
+        for name in sorted(pipeline.inputs()):
+            if not writers.get(name) or name not in catalog:  # a raw input, or this run's own
+                continue
+            dataset = catalog.get(name)
+            if not isinstance(dataset, MemoryDataset) and not dataset.exists():
+                missing[name] = writers[name]
+        if missing:
+            first = [p for p in PIPELINES if any(p in w for w in missing.values())]
+            env = f" --env {run_params['env']}" if run_params.get("env") else ""
+            option = (
+                f"--pipelines {','.join(first)}" if len(first) > 1 else f"--pipeline {first[0]}"
+            )
+            raise RuntimeError(
+                "this run needs outputs that no run has written yet: "
+                + "; ".join(f"{n} (written by {' or '.join(w)})" for n, w in missing.items())
+                + f". Run them first: kedro run {option}{env}"
+            )
+
+
+def written_by() -> dict[str, list[str]]:
+    """Each dataset some pipeline writes, with the pipelines that write it (all of them: the
+    registry holds only a run's own pipelines)."""
+    import importlib
+
+    writers: dict[str, list[str]] = defaultdict(list)
+    for name in PIPELINES:
+        module = importlib.import_module(f"product_descgen.pipelines.{name}.pipeline")
+        for output in module.create_pipeline().all_outputs():
+            writers[output].append(name)
+    return writers
+
+
 class RuntimeHooks:
     """Applies the ``runtime`` parameters (CPU threads) before any node runs."""
 

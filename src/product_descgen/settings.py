@@ -22,6 +22,7 @@ CONFIG_LOADER_ARGS = {
 from product_descgen.hooks import (  # noqa: E402
     ConfigCheckHooks,
     DeviceCheckHooks,
+    InputsCheckHooks,
     MlflowInterruptHooks,
     MlflowParamsHooks,
     PipelineTimingHooks,
@@ -33,5 +34,5 @@ from product_descgen.hooks import (  # noqa: E402
 # configuration is checked before anything else
 HOOKS = (
     RuntimeHooks(), RunOutputsHooks(), PipelineTimingHooks(), MlflowParamsHooks(),
-    MlflowInterruptHooks(), DeviceCheckHooks(), ConfigCheckHooks(),
+    MlflowInterruptHooks(), InputsCheckHooks(), DeviceCheckHooks(), ConfigCheckHooks(),
 )  # fmt: skip

@@ -36,7 +36,8 @@ class _VersionedDirectory(AbstractVersionedDataset[Any, Any]):
             return super()._get_load_path()
         except VersionNotFoundError:
             raise DatasetError(
-                f"no trained model at {self._filepath}: run `kedro run --pipeline finetune` first"
+                f"no trained model at {self._filepath}: run `kedro run --pipeline finetune` "
+                "first (with the same --env)"
             ) from None
 
     def _exists(self) -> bool:

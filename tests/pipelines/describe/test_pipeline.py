@@ -102,7 +102,7 @@ def test_an_empty_batch_describes_nothing(project_copy, tiny_model_dir, tiny_ope
 @pytest.mark.slow
 def test_describe_without_a_trained_model_says_so(project_copy, tiny_model_dir):
     write_new_products(project_copy)
-    with pytest.raises(Exception, match="no trained model"):
+    with pytest.raises(RuntimeError, match=r"student_adapter \(written by finetune\)"):
         run_pipeline(project_copy, tiny_model_dir, "describe")
 
 

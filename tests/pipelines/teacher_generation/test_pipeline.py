@@ -127,3 +127,13 @@ def test_killed_run_resumes_without_regenerating(prepared, tiny_model_dir):
     assert len(log) == 2 * items and log["key"].is_unique  # once per item and step
     assert len(second) == 2 * items - len(first)
     assert not set(second["key"]) & set(first["key"])
+
+
+def test_run_before_data_prep_names_the_pipeline_to_run_first(project_copy, tiny_model_dir):
+    """Kedro alone fails at the first load, naming a parquet file, not what to run."""
+    with pytest.raises(
+        RuntimeError,
+        match=r"train_examples \(written by data_prep\).*kedro run --pipeline data_prep$",
+    ):
+        run_pipeline(project_copy, tiny_model_dir, "teacher_generation")
+    assert not (project_copy / "data" / "07_model_output" / "teacher_calls.sqlite").exists()

@@ -89,6 +89,6 @@ def check_config(
     )
     if problems:
         raise ValueError(
-            f"configuration (environment {env!r}) has keys that nothing reads, which would "
-            "leave the defaults in place: " + "; ".join(problems)
+            f"configuration (environment {env!r}) has keys that nothing reads (which would leave "
+            "the defaults in place) or an invalid models block: " + "; ".join(problems)
         )

@@ -29,6 +29,15 @@ def test_save_load_round_trip(tmp_path):
     assert loaded.to_dict(orient="records")[0] == {"a": 1, "b": "é"}
 
 
+def test_no_rows_save_an_empty_file_in_place_of_the_last(tmp_path):
+    path = tmp_path / "out.jsonl"
+    dataset = JSONLinesDataset(filepath=str(path))
+    dataset.save(pd.DataFrame([{"a": 1}]))
+    dataset.save(pd.DataFrame(columns=["a"]))
+    assert path.read_text() == ""  # not "\n": a line-by-line reader would fail on it
+    assert [p.name for p in tmp_path.iterdir()] == ["out.jsonl"]  # no partial file left
+
+
 def test_missing_file_is_a_dataset_error(tmp_path):
     with pytest.raises(DatasetError, match="not found"):
         JSONLinesDataset(filepath=str(tmp_path / "nope.jsonl")).load()

@@ -151,6 +151,14 @@ def test_missing_column_error_names_the_column_and_the_setting():
     assert message.startswith("raw_products:")
 
 
+def test_new_products_without_any_description_or_category_are_described():
+    raw = pd.DataFrame([{"product_id": "1", "title": "Lunch box", "attributes": {"Tiers": "3"}}])
+    [kept], quarantined = ingest(raw, COLUMNS, FMT, LIMITS, source="new_products")
+    assert not quarantined and kept["description"] == "" and kept["category"] == "Uncategorised"
+    with pytest.raises(ValueError, match="lacks required column"):  # a training catalogue
+        ingest(raw, COLUMNS, FMT, LIMITS)
+
+
 def test_new_products_in_another_format_are_named_with_the_way_out():
     raw = pd.DataFrame([{"sku": "1", "name": "T", "specs": {}}])
     with pytest.raises(ValueError) as err:

@@ -126,11 +126,15 @@ class JSONLinesDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         return frame
 
     def save(self, data: pd.DataFrame) -> None:
+        """Written beside the target, then moved over it: a reader (or a kill) never meets a
+        half-written file. No rows: an empty file (pandas writes a lone newline)."""
         path = get_filepath_str(self._filepath, self._protocol)
         self._fs.mkdirs(str(PurePosixPath(path).parent), exist_ok=True)
-        text = data.to_json(orient="records", lines=True, force_ascii=False)
-        with self._fs.open(path, mode="w", encoding=self._encoding) as handle:
+        text = data.to_json(orient="records", lines=True, force_ascii=False) if len(data) else ""
+        partial = f"{path}.partial"
+        with self._fs.open(partial, mode="w", encoding=self._encoding) as handle:
             handle.write(text)
+        self._fs.mv(partial, path)
 
     def _exists(self) -> bool:
         return self._fs.exists(get_filepath_str(self._filepath, self._protocol))

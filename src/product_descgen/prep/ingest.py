@@ -227,7 +227,17 @@ def ingest(
     source: str = "raw_products",
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Split raw rows into canonical products and quarantine rows (reason per row);
-    ``source``: the catalog dataset they come from, for messages."""
+    ``source``: the catalog dataset they come from, for messages. A batch of new products
+    none of whose rows has an optional field (category, description) lacks it, as each row
+    may: not the wrong format that a missing column of the training catalogue means."""
+    if source == "new_products" and not raw.empty:
+        absent = [
+            column for field, column in columns.model_dump().items()
+            if field not in REQUIRED_FIELDS and column is not None and column not in raw
+        ]  # fmt: skip
+        if absent:
+            logger.info("%s: no row has %s: empty for every row", source, ", ".join(absent))
+            raw = raw.assign(**dict.fromkeys(absent))
     check_columns(raw, columns, source)
     kept: list[dict[str, Any]] = []
     quarantined: list[dict[str, Any]] = []

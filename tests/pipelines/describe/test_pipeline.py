@@ -96,7 +96,7 @@ def test_an_empty_batch_describes_nothing(project_copy, tiny_model_dir, tiny_ope
     serve_student_in_float32(project_copy)
     run_pipeline(project_copy, tiny_model_dir, "describe")
     path = project_copy / "data" / "07_model_output" / "descriptions.jsonl"
-    assert path.is_file() and path.read_text().strip() == ""
+    assert path.is_file() and path.read_text() == ""
 
 
 @pytest.mark.slow

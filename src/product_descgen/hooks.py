@@ -9,7 +9,7 @@ import logging
 import re
 import time
 from collections import defaultdict
-from typing import Any
+from typing import Any, NoReturn
 
 from kedro.framework.hooks import hook_impl
 from pydantic import BaseModel
@@ -17,6 +17,18 @@ from pydantic import BaseModel
 logger = logging.getLogger(__name__)
 
 PIPELINES = ("data_prep", "teacher_generation", "finetune", "evaluation", "describe", "reporting")
+
+
+def refuse_run(message: str) -> NoReturn:
+    """Stop a run before any node with ``message``. kedro-mlflow's hook (registered after the
+    project's, so called first) has opened the run's MLflow record already, and Kedro calls no
+    error hook for a refusal here: it is ended as FAILED, not left for MLflow's exit handler
+    to close as FINISHED."""
+    import mlflow
+
+    while mlflow.active_run():
+        mlflow.end_run("FAILED")
+    raise RuntimeError(message)
 
 
 class ConfigCheckHooks:
@@ -56,7 +68,7 @@ class DeviceCheckHooks:
             import torch
 
             if not torch.cuda.is_available():
-                raise RuntimeError(
+                refuse_run(
                     f"{', '.join(on_cuda)} run on CUDA (device: cuda) and torch sees no GPU on "
                     "this machine: run on a GPU machine, or in an environment that serves them on "
                     "the CPU (the default, without --env gpu)"
@@ -86,7 +98,7 @@ class InputsCheckHooks:
             option = (
                 f"--pipelines {','.join(first)}" if len(first) > 1 else f"--pipeline {first[0]}"
             )
-            raise RuntimeError(
+            refuse_run(
                 "this run needs outputs that no run has written yet: "
                 + "; ".join(f"{n} (written by {' or '.join(w)})" for n, w in missing.items())
                 + f". Run them first: kedro run {option}{env}"

@@ -137,3 +137,11 @@ def test_run_before_data_prep_names_the_pipeline_to_run_first(project_copy, tiny
     ):
         run_pipeline(project_copy, tiny_model_dir, "teacher_generation")
     assert not (project_copy / "data" / "07_model_output" / "teacher_calls.sqlite").exists()
+    import mlflow  # the run's record says it failed (MLflow's exit handler said FINISHED)
+
+    client = mlflow.MlflowClient()  # the store the run used (MLflow keeps one per process)
+    [experiment] = [e for e in client.search_experiments() if e.name == "product_descgen"]
+    [latest] = client.search_runs(
+        [experiment.experiment_id], order_by=["start_time DESC"], max_results=1
+    )
+    assert (latest.info.run_name, latest.info.status) == ("teacher_generation", "FAILED")

@@ -67,12 +67,15 @@ def plot_cost_speed(speed_table: pd.DataFrame, speed_summary: dict[str, Any]) ->
 
 
 def collect_key_metrics(
+    student_outputs: pd.DataFrame,
     eval_metrics: dict[str, Any],
     speed_summary: dict[str, Any],
     human_preference: dict[str, Any],
     judge_preference: dict[str, Any],
 ) -> dict[str, dict[str, float]]:
-    """Headline numbers as MLflow metrics (``{name: {"value": v, "step": 0}}``)."""
+    """Headline numbers as MLflow metrics (``{name: {"value": v, "step": 0}}``), all of one
+    evaluation (:func:`one_evaluation`): a mix is never logged."""
+    one_evaluation(student_outputs, eval_metrics, speed_summary, human_preference, judge_preference)
     values: dict[str, Any] = {
         f"speed.{k}": speed_summary[k]
         for k in ("throughput_ratio", "memory_reduction", "cost_reduction", "tokens_per_s_ratio")
@@ -164,11 +167,22 @@ def pick_report_numbers(
     human_preference: dict[str, Any],
     judge_preference: dict[str, Any],
 ) -> list[dict[str, str]]:
-    """The headline figures, all of one evaluation: of the student texts the report shows and
-    the student that wrote them (else this fails: a report mixing two evaluations)."""
+    """The report's headline figures, all of one evaluation (:func:`one_evaluation`)."""
+    one_evaluation(student_outputs, eval_metrics, speed_summary, human_preference, judge_preference)
+    return report.key_numbers(eval_metrics, speed_summary, human_preference, judge_preference)
+
+
+def one_evaluation(
+    student_outputs: pd.DataFrame,
+    eval_metrics: dict[str, Any],
+    speed_summary: dict[str, Any],
+    human_preference: dict[str, Any],
+    judge_preference: dict[str, Any],
+) -> None:
+    """Fail unless the summaries are of the student texts the report shows and the student
+    that wrote them: an evaluation run stopped part-way leaves a mix of two."""
     require_one_evaluation(
         student_outputs,
         {"eval_metrics": eval_metrics, "speed_summary": speed_summary,
          "human_preference": human_preference, "judge_preference": judge_preference},
     )  # fmt: skip
-    return report.key_numbers(eval_metrics, speed_summary, human_preference, judge_preference)

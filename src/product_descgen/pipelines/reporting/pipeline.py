@@ -39,7 +39,13 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 nodes.collect_key_metrics,
-                ["eval_metrics", "speed_summary", "human_preference", "judge_preference"],
+                [
+                    "student_outputs",
+                    "eval_metrics",
+                    "speed_summary",
+                    "human_preference",
+                    "judge_preference",
+                ],
                 "key_metrics",
                 name="collect_key_metrics_node",
             ),

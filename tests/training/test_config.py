@@ -61,15 +61,30 @@ def test_a_misspelt_ludwig_key_fails_naming_the_key_ludwig_would_drop(params, ti
     trainer = {**params.ludwig["trainer"], "epochz": 1}
     bad = params.model_copy(update={"ludwig": {**params.ludwig, "trainer": trainer}})
     with pytest.raises(
-        ValueError, match=r"unknown key trainer\.epochz \(did you mean trainer\.epochs\?\)"
+        ValueError, match=r"unknown key finetune\.ludwig\.trainer\.epochz \(did you mean epochs\?\)"
     ):
         build_ludwig_config(bad, str(tiny_model_dir), COLUMNS)
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        {"backend": {"type": "local", "credentials": {"s3": {"key": "k"}}}},  # free-form
+        {"model_parameters": {"neftune_noise_alpha": 0}},  # a default Ludwig does not echo
+        {"trainer": {"type": "finetune", "reduce_learning_rate_on_plateau": 0.5}},  # deprecated
+    ],
+)
+def test_settings_ludwig_accepts_are_not_called_unknown(params, tiny_model_dir, block):
+    ludwig = {**params.ludwig, **block}
+    build_ludwig_config(params.model_copy(update={"ludwig": ludwig}), str(tiny_model_dir), COLUMNS)
 
 
 def test_ludwig_settings_below_zero_fail_before_training(params, tiny_model_dir):
     trainer = {**params.ludwig["trainer"], "epochs": -2, "learning_rate": -0.001}
     bad = params.model_copy(update={"ludwig": {**params.ludwig, "trainer": trainer}})
-    with pytest.raises(ValueError, match=r"trainer\.epochs: -2 .*trainer\.learning_rate: -0\.001"):
+    with pytest.raises(
+        ValueError, match=r"trainer\.epochs is -2: it must be above 0; .*learning_rate is -0\.001"
+    ):
         build_ludwig_config(bad, str(tiny_model_dir), COLUMNS)
     auto = {**params.ludwig["trainer"], "batch_size": "auto"}  # Ludwig's own choice stays valid
     build_ludwig_config(

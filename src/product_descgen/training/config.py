@@ -130,24 +130,26 @@ def build_ludwig_config(
 # Settings Ludwig's schema takes at any value that must be above zero ("auto" where Ludwig
 # picks one); a negative epoch count or learning rate would otherwise reach the trainer.
 POSITIVE = (
-    "trainer.epochs", "trainer.learning_rate", "trainer.batch_size", "trainer.eval_batch_size",
+    "trainer.epochs", "trainer.learning_rate", "trainer.batch_size",
     "trainer.gradient_accumulation_steps", "adapter.r", "adapter.alpha",
     "generation.max_new_tokens",
 )  # fmt: skip
 
 
-def _unknown_keys(given: Any, known: Any, path: str = "") -> list[str]:
-    """Keys of ``given`` (the user's config) that ``known`` (the config as Ludwig parsed it)
-    lacks: settings Ludwig's schema dropped without a word, with the nearest known name."""
-    if not isinstance(given, dict) or not isinstance(known, dict):
+def _unknown_keys(given: Any, parsed: Any, path: str = "") -> list[str]:
+    """Keys of ``given`` (the user's config, upgraded as Ludwig upgrades deprecated keys) that
+    the schema object ``parsed`` has no field for: settings Ludwig dropped without a word, with
+    the nearest field's name. Free-form blocks (``backend``: a dict) are not looked into."""
+    if not isinstance(given, dict) or isinstance(parsed, dict) or parsed is None:
         return []
     found = []
     for key, value in given.items():
-        if key in known:
-            found += _unknown_keys(value, known[key], f"{path}{key}.")
+        if hasattr(parsed, str(key)):
+            found += _unknown_keys(value, getattr(parsed, str(key)), f"{path}{key}.")
         else:
-            near = difflib.get_close_matches(str(key), [str(k) for k in known], n=1)
-            found.append(f"{path}{key}" + (f" (did you mean {path}{near[0]}?)" if near else ""))
+            fields = [f for f in vars(parsed) if not f.startswith("_")]
+            near = difflib.get_close_matches(str(key), fields, n=1)
+            found.append(f"{path}{key}" + (f" (did you mean {near[0]}?)" if near else ""))
     return found
 
 
@@ -158,7 +160,7 @@ def _not_positive(config: dict[str, Any]) -> list[str]:
         for part in path.split("."):
             value = value.get(part) if isinstance(value, dict) else None
         if isinstance(value, int | float) and not isinstance(value, bool) and value <= 0:
-            bad.append(f"{path}: {value} (must be above 0)")
+            bad.append(f"finetune.ludwig.{path} is {value}: it must be above 0")
     return bad
 
 
@@ -168,14 +170,15 @@ def validate_ludwig_config(config: dict[str, Any]) -> None:
     in place) and settings that must be above zero."""
     from ludwig.error import ConfigValidationError
     from ludwig.schema.model_types.base import ModelConfig
+    from ludwig.utils.backward_compatibility import upgrade_config_dict_to_latest_version
 
     try:
-        parsed = ModelConfig.from_dict(copy.deepcopy(config)).to_dict()
+        parsed = ModelConfig.from_dict(copy.deepcopy(config))
     except (ConfigValidationError, ValueError, TypeError) as err:
         raise ValueError(f"invalid Ludwig config in finetune.ludwig: {err}") from None
-    problems = [f"unknown key {k}" for k in _unknown_keys(config, parsed)] + _not_positive(config)
+    upgraded = upgrade_config_dict_to_latest_version(copy.deepcopy(config))
+    problems = [
+        f"unknown key finetune.ludwig.{key}" for key in _unknown_keys(upgraded, parsed)
+    ] + _not_positive(config)
     if problems:
-        raise ValueError(
-            "invalid Ludwig config in finetune.ludwig: "
-            + "; ".join(f"finetune.ludwig.{p}" for p in problems)
-        )
+        raise ValueError("invalid Ludwig config: " + "; ".join(problems))

@@ -220,3 +220,15 @@ def test_settings_the_openai_api_cannot_carry_are_said_not_sent(caplog):
             "http://127.0.0.1:9/v1", "teacher", GenerationSettings(repetition_penalty=1.1)
         )
     assert "teacher: repetition_penalty not sent" in caplog.text
+
+
+def test_greedy_calls_send_seed_and_top_p_as_the_call_store_keys_them():
+    """Greedy answers are stored without seed and top_p (keyed at their defaults): what is sent
+    must be that too, or a hosted API could answer a stored prompt differently."""
+    with FaultyServer(fail_share=0.0) as server:
+        for temperature in (0.0, 0.7):
+            settings = GenerationSettings(temperature=temperature, seed=7, top_p=0.5)
+            backend = OpenAIBackend(server.base_url, "m", settings)
+            list(backend.generate([Request(key="k", prompt="p")]))
+    greedy, sampled = ((b["seed"], b["top_p"]) for b in server.bodies)
+    assert greedy == (0, 1.0) and sampled == (7, 0.5)

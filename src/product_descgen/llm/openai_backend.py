@@ -101,13 +101,13 @@ class OpenAIBackend:
             )  # fmt: skip
 
     def _params(self) -> dict[str, Any]:
-        s = self.settings
+        s, keyed = self.settings, self.settings.cache_key()  # greedy: seed, top_p as keyed
         params: dict[str, Any] = {
             "model": self.model_id,
             "max_tokens": s.max_new_tokens,
             "temperature": s.temperature,
-            "top_p": s.top_p,
-            "seed": s.seed,
+            "top_p": keyed["top_p"],
+            "seed": keyed["seed"],
         }
         if s.stop:
             params["stop"] = s.stop[:4]  # the OpenAI API takes at most four

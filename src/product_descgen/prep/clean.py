@@ -22,7 +22,8 @@ def strip_markup(text: str) -> str:
     """The text a browser shows for ``text``: tags removed (block ends become line breaks),
     comments and what scripts and styles hold (code, not text about the product) dropped,
     entities decoded. Parsed as HTML5 does (Python's ``html.parser`` under Beautiful Soup),
-    so a ``<`` not followed by a letter is text: "<40 dB ... >10 h" keeps everything between."""
+    so a ``<`` before a digit or a space is text: "<40 dB ... >10 h" keeps everything between
+    (as in a browser, "<iPhone 12" opens a tag and "</2" a comment: their text is lost)."""
     if "<" not in text and "&" not in text:
         return text.replace("\xa0", " ")
     from bs4 import BeautifulSoup, Comment, MarkupResemblesLocatorWarning

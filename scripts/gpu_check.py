@@ -217,7 +217,7 @@ def generate(
     )
     seconds = time.perf_counter() - started
     data_prep = DataPrepParams.model_validate(params["data_prep"])
-    checked = check_new_descriptions(items, outputs, items.head(0), describe, data_prep)
+    checked = check_new_descriptions(items, outputs, items.head(0), items, describe, data_prep)
     evaluated = describe_with_student(
         items, served, CallStore(stores / "evaluation.sqlite"), evaluation
     )

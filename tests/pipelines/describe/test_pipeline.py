@@ -10,6 +10,7 @@ from product_descgen.project_config import load_project_params
 from tests.pipelines.evaluation.fixtures import (
     serve_student_in_float32,
     write_adapter,
+    write_model_inputs,
     write_student_openvino,
 )
 from tests.pipelines.helpers import run_pipeline
@@ -49,6 +50,7 @@ def test_describe_flags_every_problem_and_drops_nothing(
     project_copy, tiny_model_dir, tiny_openvino_dir
 ):
     write_new_products(project_copy)
+    write_model_inputs(project_copy)
     write_adapter(project_copy, tiny_model_dir)
     write_student_openvino(project_copy, tiny_openvino_dir)
     serve_student_in_float32(project_copy)
@@ -91,6 +93,7 @@ def test_describe_flags_every_problem_and_drops_nothing(
 def test_an_empty_batch_describes_nothing(project_copy, tiny_model_dir, tiny_openvino_dir):
     """A scheduled run on a day without new products: an empty output, not a failure."""
     (project_copy / "data" / "01_raw" / "new_products.jsonl").write_text("")
+    write_model_inputs(project_copy)
     write_adapter(project_copy, tiny_model_dir)
     write_student_openvino(project_copy, tiny_openvino_dir)
     serve_student_in_float32(project_copy)
@@ -115,6 +118,7 @@ def test_a_template_edited_after_training_is_refused_by_the_served_student(
     from product_descgen.training.contract import serving_contract
 
     write_new_products(project_copy)
+    write_model_inputs(project_copy)
     adapter = write_adapter(project_copy, tiny_model_dir)
     params = load_project_params(root=project_copy)
     trained = params["finetune"]["prompt_template"]

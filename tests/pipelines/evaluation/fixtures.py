@@ -120,3 +120,23 @@ def write_upstream_reports(project: Path) -> None:
     history.to_parquet(data / "08_reporting" / "training_history.parquet")
     vices = {"epochs": 2, "flagged_epochs": [{"epoch": 1, "flags": ["same_opening"]}]}
     (data / "08_reporting" / "vice_report.json").write_text(json.dumps(vices))
+
+
+def write_model_inputs(project: Path) -> pd.DataFrame:
+    """data_prep's model inputs of the demo catalogue where data_prep writes them: describe
+    checks new products against them (``reference_catalogue``)."""
+    from product_descgen.datasets import JSONLinesDataset
+    from product_descgen.pipelines.data_prep.nodes import (
+        build_model_inputs,
+        clean_catalogue,
+        ingest_catalogue,
+    )
+    from product_descgen.prep.config import DataPrepParams
+    from product_descgen.project_config import load_project_params
+
+    params = DataPrepParams.model_validate(load_project_params(root=project)["data_prep"])
+    raw = JSONLinesDataset(str(project / "data/01_raw/products.jsonl")).load()
+    cleaned, _ = clean_catalogue(ingest_catalogue(raw, params)[0], params)
+    inputs = build_model_inputs(cleaned, params)
+    inputs.to_parquet(project / "data/04_feature/model_inputs.parquet")
+    return inputs

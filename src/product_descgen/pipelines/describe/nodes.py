@@ -49,23 +49,35 @@ def quarantined_names(row: dict[str, Any], data_prep: DataPrepParams) -> tuple[A
     return tuple(v if isinstance(v, str) and v.strip() else None for v in values)
 
 
+def reference_catalogue(new_inputs: pd.DataFrame, model_inputs: pd.DataFrame) -> pd.DataFrame:
+    """What the checks compare new products against: the batch and the training catalogue
+    (its version of a product the batch gives again left out). The batch alone made a
+    product's flags depend on the rest of the day's file, and a batch under the off-product
+    check's ``min_pool`` went unchecked."""
+    known = model_inputs[~model_inputs["product_id"].isin(new_inputs["product_id"])]
+    return pd.concat([new_inputs, known], ignore_index=True)
+
+
 def check_new_descriptions(
     new_inputs: pd.DataFrame,
     new_outputs: pd.DataFrame,
     new_quarantine: pd.DataFrame,
+    model_inputs: pd.DataFrame,
     params: DescribeParams,
     data_prep: DataPrepParams,
 ) -> pd.DataFrame:
     """Every new product once, in the input's order (``source_row``: its line or row there):
-    its description with ``flagged``/``reasons`` from the quality checks, or, for a product
-    data_prep could not use, no description and the reason (with its title and category where
-    it had them, read with data_prep's column mapping)."""
+    its description with ``flagged``/``reasons`` from the quality checks (against
+    :func:`reference_catalogue`), or, for a product data_prep could not use, no description
+    and the reason (with its title and category where it had them, read with data_prep's
+    column mapping)."""
     rows = []
     merged = new_inputs.merge(new_outputs, on="product_id", how="left", validate="one_to_one")
     records = merged.to_dict(orient="records")
     checked = gate_problems(
-        records, OutputFields(), new_inputs, params.gate, params.embedding_model
-    )
+        records, OutputFields(), reference_catalogue(new_inputs, model_inputs), params.gate,
+        params.embedding_model,
+    )  # fmt: skip
     for row, found in zip(records, checked, strict=True):
         text = row["text"] if isinstance(row.get("text"), str) else None
         problems = list(found)

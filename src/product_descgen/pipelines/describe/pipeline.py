@@ -32,6 +32,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "new_inputs",
                     "new_outputs",
                     "new_quarantine",
+                    "model_inputs",
                     "params:describe",
                     "params:data_prep",
                 ],

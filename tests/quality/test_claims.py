@@ -95,3 +95,18 @@ def test_the_catalogues_own_materials_and_colours_extend_the_lexicon():
     lexicon = catalogue_lexicon(ClaimParams(), products)
     found = kinds("A tweed finish in peach, clear to see.", RING, lexicon=lexicon)
     assert found == {"material": "tweed", "colour": "peach"}  # "clear" is an ordinary word
+
+
+def test_a_word_of_a_longer_term_in_the_data_is_supported():
+    # the catalogue's "Mineral Glass" made "glass" alone look unsupported
+    source = (
+        "Product: Fastrack Sunglasses\nAttributes:\n- Lens Material: Mineral Glass\n"
+        "Original description: Stylish sunglasses."
+    )
+    products = pd.DataFrame(
+        {"attributes": [json.dumps({"Lens Material": "Mineral Glass"})] + [json.dumps({})] * 40,
+         "input_text": [source] + ["plain text"] * 40}
+    )  # fmt: skip
+    lexicon = catalogue_lexicon(ClaimParams(), products)
+    assert kinds("Lenses of tough glass keep your eyes safe.", source, lexicon=lexicon) == {}
+    assert kinds("A frame of steel.", source, lexicon=lexicon) == {"material": "steel"}

@@ -329,6 +329,8 @@ def unsupported_claims(text: str, source: str, lexicon: Lexicon | None = None) -
             reason = "a brand the product's data does not name"
         elif term in in_source or any(v in in_source for v in _IMPLIED.get(term, [])):
             continue
+        elif any(re.search(rf"\b{re.escape(term)}\b", t) for t in in_source):
+            continue  # a word of a longer term the data has: "glass" of "mineral glass"
         else:
             reason = "not in the product's data"
         claims.setdefault((kind, term), Claim(kind, phrase, reason))

@@ -110,3 +110,11 @@ def test_a_word_of_a_longer_term_in_the_data_is_supported():
     lexicon = catalogue_lexicon(ClaimParams(), products)
     assert kinds("Lenses of tough glass keep your eyes safe.", source, lexicon=lexicon) == {}
     assert kinds("A frame of steel.", source, lexicon=lexicon) == {"material": "steel"}
+
+
+def test_an_age_range_in_the_data_supports_the_audience_it_lies_within():
+    toy = "Product: Stacking Rings\nAttributes:\n- Age Group: 3 - 10 Years\nOriginal description: x"
+    assert kinds("Fun for children.", toy) == {}
+    assert kinds("Made for babies.", toy) == {"audience": "babies"}  # 10 years is no baby
+    bib = "Product: Bib\nAttributes:\n- Age Group: 6-12 Months\nOriginal description: x"
+    assert kinds("Soft on babies' skin.", bib) == {}

@@ -129,6 +129,25 @@ _IMPLIED = {
 
 
 MAX_VOCABULARY_WORDS = 2  # longer attribute values are descriptions, not material or colour names
+# an age range in the data ("Age Group: 3 - 10 Years", "6-12 months") supports the audiences
+# whose ages it lies within: (youngest, oldest) in years
+_AGE_RANGE = re.compile(r"(?i)\b(\d{1,2})\s*(?:-|–|to)\s*(\d{1,2})\s*(years?|yrs?|months?)\b")
+_AUDIENCE_AGES = {
+    "babies": (0, 3), "infants": (0, 2), "toddlers": (1, 4), "kids": (0, 14),
+    "children": (0, 14), "teens": (12, 19),
+}  # fmt: skip
+
+
+def _ages_support(term: str, source: str) -> bool:
+    """Whether an age range in ``source`` lies within the ages ``term`` names."""
+    if term not in _AUDIENCE_AGES:
+        return False
+    low, high = _AUDIENCE_AGES[term]
+    for first, last, unit in _AGE_RANGE.findall(source):
+        scale = 12 if unit.casefold().startswith("month") else 1
+        if low <= int(first) / scale and int(last) / scale <= high:
+            return True
+    return False
 
 
 def _norm(phrase: str) -> str:
@@ -331,6 +350,8 @@ def unsupported_claims(text: str, source: str, lexicon: Lexicon | None = None) -
             continue
         elif any(re.search(rf"\b{re.escape(term)}\b", t) for t in in_source):
             continue  # a word of a longer term the data has: "glass" of "mineral glass"
+        elif kind == "audience" and _ages_support(term, source):
+            continue
         else:
             reason = "not in the product's data"
         claims.setdefault((kind, term), Claim(kind, phrase, reason))

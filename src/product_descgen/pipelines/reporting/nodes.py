@@ -66,24 +66,18 @@ def plot_cost_speed(speed_table: pd.DataFrame, speed_summary: dict[str, Any]) ->
     return charts.cost_speed(speed_table, speed_summary)
 
 
-def collect_key_metrics(
-    student_outputs: pd.DataFrame,
-    eval_metrics: dict[str, Any],
-    speed_summary: dict[str, Any],
-    human_preference: dict[str, Any],
-    judge_preference: dict[str, Any],
-) -> dict[str, dict[str, float]]:
-    """Headline numbers as MLflow metrics (``{name: {"value": v, "step": 0}}``), all of one
-    evaluation (:func:`one_evaluation`): a mix is never logged."""
-    one_evaluation(student_outputs, eval_metrics, speed_summary, human_preference, judge_preference)
+def collect_key_metrics(evaluation: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Headline numbers as MLflow metrics (``{name: {"value": v, "step": 0}}``), from
+    :func:`check_one_evaluation`'s summaries: a mix of evaluations is never logged."""
     values: dict[str, Any] = {
-        f"speed.{k}": speed_summary[k]
+        f"speed.{k}": evaluation["speed_summary"][k]
         for k in ("throughput_ratio", "memory_reduction", "cost_reduction", "tokens_per_s_ratio")
     }
-    for system, row in eval_metrics["overall"].items():
+    for system, row in evaluation["eval_metrics"]["overall"].items():
         for metric in KEY_QUALITY:
             values[f"quality.{system}.{metric}"] = row.get(metric)
-    for source, summary in (("human", human_preference), ("judge", judge_preference)):
+    for source in ("human", "judge"):
+        summary = evaluation[f"{source}_preference"]
         values[f"preference.{source}.tie_or_student"] = (summary.get("tie_or_student") or {}).get(
             "share"
         )
@@ -160,29 +154,27 @@ def pick_report_examples(
     return report.examples(eval_set, student_outputs, params.n_examples, params.seed)
 
 
-def pick_report_numbers(
+def pick_report_numbers(evaluation: dict[str, dict[str, Any]]) -> list[dict[str, str]]:
+    """The report's headline figures, from :func:`check_one_evaluation`'s summaries."""
+    e = evaluation
+    return report.key_numbers(
+        e["eval_metrics"], e["speed_summary"], e["human_preference"], e["judge_preference"]
+    )
+
+
+def check_one_evaluation(
     student_outputs: pd.DataFrame,
     eval_metrics: dict[str, Any],
     speed_summary: dict[str, Any],
     human_preference: dict[str, Any],
     judge_preference: dict[str, Any],
-) -> list[dict[str, str]]:
-    """The report's headline figures, all of one evaluation (:func:`one_evaluation`)."""
-    one_evaluation(student_outputs, eval_metrics, speed_summary, human_preference, judge_preference)
-    return report.key_numbers(eval_metrics, speed_summary, human_preference, judge_preference)
-
-
-def one_evaluation(
-    student_outputs: pd.DataFrame,
-    eval_metrics: dict[str, Any],
-    speed_summary: dict[str, Any],
-    human_preference: dict[str, Any],
-    judge_preference: dict[str, Any],
-) -> None:
-    """Fail unless the summaries are of the student texts the report shows and the student
-    that wrote them: an evaluation run stopped part-way leaves a mix of two."""
-    require_one_evaluation(
-        student_outputs,
-        {"eval_metrics": eval_metrics, "speed_summary": speed_summary,
-         "human_preference": human_preference, "judge_preference": judge_preference},
-    )  # fmt: skip
+) -> dict[str, dict[str, Any]]:
+    """The evaluation's summaries, by name, once checked to be of the student texts the report
+    shows and the student that wrote them (an evaluation run stopped part-way leaves a mix of
+    two): what the MLflow metrics and the report's headline figures are taken from."""
+    summaries = {
+        "eval_metrics": eval_metrics, "speed_summary": speed_summary,
+        "human_preference": human_preference, "judge_preference": judge_preference,
+    }  # fmt: skip
+    require_one_evaluation(student_outputs, summaries)
+    return summaries

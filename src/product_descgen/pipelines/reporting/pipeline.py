@@ -38,7 +38,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="plot_cost_speed_node",
             ),
             Node(
-                nodes.collect_key_metrics,
+                nodes.check_one_evaluation,
                 [
                     "student_outputs",
                     "eval_metrics",
@@ -46,6 +46,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "human_preference",
                     "judge_preference",
                 ],
+                "evaluation_summaries",
+                name="check_one_evaluation_node",
+            ),
+            Node(
+                nodes.collect_key_metrics,
+                "evaluation_summaries",
                 "key_metrics",
                 name="collect_key_metrics_node",
             ),
@@ -63,13 +69,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),  # fmt: skip
             Node(
                 nodes.pick_report_numbers,
-                [
-                    "student_outputs",
-                    "eval_metrics",
-                    "speed_summary",
-                    "human_preference",
-                    "judge_preference",
-                ],
+                "evaluation_summaries",
                 "report_key_numbers",
                 name="pick_report_numbers_node",
             ),

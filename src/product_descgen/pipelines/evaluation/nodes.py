@@ -155,7 +155,8 @@ def summarise_human_ratings(
     params: EvaluationParams,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Raters' files, unblinded: judgments, rejected rows with reasons, and preference shares
-    (stamped with the student texts the key was made from)."""
+    (stamped with this evaluation's student texts, which the key's kit is built from in the
+    same run)."""
     files, unreadable = preference.parse_rater_files(human_ratings)
     judgments, rejections = preference.read_ratings(files, human_eval_key)
     rejections = (

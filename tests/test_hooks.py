@@ -122,8 +122,32 @@ def test_a_run_needing_cuda_on_a_machine_without_it_fails_before_any_node(monkey
     catalog = DataCatalog({"student_llm": connection(device="cuda"), "cpu_llm": connection()})
     uses = Pipeline([Node(lambda a, b: a, ["student_llm", "cpu_llm"], "out", name="n")])
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(RuntimeError, match=r"^student_llm run on CUDA .* torch sees no GPU"):
+    with pytest.raises(RuntimeError, match=r"^student_llm \(device: cuda\) run on CUDA and torch"):
         DeviceCheckHooks().before_pipeline_run(uses, catalog)
     DeviceCheckHooks().before_pipeline_run(Pipeline([]), catalog)  # not used: no GPU needed
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     DeviceCheckHooks().before_pipeline_run(uses, catalog)
+
+
+def test_a_run_that_trains_on_cuda_on_a_machine_without_it_fails_before_any_node(monkeypatch):
+    """--env gpu --pipeline finetune on a CPU machine trained 12 epochs on the CPU, silently."""
+    import pytest
+    import torch
+    from kedro.io import DataCatalog, MemoryDataset
+
+    from product_descgen.hooks import DeviceCheckHooks
+    from product_descgen.pipelines.finetune.pipeline import create_pipeline
+    from product_descgen.training.config import FinetuneParams
+
+    def catalog(device: str) -> DataCatalog:  # as Kedro validates it for the nodes
+        return DataCatalog({"params:finetune": MemoryDataset(FinetuneParams(device=device))})
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    finetune = create_pipeline()
+    with pytest.raises(RuntimeError, match=r"^the student's training \(finetune.device: cuda\)"):
+        DeviceCheckHooks().before_pipeline_run(finetune, catalog("cuda"))
+    DeviceCheckHooks().before_pipeline_run(finetune, catalog("auto"))
+    exports = finetune.only_nodes("export_student_gguf_node")  # trains nothing
+    DeviceCheckHooks().before_pipeline_run(exports, catalog("cuda"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    DeviceCheckHooks().before_pipeline_run(finetune, catalog("cuda"))

@@ -48,10 +48,14 @@ class ConfigCheckHooks:
         check_config(context.params, globals_, conf_base, context.env or "local")
 
 
+TRAINING_NODE = "train_student_model_node"
+
+
 class DeviceCheckHooks:
     """Fails a run before any node when a model it serves is set to run on CUDA (``device:
     cuda``, as ``--env gpu`` does) and torch sees no GPU: such a run went through its CPU stages
-    first and failed minutes later (or in a server's retries)."""
+    first and failed minutes later (or in a server's retries); likewise a run that trains with
+    ``finetune.device: cuda``, which Ludwig trained on the CPU without a word."""
 
     @hook_impl
     def before_pipeline_run(self, pipeline: Any, catalog: Any) -> None:
@@ -63,13 +67,19 @@ class DeviceCheckHooks:
             if isinstance(dataset, LLMConnectionDataset):
                 connection = dataset.connection
                 if connection.backend == "transformers" and connection.device == "cuda":
-                    on_cuda.append(name)
+                    on_cuda.append(f"{name} (device: cuda)")
+        trains = any(node.name == TRAINING_NODE for node in pipeline.nodes)
+        finetune = catalog.load("params:finetune") if "params:finetune" in catalog else {}
+        # Kedro hands it over validated (FinetuneParams) where a node's type hint asks for it
+        device = finetune.get("device") if isinstance(finetune, dict) else finetune.device
+        if trains and device == "cuda":
+            on_cuda.append("the student's training (finetune.device: cuda)")
         if on_cuda:
             import torch
 
             if not torch.cuda.is_available():
                 refuse_run(
-                    f"{', '.join(on_cuda)} run on CUDA (device: cuda) and torch sees no GPU on "
+                    f"{', '.join(on_cuda)} run on CUDA and torch sees no GPU on "
                     "this machine: run on a GPU machine, or in an environment that serves them on "
                     "the CPU (the default, without --env gpu)"
                 )

@@ -51,6 +51,9 @@ class FinetuneParams(BaseModel):
     target_column: str = "target"
     prompt_template: str = "### Product\n{input_text}\n### Description\n"
     quantization: bool = True  # QLoRA (4-bit base); false = plain LoRA on the full-precision base
+    # auto: Ludwig trains on a GPU when torch sees one, else on the CPU; cuda: a GPU is required
+    # (a run that trains fails before any node without one: conf/gpu trained 12 epochs on CPUs)
+    device: Literal["auto", "cuda"] = "auto"
     probe: ProbeParams = ProbeParams()
     vices: ViceThresholds = ViceThresholds()
     ludwig: dict[str, Any] = Field(default_factory=dict)

@@ -9,6 +9,9 @@ cleaned description has 30-200 words. Texts, each checked against its product's 
 - injected <kind>: the description plus one false sentence of that kind, its term drawn from
   lists written here, independently of the checks' lexicons (terms the product's data names
   are skipped), so recall also measures the lexicons' coverage;
+- injected denied attribute: the description plus a sentence claiming what one of the
+  product's attributes denies ("- Microwave Safe: No" -> "It is microwave safe."), for the
+  products that have one;
 - swapped: another product's description, of the same category where there is one;
 - repeated: the description with its first sentence said three more times.
 Checks: the grounded claim check with numbers and prices (the gate's ``unsupported_*``,
@@ -19,6 +22,7 @@ Prints one table (docs/evaluation.md, "How well the checks work").
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import re
 from pathlib import Path
@@ -86,6 +90,17 @@ def inject(row: dict, kind: str, rng: random.Random) -> tuple[str, str] | None:
     return f"{row['description'].rstrip()} {template.format(rng.choice(fresh))}", template
 
 
+def deny(row: dict, rng: random.Random) -> dict | None:
+    """The description plus a sentence claiming what one of its "No" attributes denies
+    ("- Microwave Safe: No" -> "It is microwave safe."), if the product has one."""
+    attributes = json.loads(row["attributes"]) if row["attributes"] else {}
+    denied = sorted(k for k, v in attributes.items() if str(v).strip().casefold() == "no")
+    if not denied:
+        return None
+    added = f"It is {rng.choice(denied).lower()}."
+    return {"text": f"{row['description'].rstrip()} {added}", "added": added}
+
+
 def labelled(items: pd.DataFrame, seed: int) -> pd.DataFrame:
     rng = random.Random(seed)
     rows = []
@@ -106,6 +121,9 @@ def labelled(items: pd.DataFrame, seed: int) -> pd.DataFrame:
         first = re.split(r"(?<=[.!?])\s+", row["description"].strip())[0]
         repeated = " ".join([row["description"].strip(), first, first, first])
         rows.append({**base, "set": "repeated", "text": repeated})
+        denial = deny(row, random.Random(f"{seed}-{row['product_id']}"))
+        if denial:
+            rows.append({**base, "set": "injected denied attribute", **denial})
     return pd.DataFrame(rows)
 
 

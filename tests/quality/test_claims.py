@@ -118,3 +118,21 @@ def test_an_age_range_in_the_data_supports_the_audience_it_lies_within():
     assert kinds("Made for babies.", toy) == {"audience": "babies"}  # 10 years is no baby
     bib = "Product: Bib\nAttributes:\n- Age Group: 6-12 Months\nOriginal description: x"
     assert kinds("Soft on babies' skin.", bib) == {}
+
+
+def test_an_attribute_that_denies_or_states_nothing_supports_no_claim():
+    # "Microwave Safe: No" named the very term, so "microwave safe" passed as supported
+    box = (
+        "Product: Steel Lunch Box\nAttributes:\n- Material: Stainless Steel\n"
+        "- Microwave Safe: No\n- Diamond Clarity: NA\n- Dishwasher Safe: Yes\n"
+        "Original description: A leak-proof lunch box."
+    )
+    claims = unsupported_claims("It is microwave safe and dishwasher safe.", box)
+    assert [(c.kind, c.reason) for c in claims] == [
+        ("feature", "the product's data says 'Microwave Safe: No'")
+    ]
+    assert kinds("Set with diamonds.", box) == {"material": "diamonds"}
+    assert kinds("Sturdy steel, safe in the dishwasher.", box) == {}
+    # the term named elsewhere in the data is still supported
+    titled = box.replace("Steel Lunch Box", "Microwave Safe Steel Lunch Box")
+    assert kinds("It is microwave safe.", titled) == {}

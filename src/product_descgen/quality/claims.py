@@ -328,9 +328,36 @@ def catalogue_lexicon(params: ClaimParams, products: pd.DataFrame) -> Lexicon:
     return build_lexicon(extended, brands, ordinary)
 
 
+# an attribute line of the model input ("- Microwave Safe: No") whose value denies what its key
+# names, or states nothing ("- Diamond Clarity: NA"): neither supports the terms of its key
+_ATTRIBUTE_LINE = re.compile(r"(?m)^- ([^:\n]+):[ \t]*(.*?)[ \t]*$")
+DENYING_VALUES = frozenset({"no", "none", "false", "not included", "without"})
+EMPTY_VALUES = frozenset({"na", "n/a", "n.a.", "not applicable", "not available", "-", ""})
+
+
+def split_denials(source: str, lexicon: Lexicon) -> tuple[str, dict[str, str]]:
+    """``source`` without its denying or empty attribute lines, and the terms each denying line
+    names with the line (``{"microwave safe": "Microwave Safe: No"}``)."""
+    denied: dict[str, str] = {}
+
+    def drop(line: re.Match[str]) -> str:
+        value = line.group(2).casefold()
+        if value not in DENYING_VALUES and value not in EMPTY_VALUES:
+            return line.group(0)
+        if value in DENYING_VALUES:
+            for _, term, _ in lexicon.find(line.group(1)):
+                denied.setdefault(term, f"{line.group(1).strip()}: {line.group(2)}")
+        return ""
+
+    return _ATTRIBUTE_LINE.sub(drop, source), denied
+
+
 def unsupported_claims(text: str, source: str, lexicon: Lexicon | None = None) -> list[Claim]:
-    """The claims in ``text`` that ``source`` (the product's own text) does not support."""
+    """The claims in ``text`` that ``source`` (the product's own text) does not support. An
+    attribute whose value denies its key (``Microwave Safe: No``) or is empty (``NA``) supports
+    nothing; a claim its line denies says so."""
     lexicon = lexicon or default_lexicon()
+    source, denied = split_denials(source, lexicon)
     in_source = {term for _, term, _ in lexicon.find(source)}
     own_types = {t for t in in_source if t in lexicon.families}
     own_families = {lexicon.families[t] for t in own_types}
@@ -352,6 +379,8 @@ def unsupported_claims(text: str, source: str, lexicon: Lexicon | None = None) -
             continue  # a word of a longer term the data has: "glass" of "mineral glass"
         elif kind == "audience" and _ages_support(term, source):
             continue
+        elif term in denied:
+            reason = f"the product's data says {denied[term]!r}"
         else:
             reason = "not in the product's data"
         claims.setdefault((kind, term), Claim(kind, phrase, reason))

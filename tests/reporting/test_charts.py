@@ -82,11 +82,14 @@ def test_funnel_counts_every_stage():
     summary = {"raw_rows": 10, "quarantined_by_reason": {"missing_title": 1, "too_many_tokens": 1},
                "quarantined_by_stage": {"ingest": 1, "length_filter": 1},
                "splits": {"train": 6, "validation": 1, "test": 1}}  # fmt: skip
-    fig = charts.funnel(summary, 8, {"train": 4, "validation": 1, "test": 1}, {"truncated": 2})
+    fig = charts.funnel(
+        summary, 8, {"train": 4, "validation": 1, "test": 1}, {"truncated": 2, "markup": 1}, 2
+    )
     stages = dict(zip(fig.data[0].y, fig.data[0].x, strict=True))
     assert stages["Raw rows"] == 10 and stages["Quarantined: missing_title"] == 1
     assert stages["Cleaned"] == 9 and stages["Length-filtered (fits the student)"] == 8
-    assert stages["Teacher rejected: truncated"] == 2 and stages["Teacher accepted"] == 6
+    assert stages["Teacher rejected"] == 2 and stages["Teacher accepted"] == 6
+    assert stages["  rejected for truncated"] == 2 and stages["  rejected for markup"] == 1
 
 
 def test_report_escapes_product_text_and_is_self_contained():

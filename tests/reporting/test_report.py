@@ -9,6 +9,7 @@ from product_descgen.reporting.report import key_numbers
 
 SPEED = {"throughput_ratio": 4.2, "memory_reduction": 0.5, "cost_reduction": 0.85}
 METRICS = {"overall": {"student": {"format_compliance": 0.9, "rouge_l": 0.3}}}
+GATE = "Quality gate pass rate, student / teacher pipeline (speed-test products)"
 NO_HUMANS = {"n_judgments": 0, "reliable": False, "unreliable_because": "0 judgments < 30"}
 
 
@@ -23,6 +24,7 @@ def test_a_judge_that_never_picks_a_side_is_shown_unreliable_without_a_share():
     value = judge_row(summary)
     assert value.startswith("unreliable (0 valid verdicts < 20")
     assert "position consistency unmeasured" in value
+    assert "; 40 of 40 verdicts invalid, neither A nor B)" in value
     assert "no headline" in value and "CI" not in value
 
 
@@ -44,9 +46,13 @@ def test_speed_figures_from_too_few_products_are_marked_indicative():
     assert rows["Throughput, student / teacher pipeline"] == "4.2x (indicative: 8 products)"
     assert rows["Model memory, student vs teacher"] == "50% less (indicative: 8 products)"
     assert rows["Cost per description"] == "85% lower (indicative: 8 products)"
+    assert rows[GATE] == "n/a / n/a (indicative: 8 products)"
     enough = SPEED | {"sample": {"products": 64, "rounds": 3, "min_products": 64, "enough": True}}
     rows = {r["label"]: r["value"] for r in key_numbers(METRICS, enough, NO_HUMANS, {})}
     assert rows["Throughput, student / teacher pipeline"] == "4.2x"
+    gated = enough | {"teacher_gate_pass_rate": 0.25, "student_gate_pass_rate": 0.625}
+    rows = {r["label"]: r["value"] for r in key_numbers(METRICS, gated, NO_HUMANS, {})}
+    assert rows[GATE] == "62% / 25%"
 
 
 def test_a_disabled_judge_rejected_ratings_and_the_test_size_are_said():

@@ -29,8 +29,10 @@ def funnel(
     teacher_inputs: int,
     accepted_by_split: dict[str, int],
     rejections_by_reason: dict[str, int],
+    teacher_rejected: int,
 ) -> go.Figure:
-    """Raw -> quarantined -> split -> sent to the teacher -> accepted -> distillation sets."""
+    """Raw -> quarantined -> split -> sent to the teacher -> rejected (each reason: the texts
+    that have it, so a text with several counts under each) -> accepted -> distillation sets."""
     q = summary.get("quarantined_by_reason", {})
     by_stage = summary.get("quarantined_by_stage", {})
     kept = sum(summary.get("splits", {}).values())
@@ -41,14 +43,16 @@ def funnel(
         ("Cleaned", cleaned, "kept"),
         ("Length-filtered (fits the student)", kept, "kept"),
         ("Sent to the teacher", teacher_inputs, "kept"),
-        *((f"Teacher rejected: {r}", n, "out") for r, n in rejections_by_reason.items()),
+        ("Teacher rejected", teacher_rejected, "out"),
+        *((f"  rejected for {r}", n, "out") for r, n in rejections_by_reason.items()),
         ("Teacher accepted", sum(accepted_by_split.values()), "kept"),
         *((f"Distillation {s}", n, "kept") for s, n in accepted_by_split.items()),
     ]
     colour = {"raw": "#444444", "out": "#d62728", "kept": COLOURS["reference"]}
     fig = _figure(
         "Data funnel: from the raw catalogue to the distillation sets",
-        xaxis_title="products", height=max(420, 26 * len(stages) + 120),
+        xaxis_title="products (a rejected text counts under each of its reasons)",
+        height=max(420, 26 * len(stages) + 120),
     )  # fmt: skip
     fig.add_bar(
         y=[s[0] for s in stages], x=[s[1] for s in stages], orientation="h",
@@ -70,14 +74,23 @@ def training(history: pd.DataFrame) -> go.Figure:
         fig.add_scatter(x=history["epoch"], y=history[column], name=f"{name} loss",
                         mode="lines+markers", line={"color": COLOURS["student"], "dash": dash},
                         row=1, col=1)  # fmt: skip
-    for column in ("opening_share", "repeated_phrase_share", "format_violation_share"):
-        fig.add_scatter(x=history["epoch"], y=history[column], mode="lines+markers",
-                        name=column.replace("_", " "), row=1, col=2)  # fmt: skip
+    for column, name in VICE_MEASURES.items():
+        if column in history:
+            fig.add_scatter(x=history["epoch"], y=history[column], mode="lines+markers",
+                            name=name, row=1, col=2)  # fmt: skip
     fig.update_layout(**_LAYOUT, title={"text": "Student training"})
     fig.update_xaxes(title_text="epoch", dtick=1)
     fig.update_yaxes(title_text="cross-entropy loss (nats/token)", row=1, col=1)
-    fig.update_yaxes(title_text="share of probe outputs", range=[0, 1], row=1, col=2)
+    fig.update_yaxes(title_text="share of probe outputs; length drift", row=1, col=2)
     return fig
+
+
+VICE_MEASURES = {  # the vice detector's measures (training.vices), each behind one flag
+    "opening_share": "same opening (share)", "repeated_phrase_share": "repeated phrase (share)",
+    "format_violation_share": "format violations (share)",
+    "self_repetition_share": "repeating itself (share)",
+    "length_drift": "length drift (mean length / reference's - 1)",
+}  # fmt: skip
 
 
 QUALITY_METRICS = {
@@ -125,7 +138,8 @@ def quality(eval_metrics: dict[str, Any]) -> go.Figure:
 
 
 def _source_label(name: str, summary: dict[str, Any]) -> str:
-    label = f"{name} (n={summary.get('n_judgments', 0)})"
+    invalid = f", {summary['n_invalid']} invalid" if summary.get("n_invalid") else ""
+    label = f"{name} (n={summary.get('n_judgments', 0)}{invalid})"
     if summary.get("reliable") is False and summary.get("unreliable_because"):
         label += f"<br>unreliable: {summary['unreliable_because']}"
     return label
@@ -175,7 +189,7 @@ def cost_speed(table: pd.DataFrame, summary: dict[str, Any]) -> go.Figure:
     """Throughput, peak memory and cost per 1,000 descriptions, teacher pipeline vs student."""
     panels = [
         ("descriptions_per_s", "descriptions / s", f"{summary['throughput_ratio']:.1f}x (ref. 4x)"),
-        ("model_peak_mb", "model peak memory (MB)",
+        ("model_peak_mb", "model peak memory (MiB)",
          f"{summary['memory_reduction']:.0%} less (ref. 75%)"),
         ("cost_per_1000", f"cost per 1,000 ({table['currency'].iloc[0]})",
          f"{summary['cost_reduction']:.0%} lower (ref. >80%)"),

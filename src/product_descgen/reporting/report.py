@@ -37,7 +37,8 @@ def key_numbers(
         if not summary.get("n_judgments") and not summary.get("n_invalid"):
             return f"no judgments yet{rejected}"
         if summary.get("reliable") is False:
-            return f"unreliable ({summary.get('unreliable_because')}): no headline{rejected}"
+            because = summary.get("unreliable_because")
+            return f"unreliable ({because}{_invalid(summary)}): no headline{rejected}"
         validity = (
             f", {summary['n_invalid']} invalid, position consistency "
             f"{summary['position_consistency']:.0%}"
@@ -60,12 +61,24 @@ def key_numbers(
          f"{speed_summary['memory_reduction']:.0%} less{few}", "75% less"),
         ("Cost per description", f"{speed_summary['cost_reduction']:.0%} lower{few}",
          "over 80% lower"),
+        ("Quality gate pass rate, student / teacher pipeline (speed-test products)",
+         f"{_pct(speed_summary.get('student_gate_pass_rate'))} / "
+         f"{_pct(speed_summary.get('teacher_gate_pass_rate'))}{few}", ""),
         ("Tie or student preferred (human raters)", share(human), "60%"),
         ("Tie or student preferred (LLM judge, both orders)", share(judge), "60%"),
         ("Student format compliance", _pct(student.get("format_compliance")) + tested, ""),
         ("Student ROUGE-L vs teacher", _num(student.get("rouge_l")) + tested, ""),
     ]  # fmt: skip
     return [{"label": a, "value": b, "reference": c} for a, b, c in rows]
+
+
+def _invalid(summary: dict[str, Any]) -> str:
+    """How many of a judge's verdicts were invalid (an answer neither A nor B), if any."""
+    invalid = summary.get("n_invalid") or 0
+    if not invalid:
+        return ""
+    total = invalid + (summary.get("n_valid") or 0)
+    return f"; {invalid} of {total} verdicts invalid, neither A nor B"
 
 
 def _pct(value: Any) -> str:

@@ -27,3 +27,12 @@ def test_too_few_test_products_make_the_quality_figures_indicative():
     size = {"test_items": 3, "min_test_items": 30, "enough": False}
     found = notes({"size": size}, {"headline": []})
     assert len(found) == 1 and found[0].startswith("Evaluated on 3 test products, fewer than")
+
+
+def test_the_gate_pass_rates_say_what_the_teachers_quality_figures_are_of():
+    found = notes({}, {"teacher_gate_pass_rate": 0.25, "student_gate_pass_rate": 0.625})
+    assert found == [
+        "The quality figures compare texts on test products whose teacher text passed the "
+        "quality gate, so the teacher's are of its accepted texts only; on the speed test's "
+        "products the gate passed 25% of the teacher pipeline's texts and 62% of the student's."
+    ]

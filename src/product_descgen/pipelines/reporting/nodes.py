@@ -34,13 +34,13 @@ def plot_funnel(
     distill_test: pd.DataFrame,
 ) -> go.Figure:
     """Raw rows to distillation sets, with quarantine and gate rejections by reason."""
-    first_reason = teacher_rejections["reasons"].str.split(",").str[0]
+    reasons = teacher_rejections["reasons"].str.split(",").explode().str.strip()
     accepted = dict(
         zip(SPLITS, (len(distill_train), len(distill_validation), len(distill_test)), strict=True)
     )
     return charts.funnel(
         data_prep_summary, len(teacher_inputs), accepted,
-        first_reason.value_counts().to_dict(),
+        reasons[reasons != ""].value_counts().to_dict(), len(teacher_rejections),
     )  # fmt: skip
 
 
@@ -107,6 +107,15 @@ def write_report_notes(
         if record and not record["enough"]
     ]
     notes += speed_summary.get("headline", [])
+    teacher_gate = speed_summary.get("teacher_gate_pass_rate")
+    student_gate = speed_summary.get("student_gate_pass_rate")
+    if teacher_gate is not None and student_gate is not None:
+        notes.append(
+            "The quality figures compare texts on test products whose teacher text passed the "
+            "quality gate, so the teacher's are of its accepted texts only; on the speed test's "
+            f"products the gate passed {teacher_gate:.0%} of the teacher pipeline's texts and "
+            f"{student_gate:.0%} of the student's."
+        )
     flagged = vice_report.get("flagged_epochs", [])
     if flagged:
         notes.append(

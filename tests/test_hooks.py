@@ -151,3 +151,36 @@ def test_a_run_that_trains_on_cuda_on_a_machine_without_it_fails_before_any_node
     DeviceCheckHooks().before_pipeline_run(exports, catalog("cuda"))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     DeviceCheckHooks().before_pipeline_run(finetune, catalog("cuda"))
+
+
+def test_inputs_check_builds_the_other_pipelines_only_when_an_input_is_missing(
+    monkeypatch, tmp_path
+):
+    """Every run imported all pipeline modules to learn who writes what (1-2 s each start)."""
+    import pytest
+    from kedro.io import DataCatalog
+    from kedro.pipeline import Node, Pipeline
+    from kedro_datasets.pandas import ParquetDataset
+
+    from product_descgen import hooks
+
+    def catalog(*present: str) -> DataCatalog:
+        for path in tmp_path.iterdir():
+            path.unlink()
+        for name in present:
+            (tmp_path / f"{name}.parquet").write_bytes(b"")
+        names = ("distill_train", "raw_extra")
+        return DataCatalog(
+            {n: ParquetDataset(filepath=str(tmp_path / f"{n}.parquet")) for n in names}
+        )
+
+    uses = Pipeline([Node(lambda a, b: a, ["distill_train", "raw_extra"], "out", name="n")])
+    monkeypatch.setattr(hooks, "written_by", lambda: pytest.fail("built every pipeline"))
+    hooks.InputsCheckHooks().before_pipeline_run({}, uses, catalog("distill_train", "raw_extra"))
+    monkeypatch.setattr(hooks, "written_by", lambda: {"distill_train": ["teacher_generation"]})
+    with pytest.raises(RuntimeError, match=r"distill_train \(written by teacher_generation\)"):
+        hooks.InputsCheckHooks().before_pipeline_run({"env": "gpu"}, uses, catalog("raw_extra"))
+    with pytest.raises(RuntimeError, match=r"--pipeline teacher_generation --env gpu$"):
+        hooks.InputsCheckHooks().before_pipeline_run({"env": "gpu"}, uses, catalog())
+    # a missing raw input (no pipeline writes it) is left to Kedro's own error at its load
+    hooks.InputsCheckHooks().before_pipeline_run({}, uses, catalog("distill_train"))

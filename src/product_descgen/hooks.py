@@ -94,14 +94,14 @@ class InputsCheckHooks:
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
         from kedro.io import MemoryDataset
 
+        absent = [
+            name for name in sorted(pipeline.inputs()) if name in catalog
+            and not isinstance(catalog.get(name), MemoryDataset) and not catalog.get(name).exists()
+        ]  # fmt: skip
+        if not absent:  # the usual run: no pipeline is built beyond the run's own
+            return
         writers = written_by()
-        missing: dict[str, list[str]] = {}
-        for name in sorted(pipeline.inputs()):
-            if not writers.get(name) or name not in catalog:  # a raw input, or this run's own
-                continue
-            dataset = catalog.get(name)
-            if not isinstance(dataset, MemoryDataset) and not dataset.exists():
-                missing[name] = writers[name]
+        missing = {name: writers[name] for name in absent if writers.get(name)}  # raw ones left
         if missing:
             first = [p for p in PIPELINES if any(p in w for w in missing.values())]
             env = f" --env {run_params['env']}" if run_params.get("env") else ""

@@ -136,3 +136,27 @@ def test_an_attribute_that_denies_or_states_nothing_supports_no_claim():
     # the term named elsewhere in the data is still supported
     titled = box.replace("Steel Lunch Box", "Microwave Safe Steel Lunch Box")
     assert kinds("It is microwave safe.", titled) == {}
+    # a text that says it is not, as the data does, claims nothing
+    assert kinds("It is not microwave safe: warm it in a pan.", box) == {}
+
+
+def test_a_denying_attribute_named_by_the_text_is_flagged_whatever_the_lexicon():
+    bag = (
+        "Product: Travel Duffel\nAttributes:\n- Belt Included: No\n- Fit: No\n"
+        "- Scratch Resistant: No\nOriginal description: A roomy bag."
+    )
+    claims = unsupported_claims("A roomy bag, belt included, scratch resistant.", bag)
+    assert [(c.kind, c.phrase, c.reason) for c in claims] == [
+        ("feature", "scratch resistant", "the product's data says 'Scratch Resistant: No'"),
+        ("attribute", "belt included", "the product's data says 'Belt Included: No'"),
+    ]
+    assert kinds("A roomy bag with no belt included.", bag) == {}
+    assert kinds("A roomy bag with a relaxed fit.", bag) == {}  # names too short to look for
+
+
+def test_hyphenated_terms_match_written_with_a_space_or_run_together():
+    claims = unsupported_claims("It is scratch resistant and nonslip.", CUTTER)
+    assert [(c.kind, c.phrase) for c in claims] == [
+        ("feature", "scratch resistant"), ("feature", "nonslip")
+    ]  # fmt: skip
+    assert kinds("A stainless-steel wheel.", CUTTER) == {}

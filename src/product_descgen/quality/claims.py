@@ -150,6 +150,10 @@ def _ages_support(term: str, source: str) -> bool:
     return False
 
 
+def _squash(term: str) -> str:
+    return re.sub(r"[\s-]+", "", term)
+
+
 def _norm(phrase: str) -> str:
     term = re.sub(r"\s+", " ", phrase.casefold().replace("’", "'")).strip().removesuffix("'s")
     return _SPELLINGS.get(term, term)
@@ -180,11 +184,18 @@ class Lexicon:
                 found.append(phrase)
         return found
 
+    @functools.cached_property
+    def squashed(self) -> dict[str, str]:
+        """Each term without spaces and hyphens ("scratchresistant"), to its canonical form."""
+        return {_squash(term): term for term in self.kinds}
+
     def canonical(self, phrase: str) -> str | None:
         term = _norm(phrase)
         for candidate in (term, re.sub(r"es$", "", term), re.sub(r"s$", "", term)):
             if candidate in self.kinds:
                 return candidate
+            if _squash(candidate) in self.squashed:
+                return self.squashed[_squash(candidate)]
         return None
 
     def find(self, text: str) -> list[tuple[str, str, str]]:
@@ -203,9 +214,15 @@ class Lexicon:
 _NAME = re.compile(r"(?<=[a-z,;] )([A-Z][A-Za-z'’-]{2,}(?:\s+(?:[A-Z][A-Za-z'’-]+|\d+))*)")
 
 
+def _flexible(term: str) -> str:
+    """A pattern of ``term`` with any spacing, and a hyphen, a space or nothing where it has
+    either ("scratch resistant" for "scratch-resistant", "non slip" for "non-slip")."""
+    return re.sub(r"(?:\\-|\\ )+", r"[-\\s]*", re.escape(term))
+
+
 def _alternation(terms: Iterable[str]) -> str:
     ordered = sorted(set(terms), key=len, reverse=True)  # longest first: "stainless steel"
-    return "|".join(re.escape(t).replace(r"\ ", r"\s+") for t in ordered)
+    return "|".join(_flexible(t) for t in ordered)
 
 
 def build_lexicon(
@@ -333,23 +350,73 @@ def catalogue_lexicon(params: ClaimParams, products: pd.DataFrame) -> Lexicon:
 _ATTRIBUTE_LINE = re.compile(r"(?m)^- ([^:\n]+):[ \t]*(.*?)[ \t]*$")
 DENYING_VALUES = frozenset({"no", "none", "false", "not included", "without"})
 EMPTY_VALUES = frozenset({"na", "n/a", "n.a.", "not applicable", "not available", "-", ""})
+MIN_KEY_CHARS = 4  # shorter attribute names ("Fit: No") are too ambiguous to look for
+_NEGATION = r"(?i)\b(?:not|no|never|without|non|isn't|doesn't|aren't)\b(?:\W+\w+){{0,2}}?\W+{}"
 
 
-def split_denials(source: str, lexicon: Lexicon) -> tuple[str, dict[str, str]]:
-    """``source`` without its denying or empty attribute lines, and the terms each denying line
-    names with the line (``{"microwave safe": "Microwave Safe: No"}``)."""
-    denied: dict[str, str] = {}
+@dataclass(frozen=True)
+class Denials:
+    """A product's text without its denying or empty attribute lines (``source``), the claim
+    terms each denying line names (``terms``: ``{"microwave safe": "Microwave Safe: No"}``)
+    and the denying lines by their attribute name (``names``: ``{"belt included": ...}``)."""
+
+    source: str
+    terms: dict[str, str]
+    names: dict[str, str]
+
+
+def split_denials(source: str, lexicon: Lexicon) -> Denials:
+    """The denying (``Microwave Safe: No``) and empty (``NA``) attribute lines of ``source``,
+    taken out of it."""
+    terms: dict[str, str] = {}
+    names: dict[str, str] = {}
 
     def drop(line: re.Match[str]) -> str:
-        value = line.group(2).casefold()
+        key, value = line.group(1).strip(), line.group(2).casefold()
         if value not in DENYING_VALUES and value not in EMPTY_VALUES:
             return line.group(0)
         if value in DENYING_VALUES:
-            for _, term, _ in lexicon.find(line.group(1)):
-                denied.setdefault(term, f"{line.group(1).strip()}: {line.group(2)}")
+            said = f"{key}: {line.group(2)}"
+            for _, term, _ in lexicon.find(key):
+                terms.setdefault(term, said)
+            if len(key) >= MIN_KEY_CHARS:
+                names.setdefault(key.casefold(), said)
         return ""
 
-    return _ATTRIBUTE_LINE.sub(drop, source), denied
+    return Denials(_ATTRIBUTE_LINE.sub(drop, source), terms, names)
+
+
+def _supported(kind: str, term: str, in_source: set[str], source: str) -> bool:
+    """Whether the product's text supports a claim term: it names the term, a term implying
+    it, a longer term it is a word of ("glass" of "mineral glass"), or (an audience) an age
+    range within the audience's ages."""
+    return (
+        term in in_source
+        or any(v in in_source for v in _IMPLIED.get(term, []))
+        or any(re.search(rf"\b{re.escape(term)}\b", t) for t in in_source)
+        or (kind == "audience" and _ages_support(term, source))
+    )
+
+
+def _denied_names(text: str, denials: Denials, reasons: set[str]) -> list[Claim]:
+    """The names of denying attributes that ``text`` says ("belt included" for ``Belt Included:
+    No``); not after a negation, nor where the rest of the data says it too, nor where a claim
+    already has that line as its reason."""
+    claims = []
+    for name, said in denials.names.items():
+        reason = f"the product's data says {said!r}"
+        pattern = re.compile(_W.format(_flexible(name)), re.IGNORECASE)
+        match = pattern.search(text)
+        if not match or reason in reasons or pattern.search(denials.source):
+            continue
+        if not _negated(match.group(0), text):
+            claims.append(Claim("attribute", match.group(0), reason))
+    return claims
+
+
+def _negated(phrase: str, text: str) -> bool:
+    """Whether ``text`` says ``phrase`` after a negation ("not microwave safe")."""
+    return re.search(_NEGATION.format(_flexible(phrase)), text) is not None
 
 
 def unsupported_claims(text: str, source: str, lexicon: Lexicon | None = None) -> list[Claim]:
@@ -357,7 +424,8 @@ def unsupported_claims(text: str, source: str, lexicon: Lexicon | None = None) -
     attribute whose value denies its key (``Microwave Safe: No``) or is empty (``NA``) supports
     nothing; a claim its line denies says so."""
     lexicon = lexicon or default_lexicon()
-    source, denied = split_denials(source, lexicon)
+    denials = split_denials(source, lexicon)
+    source, denied = denials.source, denials.terms
     in_source = {term for _, term, _ in lexicon.find(source)}
     own_types = {t for t in in_source if t in lexicon.families}
     own_families = {lexicon.families[t] for t in own_types}
@@ -373,17 +441,17 @@ def unsupported_claims(text: str, source: str, lexicon: Lexicon | None = None) -
             if term.casefold() in source.casefold():
                 continue
             reason = "a brand the product's data does not name"
-        elif term in in_source or any(v in in_source for v in _IMPLIED.get(term, [])):
-            continue
-        elif any(re.search(rf"\b{re.escape(term)}\b", t) for t in in_source):
-            continue  # a word of a longer term the data has: "glass" of "mineral glass"
-        elif kind == "audience" and _ages_support(term, source):
+        elif _supported(kind, term, in_source, source):
             continue
         elif term in denied:
+            if _negated(phrase, text):
+                continue  # the text says it is not, as the data does
             reason = f"the product's data says {denied[term]!r}"
         else:
             reason = "not in the product's data"
         claims.setdefault((kind, term), Claim(kind, phrase, reason))
+    for claim in _denied_names(text, denials, {c.reason for c in claims.values()}):
+        claims.setdefault(("attribute", claim.phrase.casefold()), claim)
     found = {phrase.casefold() for *_, phrase in lexicon.find(text)}
     for name in lexicon.names(text):
         if name.casefold() in source.casefold() or any(f in name.casefold() for f in found):

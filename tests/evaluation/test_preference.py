@@ -9,20 +9,17 @@ import re
 
 import pandas as pd
 import pytest
-from kedro.io import DatasetError
 
 from product_descgen.evaluation.preference import (
     build_kit,
     human_reliability,
     judge_summary,
     judge_verdicts,
-    parse_rater_files,
     preference_summary,
-    rater_from_file,
-    read_ratings,
     render_page,
     spreadsheet_safe,
 )
+from product_descgen.evaluation.ratings import read_ratings
 
 Z95 = 1.959963984540054
 
@@ -137,39 +134,6 @@ def test_page_is_blind_escaped_and_self_contained():
         assert marker in html
     assert '"judgments-"' in html and "new Blob(" in html
     assert html.index(sheet["text_a"][0]) < html.index(sheet["text_b"][0])
-
-
-def test_rejections_keep_valid_rows():
-    sheet, key = build_kit(make_pairs(), n_items=6, seed=2)
-    ids = list(key["item_id"])
-    ana = pd.DataFrame(
-        {
-            "rater": ["ana"] * 5,
-            "item_id": [ids[0], "item-0000000000", ids[1], ids[2], ids[0]],
-            "choice": ["A", "A", "C", " Tie ", "b"],
-        }
-    )
-    files = {
-        "ana.csv": as_read_by_pandas(ana),
-        "ben.csv": pd.DataFrame({"item_id": [ids[3]], "choice": ["a"]}),
-        "broken.csv": pd.DataFrame({"rater": ["cy"], "item": [ids[0]], "choice": ["A"]}),
-    }
-    judgments, rejections = read_ratings(files, key)
-    got = {(r.file, r.row, r.reason) for r in rejections.itertuples()}
-    assert got == {
-        ("ana.csv", 1, "unknown item_id"),
-        ("ana.csv", 2, "invalid choice"),
-        ("ana.csv", 0, "duplicate judgment"),
-        ("broken.csv", None, "missing column: item_id"),
-    }
-    assert rejections.loc[rejections["reason"] == "invalid choice", "choice"].item() == "C"
-    assert len(judgments) == 3
-    by_key = judgments.set_index(["rater", "item_id"])
-    system_b = key.set_index("item_id")["b_system"]
-    assert by_key.loc[("ana", ids[0]), "choice"] == "B"  # the later judgment wins
-    assert by_key.loc[("ana", ids[0]), "preferred"] == system_b[ids[0]]
-    assert by_key.loc[("ana", ids[2]), "preferred"] == "tie"
-    assert by_key.loc[("ben", ids[3]), "file"] == "ben.csv"  # rater from the file name
 
 
 def summary_of(preferred: list[str], raters: list[str] | None = None, **kw) -> dict:
@@ -318,50 +282,6 @@ def test_a_consistent_judge_with_enough_verdicts_is_reliable():
 def test_human_ratings_below_the_minimum_are_not_headlined():
     assert human_reliability({"n_judgments": 12}, 30)["reliable"] is False
     assert human_reliability({"n_judgments": 30}, 30)["reliable"] is True
-
-
-def test_bad_rater_files_are_rejections_and_the_good_ones_count():
-    def boom() -> str:
-        try:
-            raise PermissionError("[Errno 13] Permission denied: 'judgments-dan.csv'")
-        except PermissionError as err:  # as a Kedro dataset wraps it
-            raise DatasetError("Failed while loading data from dataset TextDataset(...)") from err
-
-    loaders = {
-        "judgments-anna.csv": lambda: (
-            "rater,item_id,choice\nanna,i1,A\nanna,i2,B,extra\nanna,i3,tie\n"
-        ),
-        "judgments-bob.csv": lambda: "",
-        "judgments-carl.csv": lambda: 'rater,item_id,choice\ncarl,"i1,A\n',
-        "judgments-dan.csv": boom,
-    }
-    frames, rejected = parse_rater_files(loaders)
-    assert list(frames) == ["judgments-anna.csv"]
-    assert frames["judgments-anna.csv"]["item_id"].tolist() == ["i1", "i3"]  # i3 not shifted
-    reasons = dict(zip(rejected["file"], rejected["reason"], strict=True))
-    assert reasons["judgments-anna.csv"].startswith("ragged row: 4 fields")
-    assert reasons["judgments-bob.csv"] == "empty file"
-    assert reasons["judgments-carl.csv"].startswith("unreadable file: Error")
-    assert reasons["judgments-dan.csv"] == (  # the cause, not the dataset's preamble
-        "unreadable file: PermissionError: [Errno 13] Permission denied: 'judgments-dan.csv'"
-    )
-
-
-def test_rater_files_in_the_encodings_spreadsheets_save_are_read():
-    """Excel on Windows saves CSV in Windows-1252: a rater named José lost every rating."""
-    text = "rater,item_id,choice\r\nJosé,i1,A\r\n"
-    loaders = {
-        "judgments-jose.csv": lambda: text.encode("cp1252"),
-        "judgments-utf8.csv": lambda: text.encode("utf-8-sig"),
-        "judgments-utf16.csv": lambda: text.encode("utf-16"),
-    }
-    frames, rejected = parse_rater_files(loaders)
-    assert rejected.empty
-    assert all(frame["rater"].tolist() == ["José"] for frame in frames.values())
-
-
-def test_two_downloads_of_one_rater_are_one_rater():
-    assert rater_from_file("judgments-anna.csv") == rater_from_file("judgments-anna (1).csv")
 
 
 def test_the_sheet_cannot_carry_formulas():

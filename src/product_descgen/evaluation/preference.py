@@ -2,25 +2,20 @@
 
 The rater sees a sheet (an HTML page) with two descriptions per product, "A" and "B", and never
 learns which system wrote which: that lives in the key only. Ratings come back as CSV files in
-A/B terms and are unblinded through the key. Several raters' judgments of one item are not
-independent: the intervals widen by the design effect of that clustering (items as clusters).
+A/B terms and are unblinded through the key (:mod:`product_descgen.evaluation.ratings`).
+Several raters' judgments of one item are not independent: the intervals widen by the design
+effect of that clustering (items as clusters).
 """
 
 from __future__ import annotations
 
-import codecs
-import csv
 import hashlib
-import io
 import itertools
 import logging
 import math
-import re
 import warnings
-from collections.abc import Callable
 from functools import lru_cache
 from importlib.resources import files as resource_files
-from pathlib import PurePath
 from statistics import NormalDist
 from typing import Any
 
@@ -37,15 +32,13 @@ REFERENCE = {"tie_or_student": 0.60}  # the reference case: "a tie or the studen
 
 SHEET_COLUMNS = ["item_id", "title", "product", "text_a", "text_b"]
 KEY_COLUMNS = ["item_id", "product_id", "a_system", "b_system"]
-JUDGMENT_COLUMNS = ["rater", "item_id", "product_id", "choice", "preferred", "file"]
-REJECTION_COLUMNS = ["file", "row", "item_id", "choice", "reason"]
 _TEMPLATE = "templates/human_eval.html.j2"
 
 
 MIN_KAPPA_ITEMS = 2  # items two raters must share for their agreement (kappa)
 
 
-def _text(value: Any) -> str | None:
+def text_or_none(value: Any) -> str | None:
     """A stripped string, or None for a missing/blank value."""
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return None
@@ -65,7 +58,9 @@ def build_kit(pairs: pd.DataFrame, n_items: int, seed: int) -> tuple[pd.DataFram
         raise ValueError(f"pairs lack column(s): {', '.join(missing)}")
     if n_items < 1:
         raise ValueError(f"n_items must be at least 1, got {n_items}")
-    usable = pairs[pairs["teacher"].map(_text).notna() & pairs["student"].map(_text).notna()]
+    usable = pairs[
+        pairs["teacher"].map(text_or_none).notna() & pairs["student"].map(text_or_none).notna()
+    ]
     usable = usable.assign(product_id=usable["product_id"].astype(str))
     if usable["product_id"].duplicated().any():
         logger.warning("pairs repeat some product ids; keeping the first pair of each")
@@ -89,9 +84,9 @@ def build_kit(pairs: pd.DataFrame, n_items: int, seed: int) -> tuple[pd.DataFram
     sheet_rows, key_rows = [], []
     for row, first in zip(picked.itertuples(index=False), teacher_first, strict=True):
         a_system, b_system = SYSTEMS if first else SYSTEMS[::-1]
-        text_a, text_b = _text(getattr(row, a_system)), _text(getattr(row, b_system))
+        text_a, text_b = text_or_none(getattr(row, a_system)), text_or_none(getattr(row, b_system))
         item_id = _item_id(row.product_id, text_a, text_b)
-        title, product = _text(row.title) or "", _text(row.input_text) or ""
+        title, product = text_or_none(row.title) or "", text_or_none(row.input_text) or ""
         sheet_rows.append((item_id, title, product, text_a, text_b))
         key_rows.append((item_id, row.product_id, a_system, b_system))
     logger.info("built a blind kit of %d item(s) from %d usable pair(s)", n, len(usable))
@@ -114,7 +109,7 @@ def render_page(sheet: pd.DataFrame, title: str = "Blind evaluation: product des
     if missing:
         raise ValueError(f"sheet lacks column(s): {', '.join(missing)}")
     items = [
-        {c: _text(row[c]) or "" for c in SHEET_COLUMNS}
+        {c: text_or_none(row[c]) or "" for c in SHEET_COLUMNS}
         for row in sheet[SHEET_COLUMNS].to_dict("records")
     ]
     return _template().render(title=title, items=items, choices=CHOICES)
@@ -137,124 +132,6 @@ def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def rater_text(content: str | bytes) -> str:
-    """A rater file's text: UTF-16 with its byte-order mark, UTF-8 (a BOM dropped), else
-    Windows-1252, what Excel saves as CSV on Windows (ids and choices are ASCII in each: only a
-    rater's name could read oddly)."""
-    if isinstance(content, str):
-        return content.lstrip("\ufeff")
-    if content.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return content.decode("utf-16")
-    try:
-        return content.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return content.decode("cp1252", errors="replace")
-
-
-def _root_cause(err: BaseException) -> str:
-    while err.__cause__ is not None:  # a dataset's error wraps what went wrong
-        err = err.__cause__
-    return f"{type(err).__name__}: {str(err)[:200]}"
-
-
-def parse_rater_files(
-    loaders: dict[str, Callable[[], str | bytes]],
-) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
-    """Each rater file's text read (:func:`rater_text`) and parsed on its own: ``(frames,
-    rejections)``. A file that cannot be read or parsed (empty, an unbalanced quote) is one
-    rejection row; a row whose field count differs from the header's is rejected alone, so it
-    cannot shift the columns of the rows after it."""
-    frames: dict[str, pd.DataFrame] = {}
-    rejections: list[dict[str, Any]] = []
-    for name, load in sorted(loaders.items()):
-        try:
-            rows = list(csv.reader(io.StringIO(rater_text(load()), newline=""), strict=True))
-        except Exception as err:  # noqa: BLE001 - one bad file is a rejection, not a failure
-            rows, problem = [], f"unreadable file: {_root_cause(err)}"
-        else:
-            problem = "empty file" if not rows else None
-        if problem:
-            rejections.append({"file": name, "row": None, "item_id": None, "choice": None,
-                               "reason": problem})  # fmt: skip
-            continue
-        header, good = [h.strip().lower() for h in rows[0]], []
-        for number, row in enumerate(rows[1:]):
-            if len(row) == len(header):
-                good.append(row)
-            elif any(cell.strip() for cell in row):
-                rejections.append({"file": name, "row": number, "item_id": None, "choice": None,
-                                   "reason": f"ragged row: {len(row)} fields, header has "
-                                             f"{len(header)}"})  # fmt: skip
-        frames[name] = pd.DataFrame(good, columns=header)
-    return frames, pd.DataFrame(rejections, columns=REJECTION_COLUMNS, dtype=object)
-
-
-def rater_from_file(name: str) -> str:
-    """The rater a file belongs to when it has no rater column: its name without the page's
-    ``judgments-`` prefix and a browser's `` (1)`` duplicate suffix."""
-    stem = re.sub(r"\s*\(\d+\)$", "", PurePath(name).stem)
-    return stem.removeprefix("judgments-") or stem
-
-
-def read_ratings(
-    files: dict[str, pd.DataFrame], key: pd.DataFrame
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Validate and unblind rater CSVs: ``(judgments, rejections)``; never raises on bad rows."""
-    lookup = {str(r["item_id"]): r for r in key[KEY_COLUMNS].astype(object).to_dict("records")}
-    valid = {"a": "A", "b": "B", "tie": "tie"}
-    accepted: dict[tuple[str, str], dict] = {}  # (rater, item_id) -> judgment; later wins
-    rejections: list[dict] = []
-
-    def reject(name: str, row: int | None, item: Any, choice: Any, reason: str) -> None:
-        rejections.append(
-            {"file": name, "row": row, "item_id": item, "choice": choice, "reason": reason}
-        )
-
-    for name, raw in files.items():
-        frame = raw.rename(columns=lambda c: str(c).strip().lower())
-        absent = [c for c in ("item_id", "choice") if c not in frame]
-        if absent:
-            reject(name, None, None, None, f"missing column: {', '.join(absent)}")
-            continue
-        stem = rater_from_file(name)
-        raters = frame["rater"] if "rater" in frame else pd.Series([None] * len(frame))
-        rows = zip(raters, frame["item_id"], frame["choice"], strict=True)
-        for number, (rater, raw_item, raw_choice) in enumerate(rows):
-            item, choice_text = _text(raw_item), _text(raw_choice)
-            if item not in lookup:
-                reject(name, number, item, choice_text, "unknown item_id")
-                continue
-            choice = valid.get((choice_text or "").lower())
-            if choice is None:
-                reject(name, number, item, choice_text, "invalid choice")
-                continue
-            entry = lookup[item]
-            rater_name = _text(rater) or stem
-            previous = accepted.pop((rater_name, item), None)
-            if previous is not None:
-                reject(
-                    previous["file"],
-                    previous["_row"],
-                    item,
-                    previous["choice"],
-                    "duplicate judgment",
-                )
-            preferred = {"A": entry["a_system"], "B": entry["b_system"]}.get(choice, "tie")
-            accepted[(rater_name, item)] = {
-                "rater": rater_name,
-                "item_id": item,
-                "product_id": entry["product_id"],
-                "choice": choice,
-                "preferred": preferred,
-                "file": name,
-                "_row": number,
-            }
-    judgments = pd.DataFrame(list(accepted.values()), columns=JUDGMENT_COLUMNS)
-    rejected = pd.DataFrame(rejections, columns=REJECTION_COLUMNS, dtype=object)
-    logger.info("read %d judgment(s), rejected %d row(s)", len(judgments), len(rejected))
-    return judgments, rejected
 
 
 def _wilson(share: float, n: float, confidence: float) -> tuple[float, float]:
@@ -357,7 +234,7 @@ def preference_summary(judgments: pd.DataFrame, confidence: float = 0.95) -> dic
 
 
 def _verdict_choice(value: Any) -> str | None:
-    text = _text(value)
+    text = text_or_none(value)
     return text.upper() if text and text.upper() in ("A", "B") else None
 
 

@@ -67,7 +67,7 @@ def test_rate_in_browser_then_report(
     # The next evaluation run reads the file and unblinds it through the key.
     evaluate(project_copy, tiny_model_dir)
     human = json.loads((data / "08_reporting" / "human_preference.json").read_text())
-    assert human["n_judgments"] == len(key) and human["files"] == [downloaded.stem]
+    assert human["n_judgments"] == len(key) and human["files"] == [downloaded.name]
     teacher_share = (key["a_system"] == "teacher").mean()
     assert human["shares"]["teacher"]["share"] == pytest.approx(teacher_share)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from product_descgen.evaluation.ratings import UNKNOWN_ITEM
 from product_descgen.llm.openvino_compat import applied_precision
 from product_descgen.project_config import load_project_params
 from product_descgen.runtime import threads
@@ -133,7 +134,7 @@ def test_evaluation_writes_every_output(
     expected_teacher = (key["a_system"] == "teacher").sum() / 3
     assert human["shares"]["teacher"]["share"] == pytest.approx(expected_teacher)
     rejected = pd.read_parquet(data / "08_reporting" / "human_rating_rejections.parquet")
-    assert rejected["reason"].tolist() == ["unknown item_id"]
+    assert rejected["reason"].tolist() == [UNKNOWN_ITEM]
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from product_descgen.callstore import CallStore
-from product_descgen.evaluation import cost, judge, metrics, preference, speed, stamp
+from product_descgen.evaluation import cost, judge, metrics, preference, ratings, speed, stamp
 from product_descgen.evaluation.config import EvaluationParams
 from product_descgen.evaluation.inference import (
     ServedStudent,
@@ -157,8 +157,8 @@ def summarise_human_ratings(
     """Raters' files, unblinded: judgments, rejected rows with reasons, and preference shares
     (stamped with this evaluation's student texts, which the key's kit is built from in the
     same run)."""
-    files, unreadable = preference.parse_rater_files(human_ratings)
-    judgments, rejections = preference.read_ratings(files, human_eval_key)
+    files, unreadable = ratings.parse_rater_files(human_ratings)
+    judgments, rejections = ratings.read_ratings(files, human_eval_key)
     rejections = (
         pd.concat([unreadable, rejections], ignore_index=True) if len(unreadable) else rejections
     )
@@ -171,7 +171,9 @@ def summarise_human_ratings(
         params.human_eval.min_judgments,
     )
     return judgments, rejections, {
-        "files": sorted(human_ratings), "n_rejected_rows": len(rejections), **summary,
+        "files": sorted(human_ratings, key=ratings.file_order),
+        "n_rejected_rows": int((rejections["reason"] != ratings.REPLACED).sum()),
+        "n_replaced_rows": int((rejections["reason"] == ratings.REPLACED).sum()), **summary,
         **stamp.texts_stamp(student_outputs),
     }  # fmt: skip
 

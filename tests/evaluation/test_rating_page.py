@@ -1,0 +1,60 @@
+"""The rating page in a real browser (headless Debian chromium): a second rater in the same
+browser starts from a blank page and downloads only their own judgments."""
+
+from __future__ import annotations
+
+import pandas as pd
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+
+from product_descgen.evaluation.preference import build_kit, render_page
+from tests.browser import browser, set_download_dir, wait_for_file  # noqa: F401 - fixture
+from tests.evaluation.test_preference import make_pairs
+
+
+def test_a_second_rater_in_the_same_browser_starts_blank(browser, tmp_path):  # noqa: F811
+    """The page restored the last rater's name and choices, so the next rater's file carried
+    them too (counted twice)."""
+    sheet, _ = build_kit(make_pairs(), n_items=3, seed=5)
+    ids = sheet["item_id"].tolist()
+    page = tmp_path / "rate.html"
+    page.write_text(render_page(sheet), encoding="utf-8")
+
+    def progress() -> str:
+        return browser.find_element(By.ID, "progress").text
+
+    def name_as(name: str) -> None:
+        field = browser.find_element(By.ID, "rater")
+        field.send_keys(Keys.CONTROL, "a")
+        field.send_keys(Keys.DELETE, name, Keys.TAB)
+
+    def download_to(folder_name: str) -> pd.DataFrame:
+        folder = tmp_path / folder_name
+        folder.mkdir()
+        set_download_dir(browser, folder)
+        browser.find_element(By.ID, "download").click()
+        return pd.read_csv(wait_for_file(folder, "judgments-*.csv"))
+
+    browser.get(page.as_uri())
+    browser.find_element(By.ID, f"{ids[0]}-A").click()  # rated first, named when done
+    browser.find_element(By.ID, f"{ids[1]}-tie").click()
+    name_as("Alice")
+    assert download_to("alice")[["rater", "choice"]].values.tolist() == [
+        ["Alice", "A"], ["Alice", "tie"]
+    ]  # fmt: skip
+    browser.refresh()  # a reload keeps the last rater's work, and says whose it is
+    assert browser.find_element(By.ID, "rater").get_attribute("value") == "Alice"
+    assert (
+        progress().startswith("2 / 3") and "Not you?" in browser.find_element(By.ID, "status").text
+    )
+
+    name_as("Bob")
+    assert progress().startswith("0 / 3")
+    browser.find_element(By.ID, f"{ids[2]}-B").click()
+    assert download_to("bob").values.tolist() == [["Bob", ids[2], "B"]]
+
+    name_as("alice")  # back to Alice's own choices, whatever the case
+    assert progress().startswith("2 / 3")
+    browser.find_element(By.ID, "new-rater").click()
+    assert browser.find_element(By.ID, "rater").get_attribute("value") == ""
+    assert progress().startswith("0 / 3")

@@ -13,6 +13,7 @@ from product_descgen.evaluation.ratings import (
     REPLACED,
     UNKNOWN_ITEM,
     file_order,
+    in_file_order,
     parse_rater_files,
     rater_from_file,
     read_ratings,
@@ -160,3 +161,7 @@ def test_a_ragged_row_keeps_the_spreadsheet_row_numbers_of_the_rows_after_it():
     assert rejections[["row", "reason"]].values.tolist() == [
         [2, "ragged row: 4 fields, header has 3"], [3, UNKNOWN_ITEM]
     ]  # fmt: skip
+
+
+def test_hidden_files_are_not_rater_files():
+    assert in_file_order([".gitkeep", "b.csv", ".DS_Store", "a.csv"]) == ["a.csv", "b.csv"]

@@ -14,7 +14,7 @@ import csv
 import io
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import PurePath
 from typing import Any
 
@@ -65,6 +65,12 @@ def file_order(name: str) -> list[Any]:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", stem)]
 
 
+def in_file_order(names: Iterable[str]) -> list[str]:
+    """The rater files among ``names`` (hidden files such as ``.DS_Store`` or ``.gitkeep`` left
+    out), in :func:`file_order`."""
+    return sorted((n for n in names if not PurePath(n).name.startswith(".")), key=file_order)
+
+
 def _rejection(name: str, row: int | None, reason: str) -> dict[str, Any]:
     return {"file": name, "row": row, "item_id": None, "choice": None, "reason": reason}
 
@@ -76,12 +82,10 @@ def parse_rater_files(
     :func:`file_order`: ``(frames, rejections)``. A file that is not a CSV, or cannot be read
     or parsed (empty, an unbalanced quote), is one rejection row; a row whose field count
     differs from the header's is rejected alone, so it cannot shift the columns of the rows
-    after it. Hidden files (``.DS_Store``) are left out."""
+    after it."""
     frames: dict[str, pd.DataFrame] = {}
     rejections: list[dict[str, Any]] = []
-    for name in sorted(loaders, key=file_order):
-        if PurePath(name).name.startswith("."):
-            continue
+    for name in in_file_order(loaders):
         if PurePath(name).suffix.casefold() != ".csv":
             rejections.append(_rejection(name, None, "not a .csv file: save it as CSV"))
             continue

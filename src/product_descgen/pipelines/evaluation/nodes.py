@@ -171,7 +171,7 @@ def summarise_human_ratings(
         params.human_eval.min_judgments,
     )
     return judgments, rejections, {
-        "files": sorted(human_ratings, key=ratings.file_order),
+        "files": ratings.in_file_order(human_ratings),
         "n_rejected_rows": int((rejections["reason"] != ratings.REPLACED).sum()),
         "n_replaced_rows": int((rejections["reason"] == ratings.REPLACED).sum()), **summary,
         **stamp.texts_stamp(student_outputs),

@@ -151,6 +151,10 @@ def test_a_denying_attribute_named_by_the_text_is_flagged_whatever_the_lexicon()
         ("attribute", "belt included", "the product's data says 'Belt Included: No'"),
     ]
     assert kinds("A roomy bag with no belt included.", bag) == {}
+    # the pair again in a specification table flattened into the description supports nothing
+    flattened = bag.replace("A roomy bag.", "Type Duffel Belt Included No Scratch Resistant No")
+    claims = unsupported_claims("Belt included, scratch resistant.", flattened)
+    assert [c.kind for c in claims] == ["feature", "attribute"]
     assert kinds("A roomy bag with a relaxed fit.", bag) == {}  # names too short to look for
 
 

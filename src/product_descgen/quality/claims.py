@@ -367,14 +367,16 @@ class Denials:
 
 def split_denials(source: str, lexicon: Lexicon) -> Denials:
     """The denying (``Microwave Safe: No``) and empty (``NA``) attribute lines of ``source``,
-    taken out of it."""
+    taken out of it, with the same pairs in its prose (a flattened specification table)."""
     terms: dict[str, str] = {}
     names: dict[str, str] = {}
+    dropped: list[tuple[str, str]] = []
 
     def drop(line: re.Match[str]) -> str:
         key, value = line.group(1).strip(), line.group(2).casefold()
         if value not in DENYING_VALUES and value not in EMPTY_VALUES:
             return line.group(0)
+        dropped.append((key, line.group(2)))
         if value in DENYING_VALUES:
             said = f"{key}: {line.group(2)}"
             for _, term, _ in lexicon.find(key):
@@ -383,7 +385,12 @@ def split_denials(source: str, lexicon: Lexicon) -> Denials:
                 names.setdefault(key.casefold(), said)
         return ""
 
-    return Denials(_ATTRIBUTE_LINE.sub(drop, source), terms, names)
+    kept = _ATTRIBUTE_LINE.sub(drop, source)
+    for key, value in dropped:  # the same pair in a specification table flattened into the
+        # original description ("... Scratch Resistant No Clasp Type Buckle ...")
+        said = _W.format(rf"{_flexible(key)}\s*[:-]?\s*{re.escape(value)}") if value else None
+        kept = re.sub(said, " ", kept, flags=re.IGNORECASE) if said else kept
+    return Denials(kept, terms, names)
 
 
 def _supported(kind: str, term: str, in_source: set[str], source: str) -> bool:

@@ -135,3 +135,19 @@ def test_an_openai_connection_without_the_served_model_name_fails_when_the_catal
     """Without it every call was sent (and paid) with no model, then none could be stored."""
     with pytest.raises(ValidationError, match="the openai backend needs model"):
         LLMConnectionDataset(connection={"backend": "openai", "base_url": "http://127.0.0.1:9/v1"})
+
+
+def test_read_only_inputs_exist_so_the_inputs_check_needs_no_other_pipeline(tmp_path, caplog):
+    """Without ``_exists`` Kedro warned 'exists() not implemented' and answered False, so
+    every run built every pipeline to learn who writes them."""
+    from product_descgen.datasets import ModelDirDataset, RatingsFolderDataset
+
+    inputs = [
+        LLMConnectionDataset(connection={"backend": "openai", "model": "m"}),
+        CallStoreDataset(filepath=str(tmp_path / "calls.sqlite")),
+        ModelDirDataset(model={"path": str(tmp_path / "model")}),
+        RatingsFolderDataset(path=str(tmp_path / "ratings"), dataset="text.TextDataset"),
+    ]
+    with caplog.at_level("WARNING"):
+        assert all(dataset.exists() for dataset in inputs)
+    assert "not implemented" not in caplog.text

@@ -12,6 +12,9 @@ class RatingsFolderDataset(PartitionedDataset):
     """Raters' judgments files, one per rater; an empty or missing folder loads as ``{}``
     (no ratings yet is a normal state, reported as such, not an error)."""
 
+    def _exists(self) -> bool:
+        return True  # an empty or missing folder loads as {}
+
     def load(self) -> dict[str, Callable[[], Any]]:
         if not self._list_partitions():
             return {}

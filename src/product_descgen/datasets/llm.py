@@ -82,6 +82,9 @@ class LLMConnectionDataset(AbstractDataset[None, Connection]):
     def save(self, data: None) -> None:
         raise DatasetError("LLMConnectionDataset is read-only")
 
+    def _exists(self) -> bool:
+        return True  # configuration: it loads whenever asked
+
 
 class CallStoreDataset(AbstractDataset[None, CallStore]):
     """The append-only SQLite call log/cache; nodes append to it as they generate.
@@ -103,6 +106,9 @@ class CallStoreDataset(AbstractDataset[None, CallStore]):
 
     def save(self, data: None) -> None:
         raise DatasetError("CallStoreDataset is appended to by nodes through load(); not saved")
+
+    def _exists(self) -> bool:
+        return True  # created empty by its first load
 
 
 class ModelDirDataset(AbstractDataset[None, str]):
@@ -132,3 +138,6 @@ class ModelDirDataset(AbstractDataset[None, str]):
 
     def save(self, data: None) -> None:
         raise DatasetError("ModelDirDataset is read-only")
+
+    def _exists(self) -> bool:
+        return True  # a model spec: loading resolves it (or says why it cannot)

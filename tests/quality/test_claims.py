@@ -164,3 +164,20 @@ def test_hyphenated_terms_match_written_with_a_space_or_run_together():
         ("feature", "scratch resistant"), ("feature", "nonslip")
     ]  # fmt: skip
     assert kinds("A stainless-steel wheel.", CUTTER) == {}
+
+
+def test_a_negation_counts_only_right_before_the_claim_in_its_clause():
+    box = "Product: Lunch Box\nAttributes:\n- Microwave Safe: No\nOriginal description: A box."
+    for text in ("It has no lid. Microwave safe.", "Without fuss, microwave safe."):
+        assert kinds(text, box) == {"feature": text[-15:-1]}, text
+    assert kinds("It is not fully microwave safe.", box) == {}
+
+
+def test_what_the_products_text_says_it_is_not_supports_nothing():
+    box = "Product: Lunch Box\nAttributes:\n- Type: Box\nOriginal description: Not microwave safe."
+    assert kinds("It is microwave safe.", box) == {"feature": "microwave safe"}
+
+
+def test_a_brand_written_with_a_space_or_run_together_is_the_brand():
+    shades = "Product: Ray-Ban Aviator\nAttributes:\n- Brand: Ray-Ban\nOriginal description: x"
+    assert kinds("A classic Ray Ban shape, RayBan lenses.", shades) == {}

@@ -350,8 +350,13 @@ def catalogue_lexicon(params: ClaimParams, products: pd.DataFrame) -> Lexicon:
 _ATTRIBUTE_LINE = re.compile(r"(?m)^- ([^:\n]+):[ \t]*(.*?)[ \t]*$")
 DENYING_VALUES = frozenset({"no", "none", "false", "not included", "without"})
 EMPTY_VALUES = frozenset({"na", "n/a", "n.a.", "not applicable", "not available", "-", ""})
-MIN_KEY_CHARS = 4  # shorter attribute names ("Fit: No") are too ambiguous to look for
-_NEGATION = r"(?i)\b(?:not|no|never|without|non|isn't|doesn't|aren't)\b(?:\W+\w+){{0,2}}?\W+{}"
+MIN_NAME_WORDS = 2  # one-word attribute names ("Type: None") are too common words to look for
+# a negation right before a phrase, or one word before it ("not fully"), within one clause
+_GAP = r"[^\w.!?:;,\n]+"
+_NEGATION = (
+    r"(?i)\b(?:not|no|never|without|non|isn't|doesn't|aren't|don't)\b"
+    rf"(?:{_GAP}\w+)?{_GAP}(?:{{}})"
+)
 
 
 @dataclass(frozen=True)
@@ -381,11 +386,14 @@ def split_denials(source: str, lexicon: Lexicon) -> Denials:
             said = f"{key}: {line.group(2)}"
             for _, term, _ in lexicon.find(key):
                 terms.setdefault(term, said)
-            if len(key) >= MIN_KEY_CHARS:
+            if len(key.split()) >= MIN_NAME_WORDS:
                 names.setdefault(key.casefold(), said)
         return ""
 
     kept = _ATTRIBUTE_LINE.sub(drop, source)
+    # what the product's text says it is not supports nothing either ("Not microwave safe.")
+    for negated in (lexicon.pattern.pattern, *(_flexible(name) for name in names)):
+        kept = re.sub(_NEGATION.format(negated), " ", kept)
     for key, value in dropped:  # the same pair in a specification table flattened into the
         # original description ("... Scratch Resistant No Clasp Type Buckle ...")
         said = _W.format(rf"{_flexible(key)}\s*[:-]?\s*{re.escape(value)}") if value else None
@@ -445,7 +453,7 @@ def unsupported_claims(text: str, source: str, lexicon: Lexicon | None = None) -
             own = sorted(t for t in own_types if lexicon.families[t] == family)
             reason = f"the product is a {' / '.join(own)}"
         elif kind == "brand":
-            if term.casefold() in source.casefold():
+            if _squash(term.casefold()) in _squash(source.casefold()):  # "Ray Ban", "RayBan"
                 continue
             reason = "a brand the product's data does not name"
         elif _supported(kind, term, in_source, source):

@@ -164,4 +164,6 @@ def test_a_ragged_row_keeps_the_spreadsheet_row_numbers_of_the_rows_after_it():
 
 
 def test_hidden_files_are_not_rater_files():
-    assert in_file_order([".gitkeep", "b.csv", ".DS_Store", "a.csv"]) == ["a.csv", "b.csv"]
+    names = [".gitkeep", "b.csv", ".DS_Store", "a.csv", ".ipynb_checkpoints/a-checkpoint.csv"]
+    assert in_file_order(names) == ["a.csv", "b.csv"]
+    assert in_file_order(["x1².csv", "x1.csv"]) == ["x1.csv", "x1².csv"]  # '²' is no number

@@ -62,13 +62,15 @@ def file_order(name: str) -> list[Any]:
     """Files in the order their downloads were made: by stem, numbers as numbers, so
     ``judgments-zed`` < ``judgments-zed (2)`` < ``judgments-zed (10)`` (the later wins)."""
     stem = PurePath(name).stem.casefold()
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", stem)]
+    return [int(part) if part.isdecimal() else part for part in re.split(r"(\d+)", stem)]
 
 
 def in_file_order(names: Iterable[str]) -> list[str]:
-    """The rater files among ``names`` (hidden files such as ``.DS_Store`` or ``.gitkeep`` left
-    out), in :func:`file_order`."""
-    return sorted((n for n in names if not PurePath(n).name.startswith(".")), key=file_order)
+    """The rater files among ``names`` (hidden files such as ``.DS_Store`` or ``.gitkeep``,
+    and files in hidden folders such as ``.ipynb_checkpoints``, left out), in
+    :func:`file_order`."""
+    shown = (n for n in names if not any(p.startswith(".") for p in PurePath(n).parts))
+    return sorted(shown, key=file_order)
 
 
 def _rejection(name: str, row: int | None, reason: str) -> dict[str, Any]:

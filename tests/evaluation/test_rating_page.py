@@ -14,7 +14,8 @@ from tests.evaluation.test_preference import make_pairs
 
 def test_a_second_rater_in_the_same_browser_starts_blank(browser, tmp_path):  # noqa: F811
     """The page restored the last rater's name and choices, so the next rater's file carried
-    them too (counted twice)."""
+    them too (counted twice); then, keyed by name, a reload let the next visitor's clicks
+    land under the last name, and a saved rater typing her name again blanked her choices."""
     sheet, _ = build_kit(make_pairs(), n_items=3, seed=5)
     ids = sheet["item_id"].tolist()
     page = tmp_path / "rate.html"
@@ -35,26 +36,36 @@ def test_a_second_rater_in_the_same_browser_starts_blank(browser, tmp_path):  # 
         browser.find_element(By.ID, "download").click()
         return pd.read_csv(wait_for_file(folder, "judgments-*.csv"))
 
+    def status() -> str:
+        return browser.find_element(By.ID, "status").text
+
+    def name_field() -> str:
+        return browser.find_element(By.ID, "rater").get_attribute("value")
+
     browser.get(page.as_uri())
-    browser.find_element(By.ID, f"{ids[0]}-A").click()  # rated first, named when done
-    browser.find_element(By.ID, f"{ids[1]}-tie").click()
+    browser.find_element(By.ID, f"{ids[0]}-A").click()  # nobody's: refused
+    assert progress().startswith("0 / 3") and status() == "Enter your name first."
     name_as("Alice")
+    browser.find_element(By.ID, f"{ids[0]}-A").click()
+    browser.find_element(By.ID, f"{ids[1]}-tie").click()
     assert download_to("alice")[["rater", "choice"]].values.tolist() == [
         ["Alice", "A"], ["Alice", "tie"]
     ]  # fmt: skip
-    browser.refresh()  # a reload keeps the last rater's work, and says whose it is
-    assert browser.find_element(By.ID, "rater").get_attribute("value") == "Alice"
-    assert (
-        progress().startswith("2 / 3") and "Not you?" in browser.find_element(By.ID, "status").text
-    )
 
+    browser.refresh()  # the next visitor gets a blank page, told whose ratings are saved
+    assert name_field() == "" and progress().startswith("0 / 3") and "Alice" in status()
     name_as("Bob")
     assert progress().startswith("0 / 3")
     browser.find_element(By.ID, f"{ids[2]}-B").click()
     assert download_to("bob").values.tolist() == [["Bob", ids[2], "B"]]
 
-    name_as("alice")  # back to Alice's own choices, whatever the case
+    name_as("alice")  # Alice's own choices again, whatever the case
     assert progress().startswith("2 / 3")
     browser.find_element(By.ID, "new-rater").click()
-    assert browser.find_element(By.ID, "rater").get_attribute("value") == ""
-    assert progress().startswith("0 / 3")
+    assert name_field() == "" and progress().startswith("0 / 3")
+    name_as("Alice")  # a saved rater's name brings her choices back (it blanked them)
+    assert progress().startswith("2 / 3")
+    name_as("Иван")
+    browser.find_element(By.ID, f"{ids[0]}-B").click()
+    assert download_to("ivan").values.tolist() == [["Иван", ids[0], "B"]]
+    assert list((tmp_path / "ivan").glob("*.csv"))[0].name == "judgments-Иван.csv"

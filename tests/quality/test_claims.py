@@ -181,3 +181,16 @@ def test_what_the_products_text_says_it_is_not_supports_nothing():
 def test_a_brand_written_with_a_space_or_run_together_is_the_brand():
     shades = "Product: Ray-Ban Aviator\nAttributes:\n- Brand: Ray-Ban\nOriginal description: x"
     assert kinds("A classic Ray Ban shape, RayBan lenses.", shades) == {}
+
+
+def test_a_text_reciting_a_denying_pair_of_the_data_claims_nothing():
+    """Flipkart's descriptions flatten the specification table: the original text 'Belt
+    Included No' was flagged as claiming a belt once the data's pair stopped supporting it."""
+    dress = (
+        "Product: Shift Dress\nAttributes:\n- Belt Included: No\n- Diamond Clarity: NA\n"
+        "Original description: Sleeveless Belt Included No Fabric Viscose Diamond Clarity NA"
+    )
+    assert kinds("Sleeveless Belt Included No Fabric Viscose Diamond Clarity NA", dress) == {}
+    assert kinds("Belt included, with diamonds.", dress) == {
+        "attribute": "Belt included", "material": "diamonds"
+    }  # fmt: skip

@@ -368,6 +368,15 @@ class Denials:
     source: str
     terms: dict[str, str]
     names: dict[str, str]
+    pairs: tuple[tuple[str, str], ...] = ()  # (name, value) of the lines taken out
+
+    def without_pairs(self, text: str) -> str:
+        """``text`` without these lines' pairs as a specification table flattened into prose
+        says them ("... Scratch Resistant No Clasp Type Buckle ..."): reciting the data."""
+        for key, value in self.pairs:
+            said = _W.format(rf"{_flexible(key)}\s*[:-]?\s*{re.escape(value)}")
+            text = re.sub(said, " ", text, flags=re.IGNORECASE)
+        return text
 
 
 def split_denials(source: str, lexicon: Lexicon) -> Denials:
@@ -381,7 +390,8 @@ def split_denials(source: str, lexicon: Lexicon) -> Denials:
         key, value = line.group(1).strip(), line.group(2).casefold()
         if value not in DENYING_VALUES and value not in EMPTY_VALUES:
             return line.group(0)
-        dropped.append((key, line.group(2)))
+        if value:
+            dropped.append((key, line.group(2)))
         if value in DENYING_VALUES:
             said = f"{key}: {line.group(2)}"
             for _, term, _ in lexicon.find(key):
@@ -391,14 +401,12 @@ def split_denials(source: str, lexicon: Lexicon) -> Denials:
         return ""
 
     kept = _ATTRIBUTE_LINE.sub(drop, source)
+    found = Denials("", terms, names, tuple(dropped))
+    kept = found.without_pairs(kept)
     # what the product's text says it is not supports nothing either ("Not microwave safe.")
     for negated in (lexicon.pattern.pattern, *(_flexible(name) for name in names)):
         kept = re.sub(_NEGATION.format(negated), " ", kept)
-    for key, value in dropped:  # the same pair in a specification table flattened into the
-        # original description ("... Scratch Resistant No Clasp Type Buckle ...")
-        said = _W.format(rf"{_flexible(key)}\s*[:-]?\s*{re.escape(value)}") if value else None
-        kept = re.sub(said, " ", kept, flags=re.IGNORECASE) if said else kept
-    return Denials(kept, terms, names)
+    return Denials(kept, terms, names, found.pairs)
 
 
 def _supported(kind: str, term: str, in_source: set[str], source: str) -> bool:
@@ -441,6 +449,7 @@ def unsupported_claims(text: str, source: str, lexicon: Lexicon | None = None) -
     lexicon = lexicon or default_lexicon()
     denials = split_denials(source, lexicon)
     source, denied = denials.source, denials.terms
+    text = denials.without_pairs(text)  # a text reciting "Belt Included No" claims nothing
     in_source = {term for _, term, _ in lexicon.find(source)}
     own_types = {t for t in in_source if t in lexicon.families}
     own_families = {lexicon.families[t] for t in own_types}

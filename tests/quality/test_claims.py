@@ -194,3 +194,13 @@ def test_a_text_reciting_a_denying_pair_of_the_data_claims_nothing():
     assert kinds("Belt included, with diamonds.", dress) == {
         "attribute": "Belt included", "material": "diamonds"
     }  # fmt: skip
+
+
+def test_a_term_the_text_negates_is_no_claim():
+    """'Do Not Iron' in care instructions was flagged as an iron material claim once the
+    product's own 'Do Not Iron' stopped supporting it."""
+    shirt = (
+        "Product: Printed Tee\nAttributes:\n- Fabric: Cotton\nOriginal description: Do Not Iron."
+    )
+    assert kinds("Soft cotton. Do not iron on the print.", shirt) == {}
+    assert kinds("Soft cotton with iron buttons.", shirt) == {"material": "iron"}

@@ -354,7 +354,7 @@ MIN_NAME_WORDS = 2  # one-word attribute names ("Type: None") are too common wor
 # a negation right before a phrase, or one word before it ("not fully"), within one clause
 _GAP = r"[^\w.!?:;,\n]+"
 _NEGATION = (
-    r"(?i)\b(?:not|no|never|without|non|isn't|doesn't|aren't|don't)\b"
+    r"(?i)\b(?:not|no|never|without|isn't|doesn't|aren't|don't)\b"
     rf"(?:{_GAP}\w+)?{_GAP}(?:{{}})"
 )
 
@@ -445,7 +445,8 @@ def _negated(phrase: str, text: str) -> bool:
 def unsupported_claims(text: str, source: str, lexicon: Lexicon | None = None) -> list[Claim]:
     """The claims in ``text`` that ``source`` (the product's own text) does not support. An
     attribute whose value denies its key (``Microwave Safe: No``) or is empty (``NA``) supports
-    nothing; a claim its line denies says so."""
+    nothing; a claim its line denies says so. A term right after a negation is no claim, in
+    the text ("not microwave safe") as in the product's text (where it supports nothing)."""
     lexicon = lexicon or default_lexicon()
     denials = split_denials(source, lexicon)
     source, denied = denials.source, denials.terms
@@ -465,11 +466,9 @@ def unsupported_claims(text: str, source: str, lexicon: Lexicon | None = None) -
             if _squash(term.casefold()) in _squash(source.casefold()):  # "Ray Ban", "RayBan"
                 continue
             reason = "a brand the product's data does not name"
-        elif _supported(kind, term, in_source, source):
-            continue
+        elif _supported(kind, term, in_source, source) or _negated(phrase, text):
+            continue  # a text saying what the product is not ("do not iron") claims nothing
         elif term in denied:
-            if _negated(phrase, text):
-                continue  # the text says it is not, as the data does
             reason = f"the product's data says {denied[term]!r}"
         else:
             reason = "not in the product's data"

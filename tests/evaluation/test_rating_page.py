@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import WebDriverWait
 
 from product_descgen.evaluation.preference import build_kit, render_page
 from tests.browser import browser, set_download_dir, wait_for_file  # noqa: F401 - fixture
@@ -52,8 +53,13 @@ def test_a_second_rater_in_the_same_browser_starts_blank(browser, tmp_path):  # 
         ["Alice", "A"], ["Alice", "tie"]
     ]  # fmt: skip
 
-    browser.refresh()  # the next visitor gets a blank page, told whose ratings are saved
-    assert name_field() == "" and progress().startswith("0 / 3") and "Alice" in status()
+    def reloaded() -> bool:  # the browser keeps a page's storage writes asynchronously
+        browser.refresh()
+        return "Alice" in status()
+
+    # the next visitor gets a blank page, told whose ratings are saved
+    WebDriverWait(browser, 10, poll_frequency=0.5).until(lambda _: reloaded())
+    assert name_field() == "" and progress().startswith("0 / 3")
     name_as("Bob")
     assert progress().startswith("0 / 3")
     browser.find_element(By.ID, f"{ids[2]}-B").click()

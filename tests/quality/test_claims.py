@@ -118,6 +118,16 @@ def test_an_age_range_in_the_data_supports_the_audience_it_lies_within():
     assert kinds("Made for babies.", toy) == {"audience": "babies"}  # 10 years is no baby
     bib = "Product: Bib\nAttributes:\n- Age Group: 6-12 Months\nOriginal description: x"
     assert kinds("Soft on babies' skin.", bib) == {}
+    # an open-ended age supports the audiences it starts within (its "not for children under
+    # 3" no longer does, being a negation)
+    blocks = (
+        "Product: Building Blocks\nAttributes:\n- Age Group: 4 years and above\n"
+        "Original description: Ages 4 and up. Small parts, not for children under 3 years."
+    )
+    assert kinds("Fun for young kids.", blocks) == {}
+    assert kinds("The perfect size for toddlers.", blocks) == {"audience": "toddlers"}
+    assert kinds("Fun for kids.", blocks.replace("4 years and above", "8+ years")) == {}
+    assert kinds("Made for babies.", blocks.replace("4 years", "6 months")) == {}
 
 
 def test_an_attribute_that_denies_or_states_nothing_supports_no_claim():

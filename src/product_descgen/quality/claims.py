@@ -138,14 +138,26 @@ _AUDIENCE_AGES = {
 }  # fmt: skip
 
 
+# an open-ended age ("4 years and above", "Ages 4 and up", "8+ years"): from that age on
+_AGE_FROM = re.compile(
+    r"(?i)\b(\d{1,2})\s*(?:\+\s*(years?|yrs?|months?)?|(years?|yrs?|months?)\s*(?:and|&|or)\s*"
+    r"(?:above|up|older|over)\b|and\s*(?:above|up|older|over)\b)"
+)
+
+
 def _ages_support(term: str, source: str) -> bool:
-    """Whether an age range in ``source`` lies within the ages ``term`` names."""
+    """Whether an age range in ``source`` lies within the ages ``term`` names, or an
+    open-ended age in ``source`` starts within them ("kids" for "4 years and above")."""
     if term not in _AUDIENCE_AGES:
         return False
     low, high = _AUDIENCE_AGES[term]
     for first, last, unit in _AGE_RANGE.findall(source):
         scale = 12 if unit.casefold().startswith("month") else 1
         if low <= int(first) / scale and int(last) / scale <= high:
+            return True
+    for start, unit, other_unit in _AGE_FROM.findall(source):
+        scale = 12 if (unit or other_unit).casefold().startswith("month") else 1
+        if low <= int(start) / scale < high:
             return True
     return False
 

@@ -46,7 +46,7 @@ def test_rejections_keep_valid_rows():
         ("ana.csv", 3, UNKNOWN_ITEM),
         ("ana.csv", 4, "invalid choice"),
         ("ana.csv", 2, REPLACED),  # row 6 changed it
-        ("broken.csv", None, "missing column: item_id"),
+        ("broken.csv", pd.NA, "missing column: item_id"),  # no row: the whole file
     }
     assert rejections.loc[rejections["reason"] == "invalid choice", "choice"].item() == "C"
     assert len(judgments) == 3
@@ -167,3 +167,10 @@ def test_hidden_files_are_not_rater_files():
     names = [".gitkeep", "b.csv", ".DS_Store", "a.csv", ".ipynb_checkpoints/a-checkpoint.csv"]
     assert in_file_order(names) == ["a.csv", "b.csv"]
     assert in_file_order(["x1².csv", "x1.csv"]) == ["x1.csv", "x1².csv"]  # '²' is no number
+
+
+def test_rejection_row_numbers_stay_whole_numbers_in_parquet(tmp_path):
+    """They were written as floats (2.0), unlike the spreadsheet's row numbers."""
+    _, _, rejections = read_files({"a.csv": "rater,item_id,choice\nann,item-unknown,A\n"})
+    rejections.to_parquet(tmp_path / "r.parquet")
+    assert pd.read_parquet(tmp_path / "r.parquet")["row"].tolist() == [2]

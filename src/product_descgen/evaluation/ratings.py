@@ -73,6 +73,13 @@ def in_file_order(names: Iterable[str]) -> list[str]:
     return sorted(shown, key=file_order)
 
 
+def rejection_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Rejection rows as a table whose row numbers stay whole numbers (a file-level rejection
+    has none), in parquet too."""
+    frame = pd.DataFrame(rows, columns=REJECTION_COLUMNS, dtype=object)
+    return frame.astype({"row": "Int64"})
+
+
 def _rejection(name: str, row: int | None, reason: str) -> dict[str, Any]:
     return {"file": name, "row": row, "item_id": None, "choice": None, "reason": reason}
 
@@ -111,7 +118,7 @@ def parse_rater_files(
                 reason = f"ragged row: {len(row)} fields, header has {len(header)}"
                 rejections.append(_rejection(name, line, reason))
         frames[name] = pd.DataFrame(good, columns=header).assign(**{_LINE: lines})
-    return frames, pd.DataFrame(rejections, columns=REJECTION_COLUMNS, dtype=object)
+    return frames, rejection_frame(rejections)
 
 
 def rater_from_file(name: str) -> str:
@@ -175,6 +182,6 @@ def read_ratings(
                 "_row": line,
             }
     judgments = pd.DataFrame(list(accepted.values()), columns=JUDGMENT_COLUMNS)
-    rejected = pd.DataFrame(rejections, columns=REJECTION_COLUMNS, dtype=object)
+    rejected = rejection_frame(rejections)
     logger.info("read %d judgment(s), rejected %d row(s)", len(judgments), len(rejected))
     return judgments, rejected

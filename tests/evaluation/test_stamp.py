@@ -8,9 +8,11 @@ import pandas as pd
 import pytest
 
 from product_descgen.evaluation.stamp import (
+    ADAPTER_COLUMN,
     STAMP,
     STUDENT_COLUMN,
     require_one_evaluation,
+    require_trained_student,
     texts_digest,
     texts_stamp,
 )
@@ -40,3 +42,14 @@ def test_unstamped_summaries_are_warned_about(caplog):
     with caplog.at_level(logging.WARNING):
         require_one_evaluation(OUTPUTS, {"eval_metrics": {"overall": {}}})
     assert "eval_metrics carry no evaluation stamp" in caplog.text
+
+
+def test_outputs_of_an_earlier_trained_student_than_the_newest_adapter_are_refused():
+    """A finetune run after the evaluation, then reporting alone: the report showed the new
+    training's charts beside the earlier student's figures."""
+    evaluated = OUTPUTS.assign(**{ADAPTER_COLUMN: "adapter-1"})
+    require_trained_student(evaluated, "adapter-1")
+    with pytest.raises(ValueError, match=r"another trained student than the newest"):
+        require_trained_student(evaluated, "adapter-2")
+    require_trained_student(OUTPUTS, "adapter-2")  # written before the column was kept
+    require_trained_student(evaluated.assign(**{ADAPTER_COLUMN: None}), "adapter-2")

@@ -14,7 +14,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from product_descgen.callstore import CallStore
-from product_descgen.evaluation.stamp import STUDENT_COLUMN, student_identity
+from product_descgen.evaluation.stamp import ADAPTER_COLUMN, STUDENT_COLUMN, student_identity
 from product_descgen.llm.backends import Backend, Connection, make_backend
 from product_descgen.llm.types import GenerationSettings, Request
 from product_descgen.models import model_fingerprint
@@ -49,6 +49,7 @@ class ServedStudent(BaseModel):
     adapter: str | None
     template: str
     settings: GenerationSettings
+    trained_adapter: str | None = None  # the trained adapter's files' fingerprint (reports)
 
 
 def served_model(
@@ -114,7 +115,9 @@ def run_student(
         ),
         store, desc, progress,
     )  # fmt: skip
-    return outputs.assign(**{STUDENT_COLUMN: identity(student)})
+    return outputs.assign(
+        **{STUDENT_COLUMN: identity(student), ADAPTER_COLUMN: student.trained_adapter}
+    )
 
 
 def served_files(student: ServedStudent) -> list[str | None]:

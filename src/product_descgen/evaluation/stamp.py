@@ -4,7 +4,8 @@ Each evaluation summary carries an ``evaluated`` stamp: the digest of the studen
 computed from (metrics, judge, human preference) or the identity of the served student it
 measured (speed). The student's outputs carry that identity in a column. An evaluation run
 stopped part-way rewrites its first outputs and leaves the rest from the run before; reporting
-compares the stamps with the student outputs it shows and refuses a mix.
+compares the stamps with the student outputs it shows and refuses a mix, and refuses outputs of
+another trained student than the newest adapter (a finetune run after the evaluation).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ logger = logging.getLogger(__name__)
 
 STAMP = "evaluated"
 STUDENT_COLUMN = "student"  # in the student's outputs: the served student's identity
+ADAPTER_COLUMN = "adapter"  # in the student's outputs: the trained adapter's fingerprint
 
 
 def _digest(value: Any) -> str:
@@ -42,6 +44,23 @@ def texts_digest(student_outputs: pd.DataFrame) -> str:
 
 def texts_stamp(student_outputs: pd.DataFrame) -> dict[str, str]:
     return {STAMP: {"texts": texts_digest(student_outputs)}}
+
+
+def require_trained_student(student_outputs: pd.DataFrame, adapter: str | None) -> None:
+    """Fail when ``student_outputs`` were written by another trained student than the newest
+    adapter (fingerprint ``adapter``): finetune ran after evaluation, and a report would show
+    the new training beside the earlier student's evaluation. Outputs written before the
+    column was kept, or a student whose adapter is unknown, pass."""
+    if ADAPTER_COLUMN not in student_outputs or adapter is None:
+        return
+    evaluated = set(student_outputs[ADAPTER_COLUMN].dropna())
+    if evaluated and evaluated != {adapter}:
+        raise ValueError(
+            "the evaluation's student outputs are of another trained student than the newest "
+            "student_adapter (finetune ran after evaluation: the report would show the new "
+            "training beside the earlier student's figures): re-run kedro run --pipeline "
+            "evaluation, then reporting"
+        )
 
 
 def require_one_evaluation(student_outputs: pd.DataFrame, summaries: dict[str, dict]) -> None:

@@ -55,6 +55,19 @@ def write_adapter(project: Path, tiny_model_dir: Path) -> Path:
     return out
 
 
+def write_newer_adapter(project: Path) -> Path:
+    """A newer version of ``write_adapter``'s adapter with other files, as a later finetune run
+    leaves one."""
+    import shutil
+
+    adapters = project / "data/06_models/student_adapter"
+    newer = adapters / "2026-02-01T00.00.00.000Z/student_adapter"
+    shutil.copytree(adapters / "2026-01-01T00.00.00.000Z/student_adapter", newer)
+    with (newer / "adapter_config.json").open("a") as config:
+        config.write("\n")
+    return newer
+
+
 def write_student_openvino(project: Path, exported: Path) -> Path:
     """The exported student where the finetune pipeline saves one (versioned). ``write_adapter``'s
     adapter starts with B = 0 (peft's initialisation), so the merged student is the tiny base:

@@ -15,6 +15,7 @@ from tests.pipelines.evaluation.fixtures import (
     serve_student_in_float32,
     write_adapter,
     write_model_exports,
+    write_newer_adapter,
     write_student_openvino,
     write_test_sets,
     write_upstream_reports,
@@ -98,4 +99,10 @@ def test_rate_in_browser_then_report(
     outputs.loc[0, "text"] = f"{outputs.loc[0, 'text']} A newer text."
     outputs.to_parquet(outputs_path)
     with pytest.raises(Exception, match=r"eval_metrics, .*re-run kedro run --pipeline evaluation"):
+        run_pipeline(project_copy, tiny_model_dir, "reporting")
+
+    # A finetune run after the evaluation leaves a newer adapter: the report refuses to chart
+    # its training beside the earlier student's figures.
+    write_newer_adapter(project_copy)
+    with pytest.raises(Exception, match=r"another trained student than the newest"):
         run_pipeline(project_copy, tiny_model_dir, "reporting")

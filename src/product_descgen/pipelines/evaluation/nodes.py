@@ -20,6 +20,7 @@ from product_descgen.evaluation.inference import (
     stored_results,
 )
 from product_descgen.llm.backends import Connection, make_backend
+from product_descgen.models import model_fingerprint
 from product_descgen.prompting import PromptSet
 from product_descgen.step_runner import keyed
 from product_descgen.teacher.config import TeacherParams
@@ -57,7 +58,7 @@ def serve_student(
     model_dir, adapter = served_model(student_llm, student_adapter, student_openvino)
     return ServedStudent(
         connection=student_llm, model_dir=model_dir, adapter=adapter, template=template,
-        settings=settings,
+        settings=settings, trained_adapter=model_fingerprint(student_adapter),
     )  # fmt: skip
 
 

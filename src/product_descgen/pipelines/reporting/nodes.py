@@ -8,7 +8,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from pydantic import BaseModel, ConfigDict, PositiveInt
 
-from product_descgen.evaluation.stamp import require_one_evaluation
+from product_descgen.evaluation.stamp import require_one_evaluation, require_trained_student
+from product_descgen.models import model_fingerprint
 from product_descgen.prep.split import SPLITS
 from product_descgen.reporting import charts, report
 
@@ -173,6 +174,7 @@ def pick_report_numbers(evaluation: dict[str, dict[str, Any]]) -> list[dict[str,
 
 def check_one_evaluation(
     student_outputs: pd.DataFrame,
+    student_adapter: str,
     eval_metrics: dict[str, Any],
     speed_summary: dict[str, Any],
     human_preference: dict[str, Any],
@@ -180,10 +182,13 @@ def check_one_evaluation(
 ) -> dict[str, dict[str, Any]]:
     """The evaluation's summaries, by name, once checked to be of the student texts the report
     shows and the student that wrote them (an evaluation run stopped part-way leaves a mix of
-    two): what the MLflow metrics and the report's headline figures are taken from."""
+    two), that student being the newest trained one, whose training the report charts (a
+    finetune run after the evaluation): what the MLflow metrics and the report's headline
+    figures are taken from."""
     summaries = {
         "eval_metrics": eval_metrics, "speed_summary": speed_summary,
         "human_preference": human_preference, "judge_preference": judge_preference,
     }  # fmt: skip
+    require_trained_student(student_outputs, model_fingerprint(student_adapter))
     require_one_evaluation(student_outputs, summaries)
     return summaries

@@ -41,6 +41,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 nodes.check_one_evaluation,
                 [
                     "student_outputs",
+                    "student_adapter",
                     "eval_metrics",
                     "speed_summary",
                     "human_preference",

@@ -80,8 +80,10 @@ def rejection_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return frame.astype({"row": "Int64"})
 
 
-def _rejection(name: str, row: int | None, reason: str) -> dict[str, Any]:
-    return {"file": name, "row": row, "item_id": None, "choice": None, "reason": reason}
+def _rejection(
+    name: str, row: int | None, reason: str, item: str | None = None, choice: str | None = None
+) -> dict[str, Any]:
+    return {"file": name, "row": row, "item_id": item, "choice": choice, "reason": reason}
 
 
 def parse_rater_files(
@@ -142,16 +144,11 @@ def read_ratings(
     names: dict[str, str] = {}  # a rater's identity -> the name as first written
     rejections: list[dict] = []
 
-    def reject(name: str, row: int | None, item: Any, choice: Any, reason: str) -> None:
-        rejections.append(
-            {"file": name, "row": row, "item_id": item, "choice": choice, "reason": reason}
-        )
-
     for name, raw in files.items():
         frame = raw.rename(columns=lambda c: str(c).strip().lower())
         absent = [c for c in ("item_id", "choice") if c not in frame]
         if absent:
-            reject(name, None, None, None, f"missing column: {', '.join(absent)}")
+            rejections.append(_rejection(name, None, f"missing column: {', '.join(absent)}"))
             continue
         stem = rater_from_file(name)
         raters = frame["rater"] if "rater" in frame else pd.Series([None] * len(frame))
@@ -160,17 +157,18 @@ def read_ratings(
         for line, rater, raw_item, raw_choice in rows:
             item, choice_text = text_or_none(raw_item), text_or_none(raw_choice)
             if item not in lookup:
-                reject(name, line, item, choice_text, UNKNOWN_ITEM)
+                rejections.append(_rejection(name, line, UNKNOWN_ITEM, item, choice_text))
                 continue
             choice = _VALID.get((choice_text or "").lower())
             if choice is None:
-                reject(name, line, item, choice_text, "invalid choice")
+                rejections.append(_rejection(name, line, "invalid choice", item, choice_text))
                 continue
             written = " ".join((text_or_none(rater) or stem).split())
             rater_name = names.setdefault(written.casefold(), written)
             previous = accepted.pop((rater_name, item), None)
             if previous is not None:
-                reject(previous["file"], previous["_row"], item, previous["choice"], REPLACED)
+                earlier = (previous["file"], previous["_row"], REPLACED, item, previous["choice"])
+                rejections.append(_rejection(*earlier))
             entry = lookup[item]
             accepted[(rater_name, item)] = {
                 "rater": rater_name,

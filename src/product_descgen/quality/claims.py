@@ -383,12 +383,17 @@ class Denials:
     pairs: tuple[tuple[str, str], ...] = ()  # (name, value) of the lines taken out
 
     def without_pairs(self, text: str) -> str:
-        """``text`` without these lines' pairs as a specification table flattened into prose
-        says them ("... Scratch Resistant No Clasp Type Buckle ..."): reciting the data."""
-        for key, value in self.pairs:
-            said = _W.format(rf"{_flexible(key)}\s*[:-]?\s*{re.escape(value)}")
-            text = re.sub(said, " ", text, flags=re.IGNORECASE)
-        return text
+        """``text`` without these lines' pairs (:func:`_without_pairs`)."""
+        return _without_pairs(text, self.pairs)
+
+
+def _without_pairs(text: str, pairs: Iterable[tuple[str, str]]) -> str:
+    """``text`` without the ``(name, value)`` pairs as a specification table flattened into
+    prose says them ("... Scratch Resistant No Clasp Type Buckle ..."): reciting the data."""
+    for key, value in pairs:
+        said = _W.format(rf"{_flexible(key)}\s*[:-]?\s*{re.escape(value)}")
+        text = re.sub(said, " ", text, flags=re.IGNORECASE)
+    return text
 
 
 def split_denials(source: str, lexicon: Lexicon) -> Denials:
@@ -412,13 +417,11 @@ def split_denials(source: str, lexicon: Lexicon) -> Denials:
                 names.setdefault(key.casefold(), said)
         return ""
 
-    kept = _ATTRIBUTE_LINE.sub(drop, source)
-    found = Denials("", terms, names, tuple(dropped))
-    kept = found.without_pairs(kept)
+    kept = _without_pairs(_ATTRIBUTE_LINE.sub(drop, source), dropped)
     # what the product's text says it is not supports nothing either ("Not microwave safe.")
     for negated in (lexicon.pattern.pattern, *(_flexible(name) for name in names)):
         kept = re.sub(_NEGATION.format(negated), " ", kept)
-    return Denials(kept, terms, names, found.pairs)
+    return Denials(kept, terms, names, tuple(dropped))
 
 
 def _supported(kind: str, term: str, in_source: set[str], source: str) -> bool:

@@ -68,11 +68,7 @@ class DeviceCheckHooks:
                 connection = dataset.connection
                 if connection.backend == "transformers" and connection.device == "cuda":
                     on_cuda.append(f"{name} (device: cuda)")
-        trains = any(node.name == TRAINING_NODE for node in pipeline.nodes)
-        finetune = catalog.load("params:finetune") if "params:finetune" in catalog else {}
-        # Kedro hands it over validated (FinetuneParams) where a node's type hint asks for it
-        device = finetune.get("device") if isinstance(finetune, dict) else finetune.device
-        if trains and device == "cuda":
+        if any(node.name == TRAINING_NODE for node in pipeline.nodes) and _trains_on_cuda(catalog):
             on_cuda.append("the student's training (finetune.device: cuda)")
         if on_cuda:
             import torch
@@ -85,6 +81,14 @@ class DeviceCheckHooks:
                 )
 
 
+def _trains_on_cuda(catalog: Any) -> bool:
+    """Whether ``finetune.device`` is ``cuda`` (Kedro hands the block over validated, as
+    FinetuneParams, where a node's type hint asks for it)."""
+    finetune = catalog.load("params:finetune") if "params:finetune" in catalog else {}
+    device = finetune.get("device") if isinstance(finetune, dict) else finetune.device
+    return device == "cuda"
+
+
 class InputsCheckHooks:
     """Fails a run before any node when it needs an output of another pipeline that no run has
     written yet (``--pipeline teacher_generation`` before ``data_prep``): Kedro would fail at
@@ -94,9 +98,10 @@ class InputsCheckHooks:
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
         from kedro.io import MemoryDataset
 
+        inputs = {name: catalog.get(name) for name in sorted(pipeline.inputs()) if name in catalog}
         absent = [
-            name for name in sorted(pipeline.inputs()) if name in catalog
-            and not isinstance(catalog.get(name), MemoryDataset) and not catalog.get(name).exists()
+            name for name, dataset in inputs.items()
+            if not isinstance(dataset, MemoryDataset) and not dataset.exists()
         ]  # fmt: skip
         if not absent:  # the usual run: no pipeline is built beyond the run's own
             return

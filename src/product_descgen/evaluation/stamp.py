@@ -6,6 +6,10 @@ measured (speed). The student's outputs carry that identity in a column. An eval
 stopped part-way rewrites its first outputs and leaves the rest from the run before; reporting
 compares the stamps with the student outputs it shows and refuses a mix, and refuses outputs of
 another trained student than the newest adapter (a finetune run after the evaluation).
+
+The finetune run writes its adapter, training history and vice report one after the other; the
+adapter's serving contract and the vice report carry the history's digest, so a run stopped
+between them cannot leave a report charting one training beside another's student.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ logger = logging.getLogger(__name__)
 STAMP = "evaluated"
 STUDENT_COLUMN = "student"  # in the student's outputs: the served student's identity
 ADAPTER_COLUMN = "adapter"  # in the student's outputs: the trained adapter's fingerprint
+HISTORY_KEY = "training_history"  # in the adapter's contract and the vice report: its digest
 
 
 def _digest(value: Any) -> str:
@@ -42,8 +47,50 @@ def texts_digest(student_outputs: pd.DataFrame) -> str:
     return _digest(rows)
 
 
-def texts_stamp(student_outputs: pd.DataFrame) -> dict[str, str]:
-    return {STAMP: {"texts": texts_digest(student_outputs)}}
+def history_digest(history: pd.DataFrame) -> str:
+    """The per-epoch training history as written (a parquet round trip keeps it)."""
+    return _digest(json.loads(history.to_json(orient="split", index=False, double_precision=15)))
+
+
+def require_one_training(
+    contract: dict[str, Any] | None, history: pd.DataFrame, vice_report: dict[str, Any]
+) -> None:
+    """Fail when the training history or the vice report is not of the training that wrote
+    the newest adapter (``contract``: its serving contract): a finetune run stopped after
+    saving some of them leaves the others from the run before. Artifacts written before the
+    digest was kept pass."""
+    digest = history_digest(history)
+    stale = [
+        name
+        for name, record in (("student_adapter", contract or {}), ("vice_report", vice_report))
+        if record.get(HISTORY_KEY, digest) != digest
+    ]
+    if stale:
+        raise ValueError(
+            f"training_history is not of the training that wrote {' and '.join(stale)} (a "
+            "finetune run stopped part-way leaves the rest from the run before): re-run kedro "
+            "run --pipeline finetune, then evaluation and reporting"
+        )
+
+
+def references_digest(eval_set: pd.DataFrame) -> str:
+    """The teacher references a student was scored against, whatever their row order."""
+    rows = sorted(
+        (str(p), t if isinstance(t, str) else None)
+        for p, t in zip(eval_set["product_id"], eval_set["reference"], strict=True)
+    )
+    return _digest(rows)
+
+
+def texts_stamp(
+    student_outputs: pd.DataFrame, eval_set: pd.DataFrame | None = None
+) -> dict[str, dict[str, str]]:
+    """The stamp of a summary computed from ``student_outputs`` (and, for one that compares
+    them with the teacher's references, from ``eval_set``)."""
+    stamp = {"texts": texts_digest(student_outputs)}
+    if eval_set is not None:
+        stamp["references"] = references_digest(eval_set)
+    return {STAMP: stamp}
 
 
 def require_trained_student(student_outputs: pd.DataFrame, adapter: str | None) -> None:
@@ -63,11 +110,17 @@ def require_trained_student(student_outputs: pd.DataFrame, adapter: str | None) 
         )
 
 
-def require_one_evaluation(student_outputs: pd.DataFrame, summaries: dict[str, dict]) -> None:
-    """Fail when a summary was computed from other student texts, or measured another student,
-    than ``student_outputs`` holds; a summary without a stamp (written before stamps were
-    kept) is warned about."""
+def require_one_evaluation(
+    student_outputs: pd.DataFrame,
+    summaries: dict[str, dict],
+    eval_set: pd.DataFrame | None = None,
+) -> None:
+    """Fail when a summary was computed from other student texts, measured another student,
+    or scored against other teacher references (``eval_set``, where given) than the report
+    shows; a summary without a stamp (written before stamps were kept) is warned about."""
     expected = {"texts": texts_digest(student_outputs)}
+    if eval_set is not None:
+        expected["references"] = references_digest(eval_set)
     if STUDENT_COLUMN in student_outputs and student_outputs[STUDENT_COLUMN].nunique() == 1:
         expected["student"] = str(student_outputs[STUDENT_COLUMN].iloc[0])
     stale, unstamped = [], []
@@ -85,7 +138,8 @@ def require_one_evaluation(student_outputs: pd.DataFrame, summaries: dict[str, d
         )
     if stale:
         raise ValueError(
-            f"{', '.join(stale)} were computed for other student texts or another student than "
-            "student_outputs holds (an evaluation run stopped part-way leaves its later outputs "
-            "from the run before): re-run kedro run --pipeline evaluation, then reporting"
+            f"{', '.join(stale)} were computed for other student texts, another student or "
+            "other teacher references than student_outputs and eval_set hold (an evaluation "
+            "run stopped part-way leaves its later outputs from the run before): re-run kedro "
+            "run --pipeline evaluation, then reporting"
         )

@@ -10,6 +10,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from product_descgen.evaluation.stamp import HISTORY_KEY
 from tests.browser import browser, set_download_dir, wait_for_file  # noqa: F401 - fixture
 from tests.pipelines.evaluation.fixtures import (
     serve_student_in_float32,
@@ -29,6 +30,42 @@ def evaluate(project, tiny_model_dir) -> None:
         project, tiny_model_dir, "evaluation",
         evaluation=small_evaluation(project), teacher_generation=small_teacher(project),
     )  # fmt: skip
+
+
+def report_refuses_a_mix(project, tiny_model_dir) -> None:
+    """Outputs left by runs stopped part-way (or run out of order) are not reported together."""
+    # A finetune run stopped after saving its vice report leaves the training history of the
+    # run before: the report refuses to chart it.
+    vices_path = project / "data" / "08_reporting" / "vice_report.json"
+    vices = json.loads(vices_path.read_text())
+    vices_path.write_text(json.dumps({**vices, HISTORY_KEY: "another training's history"}))
+    with pytest.raises(Exception, match=r"training_history is not of the training that wrote vi"):
+        run_pipeline(project, tiny_model_dir, "reporting")
+    vices_path.write_text(json.dumps(vices))
+
+    # An evaluation run stopped after rebuilding eval_set with new teacher references leaves
+    # the metrics and judge scored against the earlier ones: the report refuses its examples.
+    eval_set_path = project / "data" / "05_model_input" / "eval_set.parquet"
+    eval_set = pd.read_parquet(eval_set_path)
+    eval_set.assign(reference=eval_set["reference"] + " Newer.").to_parquet(eval_set_path)
+    with pytest.raises(Exception, match=r"eval_metrics, judge_preference were .*other teacher ref"):
+        run_pipeline(project, tiny_model_dir, "reporting")
+    eval_set.to_parquet(eval_set_path)
+
+    # An evaluation run stopped after the student wrote new texts leaves the later summaries
+    # from the run before: the report refuses to mix them.
+    outputs_path = project / "data" / "07_model_output" / "student_outputs.parquet"
+    outputs = pd.read_parquet(outputs_path)
+    outputs.loc[0, "text"] = f"{outputs.loc[0, 'text']} A newer text."
+    outputs.to_parquet(outputs_path)
+    with pytest.raises(Exception, match=r"eval_metrics, .*re-run kedro run --pipeline evaluation"):
+        run_pipeline(project, tiny_model_dir, "reporting")
+
+    # A finetune run after the evaluation leaves a newer adapter: the report refuses to chart
+    # its training beside the earlier student's figures.
+    write_newer_adapter(project)
+    with pytest.raises(Exception, match=r"another trained student than the newest"):
+        run_pipeline(project, tiny_model_dir, "reporting")
 
 
 @pytest.mark.slow
@@ -92,17 +129,4 @@ def test_rate_in_browser_then_report(
     for chart in ("funnel", "training", "quality", "preference", "cost_speed"):
         assert (data / "08_reporting" / "charts" / f"{chart}.json").is_file()
 
-    # An evaluation run stopped after the student wrote new texts leaves the later summaries
-    # from the run before: the report refuses to mix them.
-    outputs_path = data / "07_model_output" / "student_outputs.parquet"
-    outputs = pd.read_parquet(outputs_path)
-    outputs.loc[0, "text"] = f"{outputs.loc[0, 'text']} A newer text."
-    outputs.to_parquet(outputs_path)
-    with pytest.raises(Exception, match=r"eval_metrics, .*re-run kedro run --pipeline evaluation"):
-        run_pipeline(project_copy, tiny_model_dir, "reporting")
-
-    # A finetune run after the evaluation leaves a newer adapter: the report refuses to chart
-    # its training beside the earlier student's figures.
-    write_newer_adapter(project_copy)
-    with pytest.raises(Exception, match=r"another trained student than the newest"):
-        run_pipeline(project_copy, tiny_model_dir, "reporting")
+    report_refuses_a_mix(project_copy, tiny_model_dir)

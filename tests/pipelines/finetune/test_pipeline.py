@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from product_descgen.evaluation.stamp import HISTORY_KEY, history_digest
 from product_descgen.models import model_fingerprint
 from product_descgen.project_config import load_project_params
 from tests.pipelines.helpers import run_pipeline, use_tiny_models
@@ -86,6 +87,8 @@ def test_qlora_finetune_writes_model_adapter_history_and_vices(project_copy, tin
     assert set(probes["product_id"]) == {"v_rejected", "v0", "v1"}
     report = json.loads((data / "08_reporting" / "vice_report.json").read_text())
     assert report["epochs"] == 2 and "thresholds" in report
+    # adapter, history and vice report name one training (reporting refuses a mix)
+    assert contract[HISTORY_KEY] == report[HISTORY_KEY] == history_digest(history)
 
     # The exported adapter loads with plain peft on the base model and generates.
     import torch

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from product_descgen.pipelines.reporting.nodes import ReportingParams, write_report_notes
+import json
+
+import pandas as pd
+import pytest
+
+from product_descgen.evaluation.stamp import HISTORY_KEY, history_digest
+from product_descgen.pipelines.reporting.nodes import (
+    ReportingParams,
+    check_one_training,
+    write_report_notes,
+)
+from product_descgen.training.contract import CONTRACT_FILE
 
 RATED = {"n_judgments": 40}
 
@@ -36,3 +47,13 @@ def test_the_gate_pass_rates_say_what_the_teachers_quality_figures_are_of():
         "quality gate, so the teacher's are of its accepted texts only; on the speed test's "
         "products the gate passed 25% of the teacher pipeline's texts and 62% of the student's."
     ]
+
+
+def test_the_training_charted_is_the_one_that_wrote_the_newest_adapter(tmp_path):
+    history = pd.DataFrame({"epoch": [1, 2], "train_loss": [2.0, 1.5]})
+    stamp = {HISTORY_KEY: history_digest(history)}
+    (tmp_path / CONTRACT_FILE).write_text(json.dumps({"stop": ["###"], **stamp}))
+    checked, vices = check_one_training(str(tmp_path), history, {"epochs": 2, **stamp})
+    assert checked is history and vices["epochs"] == 2
+    with pytest.raises(ValueError, match=r"not of the training that wrote student_adapter \("):
+        check_one_training(str(tmp_path), history.iloc[:1], {})

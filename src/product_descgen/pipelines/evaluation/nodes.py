@@ -127,7 +127,7 @@ def score_systems(
             len(eval_set), params.min_test_items,
         )  # fmt: skip
     aggregate = metrics.aggregate(scores, texts, params.metrics)
-    return scores, {**aggregate, "size": size, **stamp.texts_stamp(student_outputs)}
+    return scores, {**aggregate, "size": size, **stamp.texts_stamp(student_outputs, eval_set)}
 
 
 def _pairs(eval_set: pd.DataFrame, student_outputs: pd.DataFrame) -> pd.DataFrame:
@@ -196,7 +196,7 @@ def judge_pairs(
         summary = preference.judge_summary(verdicts, confidence, 1, 0.0)
         return verdicts, {**summary, "enabled": j.enabled, "reliable": False,
                           "unreliable_because": "the judge did not run",
-                          **stamp.texts_stamp(student_outputs)}  # fmt: skip
+                          **stamp.texts_stamp(student_outputs, eval_set)}  # fmt: skip
     prompts = PromptSet.model_validate(judge_prompts)
     verdicts = judge.judge_both_orders(
         pairs, prompts, judge_llm, judge_call_store, j.generation, params.progress
@@ -205,7 +205,8 @@ def judge_pairs(
         verdicts, confidence, j.min_valid, j.min_position_consistency
     )
     return verdicts, {
-        **summary, "judge_model": judge_llm.model_id, **stamp.texts_stamp(student_outputs)
+        **summary, "judge_model": judge_llm.model_id,
+        **stamp.texts_stamp(student_outputs, eval_set),
     }  # fmt: skip
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from product_descgen.evaluation.stamp import HISTORY_KEY, history_digest
 from product_descgen.export import student
 from product_descgen.llm.backends import Connection
 from product_descgen.training.config import FinetuneParams, build_ludwig_config
@@ -51,8 +52,10 @@ def train_student_model(
         # shares over fewer than vices.min_outputs probe texts are not judged (nor flagged)
         "too_few_probe_texts": bool(len(history) and history["too_few_outputs"].any()),
         "last_epoch": json.loads(history.iloc[-1].to_json()) if len(history) else {},
+        HISTORY_KEY: history_digest(history),  # of one training with the adapter
     }
     contract = serving_contract(params.prompt_template, ludwig_config["base_model"])
+    contract[HISTORY_KEY] = report[HISTORY_KEY]
     adapter = {"model": result.model, "serving": contract}  # the adapter with its contract
     return result.model, adapter, history, result.probe_outputs, report
 

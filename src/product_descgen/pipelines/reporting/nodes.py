@@ -8,10 +8,15 @@ import pandas as pd
 import plotly.graph_objects as go
 from pydantic import BaseModel, ConfigDict, PositiveInt
 
-from product_descgen.evaluation.stamp import require_one_evaluation, require_trained_student
+from product_descgen.evaluation.stamp import (
+    require_one_evaluation,
+    require_one_training,
+    require_trained_student,
+)
 from product_descgen.models import model_fingerprint
 from product_descgen.prep.split import SPLITS
 from product_descgen.reporting import charts, report
+from product_descgen.training.contract import read_contract
 
 KEY_QUALITY = ("rouge_l", "chrf", "embedding_cosine", "attribute_coverage",
                "format_compliance", "unsupported_claims_per_item", "distinct_2")  # fmt: skip
@@ -43,6 +48,15 @@ def plot_funnel(
         data_prep_summary, len(teacher_inputs), accepted,
         reasons[reasons != ""].value_counts().to_dict(), len(teacher_rejections),
     )  # fmt: skip
+
+
+def check_one_training(
+    student_adapter: str, training_history: pd.DataFrame, vice_report: dict[str, Any]
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The training history and vice report, once checked to be of the training that wrote the
+    newest adapter (a finetune run stopped part-way leaves the rest from the run before)."""
+    require_one_training(read_contract(student_adapter), training_history, vice_report)
+    return training_history, vice_report
 
 
 def plot_training(training_history: pd.DataFrame) -> go.Figure:
@@ -158,9 +172,15 @@ def build_report(
 
 
 def pick_report_examples(
-    eval_set: pd.DataFrame, student_outputs: pd.DataFrame, params: ReportingParams
+    eval_set: pd.DataFrame,
+    student_outputs: pd.DataFrame,
+    evaluation: dict[str, dict[str, Any]],
+    params: ReportingParams,
 ) -> list[dict[str, Any]]:
-    """A seeded sample of test products with the teacher's and the student's texts."""
+    """A seeded sample of test products with the teacher's and the student's texts, once
+    checked to be the references the evaluation scored against (an evaluation run stopped
+    after rebuilding eval_set leaves the summaries of the earlier references)."""
+    require_one_evaluation(student_outputs, evaluation, eval_set)
     return report.examples(eval_set, student_outputs, params.n_examples, params.seed)
 
 

@@ -22,7 +22,16 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="plot_funnel_node",
             ),  # fmt: skip
             Node(
-                nodes.plot_training, "training_history", "training_chart", name="plot_training_node"
+                nodes.check_one_training,
+                ["student_adapter", "training_history", "vice_report"],
+                ["checked_training_history", "checked_vice_report"],
+                name="check_one_training_node",
+            ),
+            Node(
+                nodes.plot_training,
+                "checked_training_history",
+                "training_chart",
+                name="plot_training_node",
             ),
             Node(nodes.plot_quality, "eval_metrics", "quality_chart", name="plot_quality_node"),
             Node(
@@ -62,7 +71,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "eval_metrics",
                     "speed_summary",
                     "human_preference",
-                    "vice_report",
+                    "checked_vice_report",
                     "params:reporting",
                 ],
                 "report_notes",
@@ -76,7 +85,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 nodes.pick_report_examples,
-                ["eval_set", "student_outputs", "params:reporting"],
+                ["eval_set", "student_outputs", "evaluation_summaries", "params:reporting"],
                 "report_examples",
                 name="pick_report_examples_node",
             ),

@@ -26,9 +26,15 @@ def test_audience_keys_match_whatever_case_spacing_or_ampersand():
     assert audience_for("Beauty Care", params) == "everyone"
 
 
-def test_audience_keys_that_match_no_category_are_named():
-    params = AudienceParams(per_category={"Toys & Games": "parents", "Kitchen": "cooks"})
-    assert unmatched_audiences(["kitchen", "Toys & School Supplies"], params) == ["Toys & Games"]
+def test_audience_keys_that_match_no_category_are_named_with_the_category_they_misspell():
+    params = AudienceParams(
+        per_category={"Toys & Games": "parents", "Kitchen": "cooks", "Jewelry": "gift buyers"}
+    )
+    categories = ["kitchen", "Toys & School Supplies", "Jewellery", "Jewellery"]
+    assert unmatched_audiences(categories, params) == {"Toys & Games": None, "Jewelry": "Jewellery"}
+    # a category with its own audience is no misspelling's target
+    params = AudienceParams(per_category={"Jewelry": "gift buyers", "jewellery": "jewellers"})
+    assert unmatched_audiences(["Jewellery"], params) == {"Jewelry": None}
 
 
 def test_build_input_text_layout():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -26,11 +27,20 @@ def audience_for(category: str, params: AudienceParams) -> str:
     return per_category.get(category_key(category), params.default)
 
 
-def unmatched_audiences(categories: Iterable[str], params: AudienceParams) -> list[str]:
-    """``audience.per_category`` keys that match none of ``categories`` (a misspelt key leaves
-    its products with the default audience)."""
-    present = {category_key(c) for c in categories}
-    return [k for k in params.per_category if category_key(k) not in present]
+def unmatched_audiences(categories: Iterable[str], params: AudienceParams) -> dict[str, str | None]:
+    """``audience.per_category`` keys that match none of ``categories``, each with the category
+    (one without an audience of its own) it most likely misspells, whose products get the
+    default audience; ``None``: no category is close (a key for categories this catalogue does
+    not hold, as in a table shared by several catalogues)."""
+    present = {category_key(c): c for c in categories}
+    keyed = {category_key(k) for k in params.per_category}
+    without = [k for k in present if k not in keyed]
+    unmatched: dict[str, str | None] = {}
+    for key in params.per_category:
+        if category_key(key) not in present:
+            close = difflib.get_close_matches(category_key(key), without, n=1, cutoff=0.8)
+            unmatched[key] = present[close[0]] if close else None
+    return unmatched
 
 
 def build_input_text(product: dict[str, Any], audience: str) -> str:

@@ -108,19 +108,32 @@ def clean_catalogue(
     return products_to_frame(kept), frame
 
 
+def log_unmatched_audiences(categories: pd.Series, params: DataPrepParams) -> None:
+    unmatched = unmatched_audiences(categories, params.audience)
+    for key, close in unmatched.items():
+        if close is not None:
+            logger.warning(
+                "data_prep.audience.per_category: %r matches no category of this catalogue; "
+                "%r is close, and its products get the default audience (keys match whatever "
+                "the case, spacing or '&'/'and')", key, close,
+            )  # fmt: skip
+    unused = [key for key, close in unmatched.items() if close is None]
+    if unused:
+        logger.info(
+            "data_prep.audience.per_category: no product of this catalogue is in %s; its "
+            "categories: %s", ", ".join(map(repr, unused)), ", ".join(sorted(set(categories))),
+        )  # fmt: skip
+
+
 def build_model_inputs(
     products: pd.DataFrame, params: DataPrepParams, check_audiences: bool = True
 ) -> pd.DataFrame:
     """Add the target audience and the model input text to each product. ``check_audiences``
     (the training catalogue; not a batch of new products, which holds few categories): warn of
-    ``audience.per_category`` keys that match no category."""
-    unmatched = unmatched_audiences(products["category"], params.audience)
-    if check_audiences and unmatched:
-        logger.warning(
-            "data_prep.audience.per_category: %s match(es) no category of this catalogue, so "
-            "no product gets their audience (categories present: %s)",
-            ", ".join(map(repr, unmatched)), ", ".join(sorted(set(products["category"]))),
-        )  # fmt: skip
+    ``audience.per_category`` keys that look misspelt (close to a category without its own
+    audience), and log the keys this catalogue has no products for."""
+    if check_audiences:
+        log_unmatched_audiences(products["category"], params)
     audiences = [audience_for(c, params.audience) for c in products["category"]]
     texts = [
         build_input_text(p, a) for p, a in zip(frame_to_products(products), audiences, strict=True)

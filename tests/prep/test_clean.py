@@ -23,6 +23,32 @@ def test_strip_markup_removes_tags_and_decodes_entities():
     assert strip_markup("one<br/>two</p>three") == "one\ntwo\nthree"
 
 
+SHOP_BODY = (
+    "<h3>Why you will love it</h3><ul><li>Heavyweight 400 gsm organic cotton</li>"
+    "<li>Brushed fleece inside.</li></ul><table><tr><th>Fit</th><td>Relaxed</td></tr>"
+    "<tr><td>Care</td><td>Machine wash 30 °C</td></tr><tr><td>Sizes</td><td>S</td><td>M</td>"
+    "</tr></table><dl><dt>Width</dt><dd>50 cm</dd></dl><p>Made in <b>Portugal</b></p>"
+)
+
+
+def test_strip_markup_keeps_headings_list_items_and_table_cells_apart():
+    """A shop's HTML body: headings, list items and cells ran into one another
+    ("Why you will love itHeavyweight ... FitRelaxedCare")."""
+    assert strip_markup(SHOP_BODY).split("\n") == [
+        "Why you will love it", "Heavyweight 400 gsm organic cotton", "Brushed fleece inside.",
+        "Fit: Relaxed", "Care: Machine wash 30 °C", "Sizes, S, M", "Width: 50 cm",
+        "Made in Portugal",
+    ]  # fmt: skip
+    assert clean_description(SHOP_BODY, "Hoodie", PARAMS) == (
+        "Why you will love it. Heavyweight 400 gsm organic cotton. Brushed fleece inside. "
+        "Fit: Relaxed. Care: Machine wash 30 °C. Sizes, S, M. Width: 50 cm. Made in Portugal."
+    )
+    product = {"title": "<p>Hoodie</p>", "category": "Clothing",
+               "attributes": {"<b>Fit</b>": "<p>Relaxed</p>"}, "description": ""}  # fmt: skip
+    cleaned = clean_product(product, PARAMS)  # a title or attribute in markup: no full stop
+    assert (cleaned["title"], cleaned["attributes"]) == ("Hoodie", {"Fit": "Relaxed"})
+
+
 def test_strip_markup_keeps_less_and_greater_than_signs_that_open_no_tag():
     # spec text: a tag-like stretch "<40 dB ... >" is not a tag and holds product facts
     text = "Noise level <40 dB even at full speed. Battery life >10 hours."

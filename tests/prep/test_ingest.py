@@ -96,6 +96,19 @@ def test_ingest_keeps_good_rows_and_quarantines_each_bad_row_with_reason():
     }
 
 
+def test_a_description_is_measured_as_shown_not_with_its_markup_or_inlined_images():
+    """A pasted image (a data: URI) or a style block made a one-sentence body "too long"."""
+    image = f'<img src="data:image/jpeg;base64,{"A" * 500}">'
+    body = f"<style>p {{color: red}}</style><p>A red mug.</p>{image}"
+    kept, _ = ingest(pd.DataFrame([good("1", description=body)]), COLUMNS, FMT, LIMITS)
+    assert kept[0]["description"] == body  # cleaned later, as every description is
+    long = f"<p>{'x' * 101}</p>{image}"
+    _, [quarantined] = ingest(pd.DataFrame([good("2", description=long)]), COLUMNS, FMT, LIMITS)
+    assert quarantined["detail"].startswith(
+        f"description has 101 chars ({len(long)} with its markup) > 100"
+    )
+
+
 def test_ingest_maps_columns_and_types():
     raw = pd.DataFrame(
         [

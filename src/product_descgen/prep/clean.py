@@ -15,27 +15,72 @@ _WS = re.compile(r"\s+")
 _KEY_EDGE = re.compile(r"^[\s:;,.\-]+|[\s:;,.\-]+$")
 
 
-_BLOCK_END = re.compile(r"(?i)<\s*(br|/p|/div|/li)\s*/?\s*>")
+# Elements a browser shows on lines of their own: their text is not run into the next's.
+_BLOCKS = [
+    "address", "article", "aside", "blockquote", "caption", "dd", "div", "dl", "dt",
+    "figcaption", "figure", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li",
+    "main", "nav", "ol", "p", "pre", "section", "table", "tr", "ul",
+]  # fmt: skip
+_BREAK = "\ue000"  # marks a block's end in the parsed text (a private-use character)
+_BREAKS = re.compile(rf"\s*{_BREAK}[\s{_BREAK}]*")
+_ENDERS = ".!?:;,…"  # a block ending in one of these needs no full stop
+_BLOCK_END = re.compile(r"(?i)<\s*(br|/p|/div|/li)\s*/?\s*>")  # a stray one too ("a</p>b")
 
 
-def strip_markup(text: str) -> str:
-    """The text a browser shows for ``text``: tags removed (block ends become line breaks),
-    comments and what scripts and styles hold (code, not text about the product) dropped,
-    entities decoded. Parsed as HTML5 does (Python's ``html.parser`` under Beautiful Soup),
-    so a ``<`` before a digit or a space is text: "<40 dB ... >10 h" keeps everything between
-    (as in a browser, "<iPhone 12" opens a tag and "</2" a comment: their text is lost)."""
+def _cells(row: Any) -> str:
+    """A table row's text: a pair of cells as "name: value", more cells joined by commas."""
+    cells = [collapse_whitespace(c.get_text(" ")) for c in row.find_all(["td", "th"])]
+    cells = [c for c in cells if c]
+    return ": ".join(cells) if len(cells) == 2 else ", ".join(cells)  # noqa: PLR2004
+
+
+def _terms(soup: Any) -> None:
+    """Each definition term joined to its definition: "<dt>Width</dt><dd>50 cm</dd>" is
+    "Width: 50 cm"."""
+    for term in soup.find_all("dt"):
+        definition = term.find_next_sibling()
+        if definition is not None and definition.name == "dd":
+            text = collapse_whitespace(definition.get_text(" "))
+            definition.decompose()
+            term.append(f": {text}")
+
+
+def strip_markup(text: str, sentences: bool = False) -> str:
+    """The text a browser shows for ``text``: tags removed, each block (paragraph, heading,
+    list item, table row, line break) on a line of its own, a table row's two cells and a
+    definition list's term and definition as "name: value"; comments and what scripts and
+    styles hold (code, not text about the product) dropped; entities decoded. ``sentences``
+    (a description): a block that ends without punctuation ends with a full stop, so list
+    items and headings stay apart once lines are joined. Parsed as HTML5 does (Python's
+    ``html.parser`` under Beautiful Soup), so a ``<`` before a digit or a space is text: "<40
+    dB ... >10 h" keeps everything between (as in a browser, "<iPhone 12" opens a tag and
+    "</2" a comment: their text is lost)."""
     if "<" not in text and "&" not in text:
         return text.replace("\xa0", " ")
     from bs4 import BeautifulSoup, Comment, MarkupResemblesLocatorWarning
 
     with warnings.catch_warnings():  # a short text can look like a file name or a URL
         warnings.simplefilter("ignore", MarkupResemblesLocatorWarning)
-        soup = BeautifulSoup(_BLOCK_END.sub("\n", text), "html.parser")
+        soup = BeautifulSoup(_BLOCK_END.sub(_BREAK, text), "html.parser")
     for code in soup(["script", "style"]):
         code.decompose()
     for comment in soup.find_all(string=lambda node: isinstance(node, Comment)):
         comment.extract()
-    return soup.get_text().replace("\xa0", " ")
+    for row in soup.find_all("tr"):
+        row.string = _cells(row)
+    _terms(soup)
+    for block in soup.find_all(_BLOCKS):
+        block.insert_before(_BREAK)
+        block.insert_after(_BREAK)
+    shown = soup.get_text().replace("\xa0", " ")
+
+    def line_end(match: re.Match) -> str:
+        if match.start() == 0:  # the whitespace before a break is part of its match
+            return ""
+        end = "" if not sentences or shown[match.start() - 1] in _ENDERS else "."
+        return end if match.end() == len(shown) else f"{end}\n"
+
+    return _BREAKS.sub(line_end, shown).strip() if _BREAK in shown else shown
 
 
 def remove_boilerplate(text: str, patterns: list[str], title: str) -> str:
@@ -80,7 +125,7 @@ def collapse_whitespace(text: str) -> str:
 
 def clean_description(text: str, title: str, params: CleaningParams) -> str:
     """The full cleaning chain for an original description."""
-    text = strip_markup(text)
+    text = strip_markup(text, sentences=True)
     text = remove_boilerplate(text, params.boilerplate_patterns, title)
     if params.strip_title_prefix:
         text = strip_title_prefix(text, title)

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from product_descgen.prep.clean import collapse_whitespace, strip_markup
 from product_descgen.prep.config import AttributeFormat, ColumnMapping, Limits
 from product_descgen.prep.quarantine import RowRejected, quarantine_row
 
@@ -190,10 +191,14 @@ def to_product(
         )
     description = _field(record, columns.description)
     description = "" if _is_missing(description) else cell_text(description)
-    if len(description) > limits.max_description_chars:
+    shown = len(description)
+    if shown > limits.max_description_chars:  # counted as shown: markup, inlined images aside
+        shown = len(collapse_whitespace(strip_markup(description)))
+    if shown > limits.max_description_chars:
+        markup = f" ({len(description)} with its markup)" if shown < len(description) else ""
         raise RowRejected(
             "text_too_long",
-            f"description has {len(description)} chars > {limits.max_description_chars} "
+            f"description has {shown} chars{markup} > {limits.max_description_chars} "
             "(data_prep.limits.max_description_chars)",
         )
     title = cell_text(title)

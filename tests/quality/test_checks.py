@@ -15,6 +15,7 @@ from product_descgen.quality.checks import (
     check_truncated,
     check_unsupported_numbers,
     copied_share,
+    words,
 )
 
 P = GateParams(min_words=5, max_words=40, max_paragraphs=2)
@@ -179,3 +180,27 @@ def test_a_description_that_mostly_repeats_the_original_is_flagged():
     # 1 turns the check off
     off = P.model_copy(update={"max_copied_share": 1.0})
     assert check_copied_original(ORIGINAL, WITH_ORIGINAL, off) == []
+
+
+def test_words_are_counted_in_any_script():
+    """The gate counted ASCII letters only: "mérinos" was two words, a Japanese text none
+    (always too_short), and Devanagari's vowel signs split its words."""
+    assert words("Le pull en mérinos hält Getränke, l'été") == [
+        "Le", "pull", "en", "mérinos", "hält", "Getränke", "l'été",
+    ]  # fmt: skip
+    assert words("सूती कुर्ता, 100% cotton") == ["सूती", "कुर्ता", "100", "cotton"]
+    assert words("綿のシャツ 2枚") == [
+        "綿",
+        "の",
+        "シ",
+        "ャ",
+        "ツ",
+        "2",
+        "枚",
+    ]  # a word per character
+    japanese = "このマグカップは丈夫な陶器でできています。電子レンジでも使えます。"
+    assert codes(check_length(japanese, GateParams(min_words=20, max_words=60))) == []
+    assert codes(check_truncated(japanese, "stop")) == []
+    assert codes(check_truncated("電子レンジでも使え", "stop")) == ["truncated"]
+    repeated = "丈夫な陶器のマグです。丈夫な陶器のマグです。"
+    assert codes(check_repetition(repeated, P)) == ["repeated_sentence"]

@@ -86,6 +86,19 @@ def test_uncommon_names_leave_out_ordinary_words():
     assert kinds("An Oleva classic.", RING, lexicon=lexicon) == {"brand": "Oleva"}
 
 
+def test_names_are_read_whole_in_any_script_and_the_check_can_be_turned_off():
+    """Names were cut at the first non-ASCII letter ("Einzelk" for "Einzelkörper"); in German
+    every noun reads as a name, so a German catalogue turns the check off."""
+    products = pd.DataFrame(
+        {"attributes": [json.dumps({})] * 40, "input_text": ["a plain mug for tea"] * 40}
+    )
+    lexicon = catalogue_lexicon(ClaimParams(), products)
+    assert lexicon.names("made in the workshops of Zürich and Besançon") == ["Zürich", "Besançon"]
+    german = "Die Flasche hält Getränke kalt, ein Einzelkörper aus Stahl."
+    assert lexicon.names(german) == ["Flasche", "Getränke", "Einzelkörper", "Stahl"]
+    assert catalogue_lexicon(ClaimParams(names=False), products).names(german) == []
+
+
 def test_the_catalogues_own_materials_and_colours_extend_the_lexicon():
     products = pd.DataFrame(
         {"attributes": [json.dumps({"Material": "Mahogany", "Color": "Peach, Clear"}),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+import regex
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
 from product_descgen.prep.inputs import original_description
@@ -16,8 +17,14 @@ from product_descgen.quality.off_product import OffProductParams
 
 Problem = tuple[str, str]
 
-_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’\-]*")
-_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+# A word in any script: letters, digits and their marks (Devanagari's vowel signs), with inner
+# apostrophes and hyphens; in a script written without spaces (Chinese, Japanese), each
+# character counts as a word.
+_UNSPACED = r"\p{Han}\p{Hiragana}\p{Katakana}"
+_WORD = regex.compile(
+    rf"[{_UNSPACED}]|[\p{{L}}\p{{N}}](?:(?![{_UNSPACED}])[\p{{L}}\p{{N}}\p{{M}}'’\-])*"
+)
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])\s*")
 # a number, and what follows it: a word (``10 mm``, ``10-inch``, ``90 minutes``), % or an inch mark
 _NUMBER = re.compile(r"(?<![\w.])(\d+(?:[.,]\d+)*)(?:\s*-?\s*([A-Za-z]{1,7}\b|%|[\"”]))?")
 _MARKUP = {
@@ -31,7 +38,7 @@ _PRICE = re.compile(r"(?i)(?:rs\.?|inr|₹|\$|€|£|usd|eur)\s*\d|\d\s*(?:rupee
 _FIRST_PERSON = re.compile(
     r"\b(?:I|I'm|I've|I'll|I'd)\b|(?i:\b(?:we|we're|we've|our|ours|my|mine)\b)"
 )
-_TERMINAL = tuple('.!?)"”’')
+_TERMINAL = tuple('.!?)"”’。！？」』）')
 _INVISIBLE_ONLY = re.compile("[\u200b-\u200f\u2060-\u2064\ufeff\u00ad]")
 _INVISIBLE = re.compile("[\\s\u200b-\u200f\u2060-\u2064\ufeff\u00ad]+")
 _INSTRUCTION = re.compile(

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import pandas as pd
+import regex
 from pydantic import BaseModel, ConfigDict, Field
 
 _W = r"(?<![\w-]){}(?![\w-])"  # a whole word or phrase, hyphenated compounds kept whole
@@ -94,6 +95,9 @@ class ClaimParams(BaseModel):
         "timepieces": ["watch", "smartwatch", "clock"],
     })  # fmt: skip
     min_brand_chars: int = Field(3, ge=2)  # shorter catalogue brand names are too ambiguous
+    # capitalised names inside sentences that the product's text lacks ("Air Max 270"): off for
+    # a catalogue in a language that capitalises every noun (German), where each is a "name"
+    names: bool = True
 
 
 @dataclass(frozen=True)
@@ -223,7 +227,10 @@ class Lexicon:
 
 
 # a capitalised word (and the capitalised or numeric words after it) after a lower-case word
-_NAME = re.compile(r"(?<=[a-z,;] )([A-Z][A-Za-z'’-]{2,}(?:\s+(?:[A-Z][A-Za-z'’-]+|\d+))*)")
+# (in any script with letter case: "Lyon", "Zürich")
+_NAME = regex.compile(
+    r"(?<=[\p{Ll},;] )(\p{Lu}[\p{L}\p{M}'’-]{2,}(?:\s+(?:\p{Lu}[\p{L}\p{M}'’-]+|\d+))*)"
+)
 
 
 def _flexible(term: str) -> str:
@@ -353,8 +360,11 @@ def catalogue_lexicon(params: ClaimParams, products: pd.DataFrame) -> Lexicon:
         "colours": [*params.colours, *uncommon_names(vocabulary["colours"], texts)],
     })  # fmt: skip
     brands = uncommon_names(attribute_brands(products["attributes"]), texts)
-    ordinary = {w for t in texts if isinstance(t, str) for w in re.findall(r"\b[a-z]+\b", t)}
-    return build_lexicon(extended, brands, ordinary)
+    ordinary = {w for t in texts if isinstance(t, str) for w in _ORDINARY.findall(t)}
+    return build_lexicon(extended, brands, ordinary if params.names else set())
+
+
+_ORDINARY = regex.compile(r"\b\p{Ll}[\p{Ll}\p{M}]*\b")  # a word in lower case, any script
 
 
 # an attribute line of the model input ("- Microwave Safe: No") whose value denies what its key

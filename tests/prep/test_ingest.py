@@ -109,6 +109,52 @@ def test_a_description_is_measured_as_shown_not_with_its_markup_or_inlined_image
     )
 
 
+SHOP_COLUMNS = ColumnMapping(
+    product_id="Handle", title="Title", category="Type", description="Body (HTML)",
+    attributes=None, attribute_columns={"Brand": "Vendor", "Material": "Fabric", "Size": "Sizes"},
+)  # fmt: skip
+
+
+def shop_row(handle: str, **overrides) -> dict:
+    row = {"Handle": handle, "Title": f"Hoodie {handle}", "Type": "Clothing", "Vendor": "Acme",
+           "Fabric": "Cotton", "Sizes": "S, M", "Body (HTML)": "<p>Warm.</p>"}  # fmt: skip
+    return {**row, **overrides}
+
+
+def test_attributes_come_from_columns_of_their_own():
+    """A shop export keeps attributes in columns (Vendor, Fabric, options): it could not be
+    read through the mapping (attributes: null was refused, one column was all it read)."""
+    raw = pd.DataFrame(
+        [
+            shop_row("a"),
+            shop_row("b", Vendor=None, Sizes=""),
+            shop_row("a", Title=None, Vendor=None, Fabric=None, Sizes="L"),  # a variant row
+            shop_row("c", Vendor=None, Fabric=math.nan, Sizes=None),
+        ]
+    )
+    kept, quarantined = ingest(raw, SHOP_COLUMNS, FMT, LIMITS)
+    assert [p["attributes"] for p in kept] == [
+        {"Brand": "Acme", "Material": "Cotton", "Size": "S, M"}, {"Material": "Cotton"},
+    ]  # fmt: skip
+    assert [(q["reason"], q["detail"][:31]) for q in quarantined] == [
+        ("duplicate_product_id", "id already used by source row 1"),
+        ("no_usable_attributes", "0 attribute(s) with a value, ne"),
+    ]
+    both = SHOP_COLUMNS.model_copy(update={"attributes": "attributes"})
+    with_column = pd.DataFrame([shop_row("a", attributes='{"Brand": "Acme Co", "Fit": "Slim"}')])
+    [product], _ = ingest(with_column, both, FMT, LIMITS)
+    assert product["attributes"] == {
+        "Brand": "Acme Co; Acme",
+        "Fit": "Slim",
+        "Material": "Cotton",
+        "Size": "S, M",
+    }
+    with pytest.raises(ValueError, match=r"attribute 'Size' \(mapped to column 'Sizes'\)"):
+        ingest(raw.drop(columns="Sizes"), SHOP_COLUMNS, FMT, LIMITS)
+    with pytest.raises(ValueError, match=r"attributes: null leaves products without attributes"):
+        ColumnMapping(attributes=None)
+
+
 def test_ingest_maps_columns_and_types():
     raw = pd.DataFrame(
         [
@@ -179,6 +225,8 @@ def test_new_products_in_another_format_are_named_with_the_way_out():
     message = str(err.value)
     assert message.startswith("new_products:") and "the training catalogue's mapping" in message
     assert "new_products dataset" in message
+    # the file's own columns, not the optional ones filled in for a batch that lacks them
+    assert "Columns present: ['name', 'sku', 'specs']." in message
 
 
 def write_csv(path, rows: list[dict]) -> None:

@@ -17,13 +17,33 @@ class _Strict(BaseModel):
 
 
 class ColumnMapping(_Strict):
-    """Canonical field -> column name in your catalogue. ``null`` = the catalogue has none."""
+    """Canonical field -> column name in your catalogue. ``null`` = the catalogue has none.
+    ``attribute_columns``: attribute name -> a column of its own that holds it (a shop export's
+    ``{Brand: Vendor, Material: Fabric}``), added to those of the ``attributes`` column, or
+    the only attributes with ``attributes: null``."""
 
     product_id: str = "product_id"
     title: str = "title"
     category: str | None = "category"
-    attributes: str = "attributes"
+    attributes: str | None = "attributes"
     description: str | None = "description"
+    attribute_columns: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _attributes_somewhere(self) -> ColumnMapping:
+        if self.attributes is None and not self.attribute_columns:
+            raise ValueError(
+                "attributes: null leaves products without attributes: name the columns that "
+                "hold them in attribute_columns (attribute name: column, e.g. {Brand: Vendor})"
+            )
+        return self
+
+    def mapped(self) -> dict[str, str]:
+        """Every column read: each canonical field's, then each attribute column (under
+        ``attribute 'Brand'``)."""
+        fields = self.model_dump(exclude={"attribute_columns"})
+        named = {f"attribute {name!r}": column for name, column in self.attribute_columns.items()}
+        return {field: column for field, column in fields.items() if column is not None} | named
 
 
 class AttributeFormat(_Strict):

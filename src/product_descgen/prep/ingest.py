@@ -47,9 +47,15 @@ class Product(BaseModel):
         return value
 
 
-def check_columns(raw: pd.DataFrame, columns: ColumnMapping, source: str = "raw_products") -> None:
+def check_columns(
+    raw: pd.DataFrame,
+    columns: ColumnMapping,
+    source: str = "raw_products",
+    given: list[str] | None = None,
+) -> None:
     """Fail with a clear message when the catalogue is empty or a mapped column is missing;
-    ``source``: the catalog dataset read (raw_products, or describe's new_products)."""
+    ``source``: the catalog dataset read (raw_products, or describe's new_products);
+    ``given``: the columns the file has, named in the message (default: ``raw``'s)."""
     loader = [LOAD_ERROR_COLUMN, SOURCE_ROW_COLUMN, RAW_LINE_COLUMN]
     usable = raw.drop(columns=loader, errors="ignore")
     if raw.empty:
@@ -59,8 +65,8 @@ def check_columns(raw: pd.DataFrame, columns: ColumnMapping, source: str = "raw_
     present = set(usable.columns)
     missing = [
         f"{field} (mapped to column {column!r})"
-        for field, column in columns.model_dump().items()
-        if column is not None and column not in present
+        for field, column in columns.mapped().items()
+        if column not in present
     ]
     if missing and len(present) > 0:
         fix = (
@@ -72,7 +78,7 @@ def check_columns(raw: pd.DataFrame, columns: ColumnMapping, source: str = "raw_
         )
         raise ValueError(
             f"{source}: the catalogue lacks required column(s): {', '.join(missing)}. "
-            f"Columns present: {sorted(present)}. To read it, {fix}."
+            f"Columns present: {sorted(present & set(given or present))}. To read it, {fix}."
         )
     id_column = columns.product_id
     if id_column in present and pd.api.types.is_numeric_dtype(raw[id_column]):
@@ -130,14 +136,25 @@ def parse_attributes(value: Any, fmt: AttributeFormat) -> dict[str, str]:
         )
     out: dict[str, str] = {}
     for raw_key, raw_val in pairs:
-        if _is_missing(raw_val) or not str(raw_val).strip():
-            continue
         key = fmt.unnamed_key if _is_missing(raw_key) or not str(raw_key).strip() else str(raw_key)
-        # a nested value reaches the model as JSON, not as a Python repr
-        nested = isinstance(raw_val, (dict, list))
-        val = (json.dumps(raw_val, ensure_ascii=False) if nested else str(raw_val)).strip()
-        out[key] = f"{out[key]}; {val}" if key in out and out[key] != val else val
+        add_attribute(out, key, raw_val)
     return out
+
+
+def add_attribute(attributes: dict[str, str], key: str, value: Any) -> None:
+    """``value`` under ``key`` (after a different value already there: "a; b"); an empty one
+    is no attribute."""
+    if _is_missing(value) or not str(value).strip():
+        return
+    if hasattr(value, "tolist"):  # a numpy array from Parquet
+        value = value.tolist()
+    # a nested value reaches the model as JSON, not as a Python repr
+    nested = isinstance(value, (dict, list))
+    text = (json.dumps(value, ensure_ascii=False) if nested else cell_text(value)).strip()
+    if key in attributes and attributes[key] != text:
+        attributes[key] = f"{attributes[key]}; {text}"
+    else:
+        attributes[key] = text
 
 
 def _pair(item: Any, fmt: AttributeFormat) -> tuple[Any, Any]:
@@ -183,6 +200,8 @@ def to_product(
     if _is_missing(title) or not cell_text(title).strip():
         raise RowRejected("missing_title", f"column {columns.title!r} is empty")
     attributes = parse_attributes(_field(record, columns.attributes), fmt)
+    for name, column in columns.attribute_columns.items():
+        add_attribute(attributes, name, record.get(column))
     if len(attributes) < limits.min_attributes:
         raise RowRejected(
             "no_usable_attributes",
@@ -235,15 +254,16 @@ def ingest(
     ``source``: the catalog dataset they come from, for messages. A batch of new products
     none of whose rows has an optional field (category, description) lacks it, as each row
     may: not the wrong format that a missing column of the training catalogue means."""
+    absent = []
     if source == "new_products" and not raw.empty:
         absent = [
-            column for field, column in columns.model_dump().items()
-            if field not in REQUIRED_FIELDS and column is not None and column not in raw
+            column for field, column in columns.mapped().items()
+            if field not in REQUIRED_FIELDS and column not in raw
         ]  # fmt: skip
-        if absent:
-            logger.info("%s: no row has %s: empty for every row", source, ", ".join(absent))
-            raw = raw.assign(**dict.fromkeys(absent))
-    check_columns(raw, columns, source)
+    check_columns(raw.assign(**dict.fromkeys(absent)), columns, source, given=list(raw.columns))
+    if absent:
+        logger.info("%s: no row has %s: empty for every row", source, ", ".join(absent))
+        raw = raw.assign(**dict.fromkeys(absent))
     kept: list[dict[str, Any]] = []
     quarantined: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
@@ -259,6 +279,12 @@ def ingest(
             pid = None if _is_missing(product_id) else cell_text(product_id)
             if rejected.reason == "malformed_json":  # the other columns are only placeholders
                 record = {k: v for k, v in record.items() if not _is_missing(v)}
+            if rejected.reason == "missing_title" and pid in seen:  # a shop export's variant row
+                rejected = RowRejected(
+                    "duplicate_product_id",
+                    f"id already used by source row {seen[pid]}, in a row without a title (a "
+                    "variant or image row? give one row per product)",
+                )
             quarantined.append(
                 quarantine_row(record, "ingest", rejected.reason, rejected.detail, pid)
             )

@@ -141,16 +141,21 @@ UNHASHED = ("*.log", OLD_MEMO)  # an export's log (timings) says nothing of the 
 HASH_CHUNK = 1 << 20
 
 
-def fingerprint_memo(root: Path) -> Path:
-    """Where the fingerprint of the directory ``root`` is remembered: one file per resolved
-    path in the user's cache (``PRODUCT_DESCGEN_CACHE``, else platformdirs' user cache:
-    ``~/.cache/product_descgen`` on Linux), so nothing is written into a model folder and a
-    read-only one is not hashed again at each load."""
+def user_cache() -> Path:
+    """The user's cache of this project (``PRODUCT_DESCGEN_CACHE``, else platformdirs' user
+    cache: ``~/.cache/product_descgen`` on Linux): what is worth keeping between runs but is
+    no artifact of one (model fingerprints, sentence embeddings)."""
     from platformdirs import user_cache_path
 
-    cache = os.environ.get("PRODUCT_DESCGEN_CACHE") or user_cache_path("product_descgen")
+    return Path(os.environ.get("PRODUCT_DESCGEN_CACHE") or user_cache_path("product_descgen"))
+
+
+def fingerprint_memo(root: Path) -> Path:
+    """Where the fingerprint of the directory ``root`` is remembered: one file per resolved
+    path in :func:`user_cache`, so nothing is written into a model folder and a read-only one
+    is not hashed again at each load."""
     key = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:24]
-    return Path(cache) / "fingerprints" / f"{key}.json"
+    return user_cache() / "fingerprints" / f"{key}.json"
 
 
 def model_fingerprint(model_dir: str | Path) -> str | None:

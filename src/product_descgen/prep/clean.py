@@ -29,7 +29,9 @@ _BLOCK_END = re.compile(r"(?i)<\s*(br|/p|/div|/li)\s*/?\s*>")  # a stray one too
 
 def _cells(row: Any) -> str:
     """A table row's text: a pair of cells as "name: value", more cells joined by commas."""
-    cells = [collapse_whitespace(c.get_text(" ")) for c in row.find_all(["td", "th"])]
+    cells = [
+        collapse_whitespace(c.get_text(" ")) for c in row.find_all(["td", "th"], recursive=False)
+    ]
     cells = [c for c in cells if c]
     return ": ".join(cells) if len(cells) == 2 else ", ".join(cells)  # noqa: PLR2004
 

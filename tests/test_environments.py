@@ -7,6 +7,7 @@ import pytest
 from kedro.config import MissingConfigException
 from kedro.io import DataCatalog
 
+from product_descgen.datasets import LLMConnectionDataset
 from product_descgen.evaluation.config import DescribeParams, EvaluationParams
 from product_descgen.models import ModelsParams
 from product_descgen.pipelines.reporting.nodes import ReportingParams
@@ -39,6 +40,15 @@ def test_every_environment_validates(env):
         credentials = {}
     catalog = DataCatalog.from_config(load_project_config("catalog", env), credentials)
     assert {"teacher_llm", "student_llm", "judge_llm", "student_base_model"} <= set(catalog.keys())
+    # an in-process connection loads a local model: it names one (conf/gpu's student_llm did
+    # not, and failed when evaluation loaded it, after the whole training)
+    for name in catalog:
+        dataset = catalog.get(name)
+        if isinstance(dataset, LLMConnectionDataset) and dataset.connection.backend != "openai":
+            assert dataset.model is not None or dataset.connection.model_dir, (env, name)
+    # every dataset an environment replaces keeps its Kedro-Viz layer
+    for name, entry in load_project_config("catalog", env).items():
+        assert entry.get("metadata", {}).get("kedro-viz", {}).get("layer"), (env, name)
 
 
 def test_an_environment_states_only_what_it_changes():

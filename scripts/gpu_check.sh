@@ -4,7 +4,10 @@
 #   bash scripts/gpu_check.sh pack [DIR]   # here, after `make install models`: DIR (default
 #                                          # build/gpu_check, about 50 MiB) holds what it needs
 #   bash scripts/gpu_check.sh run [DIR]    # there, from a copy of DIR (or this repo with DIR)
-#   SHAPE=tiny bash scripts/gpu_check.sh run [DIR]   # smoke run on a CPU, same code paths
+#   SHAPE=tiny PY=.venv/bin/python bash scripts/gpu_check.sh run [DIR]   # smoke run on a CPU
+#
+# PY: the Python that has torch and transformers (default python3, the bare machine's; on a
+# development machine the project's .venv/bin/python).
 #
 # `run` trains a randomly initialised model of a real student's shape (SHAPE: llama2-7b, the
 # default, or tiny) with the finetune pipeline's training function under conf/gpu, then runs

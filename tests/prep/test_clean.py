@@ -1,3 +1,5 @@
+import pytest
+
 from product_descgen.prep.clean import (
     clean_attributes,
     clean_description,
@@ -47,6 +49,23 @@ def test_strip_markup_keeps_headings_list_items_and_table_cells_apart():
                "attributes": {"<b>Fit</b>": "<p>Relaxed</p>"}, "description": ""}  # fmt: skip
     cleaned = clean_product(product, PARAMS)  # a title or attribute in markup: no full stop
     assert (cleaned["title"], cleaned["attributes"]) == ("Hoodie", {"Fit": "Relaxed"})
+
+
+@pytest.mark.parametrize(
+    ("html", "shown"),
+    [  # what shop editors write
+        ("<table><tr><td><p>Fit:</p></td><td><p>Regular</p></td></tr></table>", "Fit: Regular."),
+        ("<dl><dt><p>Width</p></dt><dd><p>50 cm</p></dd></dl>", "Width: 50 cm."),
+        ("<table><tr><th>Care<br/></th><td>Cold <b>wash</b></td></tr></table>", "Care: Cold wash."),
+        ("<table><tr><td>Area</td><td>2 m<sup>2</sup></td></tr></table>", "Area: 2 m2."),
+        ('Soft cotton<br data-mce-fragment="1">Machine wash', "Soft cotton.\nMachine wash."),
+        ("Made of premium<br>cotton for comfort.", "Made of premium\ncotton for comfort."),
+        ("<ul><li>soft cotton</li><li>machine wash</li></ul>", "soft cotton.\nmachine wash."),
+        ("<p>Icon \ue000font</p>", "Icon font."),  # a private-use character is no break
+    ],
+)
+def test_strip_markup_reads_cells_terms_and_line_breaks_as_shown(html, shown):
+    assert strip_markup(html, sentences=True) == shown
 
 
 def test_strip_markup_keeps_less_and_greater_than_signs_that_open_no_tag():

@@ -21,68 +21,96 @@ _BLOCKS = [
     "figcaption", "figure", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li",
     "main", "nav", "ol", "p", "pre", "section", "table", "tr", "ul",
 ]  # fmt: skip
-_BREAK = "\ue000"  # marks a block's end in the parsed text (a private-use character)
-_BREAKS = re.compile(rf"\s*{_BREAK}[\s{_BREAK}]*")
-_ENDERS = ".!?:;,…"  # a block ending in one of these needs no full stop
-_BLOCK_END = re.compile(r"(?i)<\s*(br|/p|/div|/li)\s*/?\s*>")  # a stray one too ("a</p>b")
+# Where a block ends, and where a line breaks (<br>) inside one, in the parsed text: characters
+# of Unicode's private-use area, removed from the input first.
+_BLOCK, _LINE = "\ue000", "\ue001"
+_BREAK_SPLIT = re.compile(f"([{_BLOCK}{_LINE}])")
+_STRAY_END = re.compile(r"(?i)<\s*/\s*(p|div|li)\s*>")  # one without its start tag too
+_ENDERS = tuple(".!?:;,…")  # a line ending in one of these needs no full stop
+NAME_AND_VALUE = 2  # a table row of two cells reads "name: value"
 
 
-def _cells(row: Any) -> str:
-    """A table row's text: a pair of cells as "name: value", more cells joined by commas."""
-    cells = [
-        collapse_whitespace(c.get_text(" ")) for c in row.find_all(["td", "th"], recursive=False)
-    ]
-    cells = [c for c in cells if c]
-    return ": ".join(cells) if len(cells) == 2 else ", ".join(cells)  # noqa: PLR2004
+def _inline(element: Any) -> str:
+    """An element's text on one line (the blocks and breaks inside it become spaces)."""
+    text = element.get_text()
+    return collapse_whitespace(text.replace(_BLOCK, " ").replace(_LINE, " "))
 
 
-def _terms(soup: Any) -> None:
-    """Each definition term joined to its definition: "<dt>Width</dt><dd>50 cm</dd>" is
-    "Width: 50 cm"."""
+def _name_and_value(parts: list[str]) -> str:
+    """A row's cells, or a term and its definition: two as "name: value" (a name's own colon
+    not doubled), more joined by commas."""
+    parts = [p for p in parts if p]
+    if len(parts) == NAME_AND_VALUE:
+        return f"{parts[0].rstrip(' :')}: {parts[1]}"
+    return ", ".join(parts)
+
+
+def _pairs(soup: Any) -> None:
+    """Each table row as its cells' :func:`_name_and_value`; each definition term joined to
+    its definition ("<dt>Width</dt><dd>50 cm</dd>": "Width: 50 cm")."""
+    for row in soup.find_all("tr"):
+        row.string = _name_and_value(
+            [_inline(c) for c in row.find_all(["td", "th"], recursive=False)]
+        )
     for term in soup.find_all("dt"):
         definition = term.find_next_sibling()
         if definition is not None and definition.name == "dd":
-            text = collapse_whitespace(definition.get_text(" "))
+            term.string = _name_and_value([_inline(term), _inline(definition)])
             definition.decompose()
-            term.append(f": {text}")
+
+
+def _lines(shown: str, sentences: bool) -> str:
+    """The parsed text's lines, one per block or line break. ``sentences``: a line ending
+    without punctuation gets a full stop, unless only a <br> parts it from a next line that
+    goes on in lower case (a sentence broken mid-way)."""
+    parts = _BREAK_SPLIT.split(shown)
+    lines: list[str] = []
+    block_after: list[bool] = []
+    for piece, mark in zip(parts[0::2], [*parts[1::2], _BLOCK], strict=True):
+        if piece.strip():
+            lines.append(piece.strip())
+            block_after.append(mark == _BLOCK)
+        elif lines and mark == _BLOCK:
+            block_after[-1] = True
+    if not sentences:
+        return "\n".join(lines)
+    ended = []
+    for line, block, after in zip(lines, block_after, [*lines[1:], ""], strict=True):
+        goes_on = not block and after[:1].islower()
+        ended.append(line if line.endswith(_ENDERS) or goes_on else f"{line}.")
+    return "\n".join(ended)
 
 
 def strip_markup(text: str, sentences: bool = False) -> str:
     """The text a browser shows for ``text``: tags removed, each block (paragraph, heading,
-    list item, table row, line break) on a line of its own, a table row's two cells and a
-    definition list's term and definition as "name: value"; comments and what scripts and
+    list item, table row) and each <br> line on a line of its own, a table row's two cells and
+    a definition list's term and definition as "name: value"; comments and what scripts and
     styles hold (code, not text about the product) dropped; entities decoded. ``sentences``
-    (a description): a block that ends without punctuation ends with a full stop, so list
-    items and headings stay apart once lines are joined. Parsed as HTML5 does (Python's
-    ``html.parser`` under Beautiful Soup), so a ``<`` before a digit or a space is text: "<40
-    dB ... >10 h" keeps everything between (as in a browser, "<iPhone 12" opens a tag and
-    "</2" a comment: their text is lost)."""
+    (a description): lines end with a full stop (:func:`_lines`), so list items and headings
+    stay apart once lines are joined. Parsed as HTML5 does (Python's ``html.parser`` under
+    Beautiful Soup), so a ``<`` before a digit or a space is text: "<40 dB ... >10 h" keeps
+    everything between (as in a browser, "<iPhone 12" opens a tag and "</2" a comment: their
+    text is lost)."""
     if "<" not in text and "&" not in text:
         return text.replace("\xa0", " ")
     from bs4 import BeautifulSoup, Comment, MarkupResemblesLocatorWarning
 
+    text = text.replace(_BLOCK, "").replace(_LINE, "")
     with warnings.catch_warnings():  # a short text can look like a file name or a URL
         warnings.simplefilter("ignore", MarkupResemblesLocatorWarning)
-        soup = BeautifulSoup(_BLOCK_END.sub(_BREAK, text), "html.parser")
+        soup = BeautifulSoup(_STRAY_END.sub(_BLOCK, text), "html.parser")
     for code in soup(["script", "style"]):
         code.decompose()
     for comment in soup.find_all(string=lambda node: isinstance(node, Comment)):
         comment.extract()
-    for row in soup.find_all("tr"):
-        row.string = _cells(row)
-    _terms(soup)
+    for line_break in soup.find_all("br"):
+        line_break.replace_with(_LINE)
     for block in soup.find_all(_BLOCKS):
-        block.insert_before(_BREAK)
-        block.insert_after(_BREAK)
+        block.insert_before(_BLOCK)
+        block.insert_after(_BLOCK)
+    _pairs(soup)
     shown = soup.get_text().replace("\xa0", " ")
-
-    def line_end(match: re.Match) -> str:
-        if match.start() == 0:  # the whitespace before a break is part of its match
-            return ""
-        end = "" if not sentences or shown[match.start() - 1] in _ENDERS else "."
-        return end if match.end() == len(shown) else f"{end}\n"
-
-    return _BREAKS.sub(line_end, shown).strip() if _BREAK in shown else shown
+    return _lines(shown, sentences) if _BREAK_SPLIT.search(shown) else shown
 
 
 def remove_boilerplate(text: str, patterns: list[str], title: str) -> str:

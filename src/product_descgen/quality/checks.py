@@ -17,12 +17,13 @@ from product_descgen.quality.off_product import OffProductParams
 
 Problem = tuple[str, str]
 
-# A word in any script: letters, digits and their marks (Devanagari's vowel signs), with inner
-# apostrophes and hyphens; in a script written without spaces (Chinese, Japanese), each
-# character counts as a word.
+# A word in a script written with spaces: letters, digits and their marks (Devanagari's vowel
+# signs), with inner apostrophes and hyphens. Chinese and Japanese, written without spaces,
+# count two characters as a word (about their characters per word), so lengths and repeated
+# phrases are measured on the same scale as in English.
 _UNSPACED = r"\p{Han}\p{Hiragana}\p{Katakana}"
 _WORD = regex.compile(
-    rf"[{_UNSPACED}]|[\p{{L}}\p{{N}}](?:(?![{_UNSPACED}])[\p{{L}}\p{{N}}\p{{M}}'’\-])*"
+    rf"[{_UNSPACED}]{{1,2}}|[\p{{L}}\p{{N}}](?:(?![{_UNSPACED}])[\p{{L}}\p{{N}}\p{{M}}'’\-])*"
 )
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])\s*")
 # a number, and what follows it: a word (``10 mm``, ``10-inch``, ``90 minutes``), % or an inch mark

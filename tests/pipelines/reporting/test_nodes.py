@@ -19,7 +19,10 @@ RATED = {"n_judgments": 40}
 
 
 def notes(eval_metrics: dict, speed_summary: dict) -> list[str]:
-    return write_report_notes(eval_metrics, speed_summary, RATED, {}, ReportingParams())
+    evaluation = {
+        "eval_metrics": eval_metrics, "speed_summary": speed_summary, "human_preference": RATED
+    }  # fmt: skip
+    return write_report_notes(evaluation, {}, ReportingParams())
 
 
 def test_too_few_speed_test_products_make_the_speed_figures_indicative():

@@ -64,21 +64,20 @@ def plot_training(training_history: pd.DataFrame) -> go.Figure:
     return charts.training(training_history)
 
 
-def plot_quality(eval_metrics: dict[str, Any]) -> go.Figure:
-    """Quality metrics per system, overall and per category."""
-    return charts.quality(eval_metrics)
+def plot_quality(evaluation: dict[str, dict[str, Any]]) -> go.Figure:
+    """Quality metrics per system, overall and per category (of :func:`check_one_evaluation`'s
+    summaries, as every evaluation figure: a mix is never drawn)."""
+    return charts.quality(evaluation["eval_metrics"])
 
 
-def plot_preference(
-    human_preference: dict[str, Any], judge_preference: dict[str, Any]
-) -> go.Figure:
+def plot_preference(evaluation: dict[str, dict[str, Any]]) -> go.Figure:
     """Preference shares with intervals: human raters and the LLM judge."""
-    return charts.preference(human_preference, judge_preference)
+    return charts.preference(evaluation["human_preference"], evaluation["judge_preference"])
 
 
-def plot_cost_speed(speed_table: pd.DataFrame, speed_summary: dict[str, Any]) -> go.Figure:
+def plot_cost_speed(speed_table: pd.DataFrame, evaluation: dict[str, dict[str, Any]]) -> go.Figure:
     """Throughput, memory and cost, teacher pipeline vs student."""
-    return charts.cost_speed(speed_table, speed_summary)
+    return charts.cost_speed(speed_table, evaluation["speed_summary"])
 
 
 def collect_key_metrics(evaluation: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -100,14 +99,12 @@ def collect_key_metrics(evaluation: dict[str, dict[str, Any]]) -> dict[str, dict
 
 
 def write_report_notes(
-    eval_metrics: dict[str, Any],
-    speed_summary: dict[str, Any],
-    human_preference: dict[str, Any],
-    vice_report: dict[str, Any],
-    params: ReportingParams,
+    evaluation: dict[str, dict[str, Any]], vice_report: dict[str, Any], params: ReportingParams
 ) -> list[str]:
     """What a reader must know beside the figures: headlines, too few test or speed-test
     products, flagged epochs, and how to add human ratings."""
+    eval_metrics, speed_summary = evaluation["eval_metrics"], evaluation["speed_summary"]
+    human_preference = evaluation["human_preference"]
     floors = [  # a figure measured on fewer items than its floor is indicative only
         (speed_summary.get("sample", {}), "products", "min_products",
          "Speed, memory and cost measured on {n} products, fewer than the {floor} the comparison "
@@ -172,15 +169,9 @@ def build_report(
 
 
 def pick_report_examples(
-    eval_set: pd.DataFrame,
-    student_outputs: pd.DataFrame,
-    evaluation: dict[str, dict[str, Any]],
-    params: ReportingParams,
+    eval_set: pd.DataFrame, student_outputs: pd.DataFrame, params: ReportingParams
 ) -> list[dict[str, Any]]:
-    """A seeded sample of test products with the teacher's and the student's texts, once
-    checked to be the references the evaluation scored against (an evaluation run stopped
-    after rebuilding eval_set leaves the summaries of the earlier references)."""
-    require_one_evaluation(student_outputs, evaluation, eval_set)
+    """A seeded sample of test products with the teacher's and the student's texts."""
     return report.examples(eval_set, student_outputs, params.n_examples, params.seed)
 
 
@@ -195,20 +186,15 @@ def pick_report_numbers(evaluation: dict[str, dict[str, Any]]) -> list[dict[str,
 def check_one_evaluation(
     student_outputs: pd.DataFrame,
     student_adapter: str,
-    eval_metrics: dict[str, Any],
-    speed_summary: dict[str, Any],
-    human_preference: dict[str, Any],
-    judge_preference: dict[str, Any],
+    eval_set: pd.DataFrame,
+    **summaries: dict[str, Any],
 ) -> dict[str, dict[str, Any]]:
-    """The evaluation's summaries, by name, once checked to be of the student texts the report
-    shows and the student that wrote them (an evaluation run stopped part-way leaves a mix of
-    two), that student being the newest trained one, whose training the report charts (a
-    finetune run after the evaluation): what the MLflow metrics and the report's headline
-    figures are taken from."""
-    summaries = {
-        "eval_metrics": eval_metrics, "speed_summary": speed_summary,
-        "human_preference": human_preference, "judge_preference": judge_preference,
-    }  # fmt: skip
+    """The evaluation's summaries (``eval_metrics``, ``speed_summary``, ``human_preference``,
+    ``judge_preference``, by name), once checked to be of the student texts the report shows,
+    the student that wrote them and the teacher references they were scored against (an
+    evaluation run stopped part-way leaves a mix of two), that student being the newest
+    trained one, whose training the report charts (a finetune run after the evaluation): what
+    every evaluation figure, chart and MLflow metric of the report is taken from."""
     require_trained_student(student_outputs, model_fingerprint(student_adapter))
-    require_one_evaluation(student_outputs, summaries)
+    require_one_evaluation(student_outputs, summaries, eval_set)
     return summaries

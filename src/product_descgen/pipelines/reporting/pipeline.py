@@ -33,29 +33,38 @@ def create_pipeline(**kwargs) -> Pipeline:
                 "training_chart",
                 name="plot_training_node",
             ),
-            Node(nodes.plot_quality, "eval_metrics", "quality_chart", name="plot_quality_node"),
+            Node(
+                nodes.plot_quality,
+                "evaluation_summaries",
+                "quality_chart",
+                name="plot_quality_node",
+            ),
             Node(
                 nodes.plot_preference,
-                ["human_preference", "judge_preference"],
+                "evaluation_summaries",
                 "preference_chart",
                 name="plot_preference_node",
             ),
             Node(
                 nodes.plot_cost_speed,
-                ["speed_table", "speed_summary"],
+                ["speed_table", "evaluation_summaries"],
                 "cost_speed_chart",
                 name="plot_cost_speed_node",
             ),
             Node(
                 nodes.check_one_evaluation,
-                [
-                    "student_outputs",
-                    "student_adapter",
-                    "eval_metrics",
-                    "speed_summary",
-                    "human_preference",
-                    "judge_preference",
-                ],
+                {
+                    name: name
+                    for name in (
+                        "student_outputs",
+                        "student_adapter",
+                        "eval_set",
+                        "eval_metrics",
+                        "speed_summary",
+                        "human_preference",
+                        "judge_preference",
+                    )
+                },  # fmt: skip
                 "evaluation_summaries",
                 name="check_one_evaluation_node",
             ),
@@ -67,13 +76,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 nodes.write_report_notes,
-                [
-                    "eval_metrics",
-                    "speed_summary",
-                    "human_preference",
-                    "checked_vice_report",
-                    "params:reporting",
-                ],
+                ["evaluation_summaries", "checked_vice_report", "params:reporting"],
                 "report_notes",
                 name="write_report_notes_node",
             ),  # fmt: skip
@@ -85,7 +88,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 nodes.pick_report_examples,
-                ["eval_set", "student_outputs", "evaluation_summaries", "params:reporting"],
+                ["eval_set", "student_outputs", "params:reporting"],
                 "report_examples",
                 name="pick_report_examples_node",
             ),

@@ -101,3 +101,16 @@ def test_a_run_killed_before_its_first_checkpoint_starts_again(tmp_path, caplog)
     with caplog.at_level(logging.INFO):
         assert prepare_run(tmp_path / "early", fingerprint, "p", "fail") == (None, 0)
     assert "Resuming" not in caplog.text
+
+
+def test_a_run_killed_while_writing_its_training_progress_starts_again(tmp_path, caplog):
+    """Ludwig writes training_progress.json in place: a kill then leaves it cut short, and
+    Ludwig failed to resume from it (a JSON error, every re-run)."""
+    fingerprint = {"config": "c", "data": "d"}
+    killed_run(tmp_path / "cut", 2, {**fingerprint, "probe": "p"})
+    progress = tmp_path / "cut" / "run" / "model" / "training_progress.json"
+    progress.write_text(progress.read_text()[:10])
+    with caplog.at_level(logging.WARNING):
+        assert prepare_run(tmp_path / "cut", fingerprint, "p", "fail") == (None, 0)
+    assert "unreadable (the run stopped while writing it)" in caplog.text
+    assert not (tmp_path / "cut" / "run").exists()

@@ -31,12 +31,21 @@ RUN_NAME = "run"  # Ludwig's experiment directory inside the work dir
 
 
 def resumable(run_dir: Path) -> bool:
-    """Whether ``run_dir`` holds what Ludwig resumes from: its training progress and latest
-    checkpoint (a run killed before its first checkpoint has neither: it starts again)."""
+    """Whether ``run_dir`` holds what Ludwig resumes from: its training progress, readable,
+    and latest checkpoint (a run killed before its first checkpoint has neither, one killed
+    while Ludwig wrote its progress file leaves it cut short: either starts again; Ludwig
+    failed to resume the second)."""
     model = run_dir / "model"
-    return (model / "training_progress.json").is_file() and (
-        model / "training_checkpoints" / "latest.ckpt"
-    ).is_file()
+    progress = model / "training_progress.json"
+    if not (progress.is_file() and (model / "training_checkpoints" / "latest.ckpt").is_file()):
+        return False
+    try:
+        return isinstance(json.loads(progress.read_text()).get("epoch"), int)
+    except (OSError, ValueError, AttributeError):
+        logger.warning(
+            "%s is unreadable (the run stopped while writing it): training anew", progress
+        )
+        return False
 
 
 def training_fingerprint(

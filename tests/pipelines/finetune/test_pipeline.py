@@ -152,9 +152,12 @@ def test_killed_training_resumes_from_its_last_checkpoint(project_copy, tiny_mod
     proc.wait()
 
     checkpointed = epochs_done()
-    # as if killed while the checkpointed epoch was being probed (Ludwig checkpoints first)
+    assert checkpointed >= 2, f"no readable checkpoint of epoch 2: {progress}"
+    # as if killed while the checkpointed epoch was being probed (Ludwig checkpoints first);
+    # on a busy machine the kill can come after a later epoch's checkpoint, before its probe
+    # logged it: that state already (nothing of the killed run's probe to compare with)
     kept = [entry for entry in logged() if entry["row"]["epoch"] < checkpointed]
-    [unprobed] = [entry for entry in logged() if entry["row"]["epoch"] == checkpointed]
+    unprobed = next((e for e in logged() if e["row"]["epoch"] == checkpointed), None)
     log.write_text("".join(json.dumps(entry) + "\n" for entry in kept))
     before = {entry["row"]["epoch"]: entry["row"] for entry in kept}
     assert 1 in before  # epoch 1's row is logged before epoch 2 is checkpointed
@@ -178,4 +181,6 @@ def test_killed_training_resumes_from_its_last_checkpoint(project_copy, tiny_mod
     assert sorted(set(probes["epoch"])) == epochs
     # the checkpoint, probed on resume, describes what the killed run's probe described
     again = probes.loc[probes["epoch"] == checkpointed, "output"].tolist()
-    assert any(again) and again == [output["output"] for output in unprobed["outputs"]]
+    assert any(again)
+    if unprobed is not None:
+        assert again == [output["output"] for output in unprobed["outputs"]]

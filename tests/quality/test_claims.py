@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 
 import pandas as pd
 import pytest
@@ -97,6 +98,12 @@ def test_names_are_read_whole_in_any_script_and_the_check_can_be_turned_off():
     german = "Die Flasche hält Getränke kalt, ein Einzelkörper aus Stahl."
     assert lexicon.names(german) == ["Flasche", "Getränke", "Einzelkörper", "Stahl"]
     assert catalogue_lexicon(ClaimParams(names=False), products).names(german) == []
+    # a word the catalogue writes in lower case is ordinary whatever its case folding ("ß"),
+    # and decomposed accents are letters
+    prose = pd.DataFrame({"attributes": ["{}"] * 40, "input_text": ["on the straße"] * 40})
+    assert catalogue_lexicon(ClaimParams(), prose).names("parked on Straße today") == []
+    decomposed = unicodedata.normalize("NFD", "made in the city of Besançon")
+    assert lexicon.names(decomposed) == [unicodedata.normalize("NFD", "Besançon")]
 
 
 def test_the_catalogues_own_materials_and_colours_extend_the_lexicon():

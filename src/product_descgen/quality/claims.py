@@ -196,7 +196,7 @@ class Lexicon:
         for match in _NAME.finditer(text):
             phrase = match.group(1)
             tokens = [t for t in re.split(r"[\s-]+", phrase) if t]
-            if any(t.casefold() not in self.ordinary and t.isalpha() for t in tokens):
+            if any(t.casefold() not in self.ordinary and _LETTERS.fullmatch(t) for t in tokens):
                 found.append(phrase)
         return found
 
@@ -227,10 +227,12 @@ class Lexicon:
 
 
 # a capitalised word (and the capitalised or numeric words after it) after a lower-case word
-# (in any script with letter case: "Lyon", "Zürich")
+# (in any script with letter case: "Lyon", "Zürich", accents composed or not)
 _NAME = regex.compile(
     r"(?<=[\p{Ll},;] )(\p{Lu}[\p{L}\p{M}'’-]{2,}(?:\s+(?:\p{Lu}[\p{L}\p{M}'’-]+|\d+))*)"
 )
+_ORDINARY = regex.compile(r"\b\p{Ll}[\p{Ll}\p{M}]*\b")  # a word in lower case, any script
+_LETTERS = regex.compile(r"[\p{L}\p{M}]+")  # a word of letters (and combining accents)
 
 
 def _flexible(term: str) -> str:
@@ -360,11 +362,8 @@ def catalogue_lexicon(params: ClaimParams, products: pd.DataFrame) -> Lexicon:
         "colours": [*params.colours, *uncommon_names(vocabulary["colours"], texts)],
     })  # fmt: skip
     brands = uncommon_names(attribute_brands(products["attributes"]), texts)
-    ordinary = {w for t in texts if isinstance(t, str) for w in _ORDINARY.findall(t)}
+    ordinary = {w.casefold() for t in texts if isinstance(t, str) for w in _ORDINARY.findall(t)}
     return build_lexicon(extended, brands, ordinary if params.names else set())
-
-
-_ORDINARY = regex.compile(r"\b\p{Ll}[\p{Ll}\p{M}]*\b")  # a word in lower case, any script
 
 
 # an attribute line of the model input ("- Microwave Safe: No") whose value denies what its key

@@ -35,6 +35,11 @@ def test_audience_keys_that_match_no_category_are_named_with_the_category_they_m
     # a category with its own audience is no misspelling's target
     params = AudienceParams(per_category={"Jewelry": "gift buyers", "jewellery": "jewellers"})
     assert unmatched_audiences(["Jewellery"], params) == {"Jewelry": None}
+    # a key naming part of a category ("Kitchen" for "Kitchen & Dining") is meant for it
+    params = AudienceParams(per_category={"Kitchen": "cooks", "Toys": "parents"})
+    assert unmatched_audiences(["Kitchen & Dining", "Books"], params) == {
+        "Kitchen": "Kitchen & Dining", "Toys": None,
+    }  # fmt: skip
 
 
 def test_build_input_text_layout():

@@ -38,9 +38,18 @@ def unmatched_audiences(categories: Iterable[str], params: AudienceParams) -> di
     unmatched: dict[str, str | None] = {}
     for key in params.per_category:
         if category_key(key) not in present:
-            close = difflib.get_close_matches(category_key(key), without, n=1, cutoff=0.8)
-            unmatched[key] = present[close[0]] if close else None
+            close = _close_category(category_key(key), without)
+            unmatched[key] = present[close] if close else None
     return unmatched
+
+
+def _close_category(key: str, categories: list[str]) -> str | None:
+    """The category ``key`` most likely means: spelt nearly alike ("jewelry", "jewellery"), or
+    one holding the other's words ("kitchen", "kitchen and dining")."""
+    close = difflib.get_close_matches(key, categories, n=1, cutoff=0.8)
+    if close:
+        return close[0]
+    return next((c for c in categories if f" {key} " in f" {c} " or f" {c} " in f" {key} "), None)
 
 
 def build_input_text(product: dict[str, Any], audience: str) -> str:

@@ -108,7 +108,12 @@ def clean_catalogue(
     return products_to_frame(kept), frame
 
 
+MAX_CATEGORIES_LOGGED = 20  # a leaf-level taxonomy has thousands
+
+
 def log_unmatched_audiences(categories: pd.Series, params: DataPrepParams) -> None:
+    """Warn of ``audience.per_category`` keys that look meant for a category of the catalogue
+    (which then gets the default audience); log the keys for categories it does not hold."""
     unmatched = unmatched_audiences(categories, params.audience)
     for key, close in unmatched.items():
         if close is not None:
@@ -119,9 +124,12 @@ def log_unmatched_audiences(categories: pd.Series, params: DataPrepParams) -> No
             )  # fmt: skip
     unused = [key for key, close in unmatched.items() if close is None]
     if unused:
+        present = sorted(set(categories))
+        more = len(present) - MAX_CATEGORIES_LOGGED
         logger.info(
             "data_prep.audience.per_category: no product of this catalogue is in %s; its "
-            "categories: %s", ", ".join(map(repr, unused)), ", ".join(sorted(set(categories))),
+            "categories: %s%s", ", ".join(map(repr, unused)),
+            ", ".join(present[:MAX_CATEGORIES_LOGGED]), f" and {more} more" if more > 0 else "",
         )  # fmt: skip
 
 

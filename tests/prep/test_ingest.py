@@ -131,7 +131,7 @@ def test_attributes_come_from_columns_of_their_own():
             shop_row("a", Title=None, Vendor=None, Fabric=None, Sizes="L"),  # a variant row
             shop_row("c", Vendor=None, Fabric=math.nan, Sizes=None),
         ]
-    )
+    ).astype({"Vendor": "string"})  # a nullable column: its empty cells are pandas' NA
     kept, quarantined = ingest(raw, SHOP_COLUMNS, FMT, LIMITS)
     assert [p["attributes"] for p in kept] == [
         {"Brand": "Acme", "Material": "Cotton", "Size": "S, M"}, {"Material": "Cotton"},
@@ -153,6 +153,13 @@ def test_attributes_come_from_columns_of_their_own():
         ingest(raw.drop(columns="Sizes"), SHOP_COLUMNS, FMT, LIMITS)
     with pytest.raises(ValueError, match=r"attributes: null leaves products without attributes"):
         ColumnMapping(attributes=None)
+    # a batch of new products may lack some attribute columns, not all of them
+    new = raw.drop(columns="Sizes").assign(Tags=[[], ["warm"], [], []])
+    tagged = SHOP_COLUMNS.model_copy(update={"attribute_columns": {"Tag": "Tags", "Size": "Sizes"}})
+    kept, _ = ingest(new, tagged, FMT, LIMITS, source="new_products")
+    assert [p["attributes"] for p in kept] == [{"Tag": '["warm"]'}]  # an empty list is no value
+    with pytest.raises(ValueError, match=r"attribute 'Tag' \(mapped to column 'Tags'\)"):
+        ingest(new.drop(columns="Tags"), tagged, FMT, LIMITS, source="new_products")
 
 
 def test_ingest_maps_columns_and_types():

@@ -93,7 +93,8 @@ def check_columns(
 
 
 def _is_missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
+    """None, NaN, or pandas' NA (a nullable or Arrow-backed column's empty cell)."""
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
 
 def cell_text(value: Any) -> str:
@@ -144,10 +145,11 @@ def parse_attributes(value: Any, fmt: AttributeFormat) -> dict[str, str]:
 def add_attribute(attributes: dict[str, str], key: str, value: Any) -> None:
     """``value`` under ``key`` (after a different value already there: "a; b"); an empty one
     is no attribute."""
-    if _is_missing(value) or not str(value).strip():
-        return
-    if hasattr(value, "tolist"):  # a numpy array from Parquet
+    if hasattr(value, "tolist"):  # a numpy array (or scalar) from Parquet
         value = value.tolist()
+    empty = isinstance(value, (list, dict)) and not value
+    if _is_missing(value) or empty or not str(value).strip():
+        return
     # a nested value reaches the model as JSON, not as a Python repr
     nested = isinstance(value, (dict, list))
     text = (json.dumps(value, ensure_ascii=False) if nested else cell_text(value)).strip()
@@ -260,6 +262,9 @@ def ingest(
             column for field, column in columns.mapped().items()
             if field not in REQUIRED_FIELDS and column not in raw
         ]  # fmt: skip
+        named = set(columns.attribute_columns.values())
+        if columns.attributes is None and named <= set(absent):  # no attribute column at all
+            absent = [column for column in absent if column not in named]
     check_columns(raw.assign(**dict.fromkeys(absent)), columns, source, given=list(raw.columns))
     if absent:
         logger.info("%s: no row has %s: empty for every row", source, ", ".join(absent))

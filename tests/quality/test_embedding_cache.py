@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 
 import numpy as np
 
@@ -34,7 +35,7 @@ def test_each_text_is_embedded_once_across_runs(tmp_path):
     assert CachedEmbedder(CountingEmbedder(), path).encode([]).shape[0] == 0
 
 
-def test_a_cache_that_cannot_be_written_is_skipped_with_a_warning(tmp_path, caplog):
+def test_a_cache_that_cannot_be_opened_is_skipped_with_a_warning(tmp_path, caplog):
     blocked = tmp_path / "blocked"
     blocked.write_text("a file where the cache's folder would go")
     embedder = CountingEmbedder()
@@ -42,6 +43,20 @@ def test_a_cache_that_cannot_be_written_is_skipped_with_a_warning(tmp_path, capl
         vectors = CachedEmbedder(embedder, blocked / "model.sqlite").encode(["a mug"])
     assert vectors.tolist() == [[5, 1, 1]] and embedder.asked == ["a mug"]
     assert "embedding cache" in caplog.text and "not used" in caplog.text
+
+
+def test_a_cache_that_cannot_be_written_keeps_nothing_and_says_so(tmp_path, caplog, monkeypatch):
+    def refuse(*args) -> None:
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+
+    cached = CachedEmbedder(CountingEmbedder(), tmp_path / "model.sqlite")
+    monkeypatch.setattr(cached, "_write", refuse)
+    with caplog.at_level(logging.WARNING):
+        assert cached.encode(["a mug"]).tolist() == [[5, 1, 1]]
+    assert "unwritable" in caplog.text and "not kept" in caplog.text
+    later = CountingEmbedder()
+    CachedEmbedder(later, tmp_path / "model.sqlite").encode(["a mug"])
+    assert later.asked == ["a mug"]  # nothing was kept
 
 
 def test_each_embedder_has_its_own_cache_by_its_files(tmp_path):

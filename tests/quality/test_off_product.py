@@ -134,6 +134,6 @@ def test_the_products_are_embedded_once_across_runs(caplog):
         caplog.clear()
         flagged = off_product_problems([TEXTS["kettle"]], ["tent"], pool, OffProductParams(), None)
     assert [r.getMessage() for r in caplog.records][0] == (
-        f"Embedded {len(ITEMS)} texts ({len(ITEMS)} from the cache)"
+        f"Embedded {len(ITEMS)} texts: 0 new to the cache"
     )
     assert flagged[0][0][0] == "off_product"  # the cached vectors judge as fresh ones do

@@ -5,7 +5,10 @@ off-product check), and the teacher's gate against every product it was given: w
 each run embedded every one of them again (minutes for tens of thousands of products on a CPU).
 Vectors are keyed by the embedder (its files' fingerprint) and the text, in one SQLite file per
 embedder under the user cache (beside the model fingerprints), so a replaced embedder starts
-afresh. A cache that cannot be opened or written is warned about and skipped.
+afresh. A cache that cannot be opened or written is warned about and skipped. Nothing is ever
+evicted (about 1.5 KB a text with the default embedder): delete the folder to reclaim it. On a
+network file system whose locks SQLite cannot trust, point ``PRODUCT_DESCGEN_CACHE`` at a
+local disk.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ QUERY_CHUNK = 500  # keys per SELECT (SQLite's variable limit is far above it)
 
 
 def _key(text: str) -> str:
+    """The text's key in the cache (its hash)."""
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
@@ -47,12 +51,14 @@ class CachedEmbedder:
 
     @staticmethod
     def _connect(path: Path) -> sqlite3.Connection:
+        """The cache file, created with its table if new."""
         path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(path, timeout=60)
         db.execute("CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, vector BLOB)")
         return db
 
     def _read(self, path: Path, keys: list[str]) -> dict[str, np.ndarray]:
+        """The vectors the cache holds of ``keys``."""
         with closing(self._connect(path)) as db:
             found = {}
             for start in range(0, len(keys), QUERY_CHUNK):
@@ -63,6 +69,7 @@ class CachedEmbedder:
             return found
 
     def _write(self, path: Path, vectors: dict[str, np.ndarray]) -> None:
+        """``vectors`` kept (a key another process wrote meanwhile is left as it is)."""
         with closing(self._connect(path)) as db, db:
             db.executemany(
                 "INSERT OR IGNORE INTO vectors (key, vector) VALUES (?, ?)",
@@ -90,6 +97,6 @@ class CachedEmbedder:
                     self._write(self.path, fresh)
                 except (OSError, sqlite3.Error) as err:
                     logger.warning("embedding cache %s unwritable (%s): not kept", self.path, err)
-        logger.info("Embedded %d texts (%d from the cache)", len(texts), len(texts) - len(new))
+        logger.info("Embedded %d texts: %d new to the cache", len(texts), len(new))
         dims = next(iter(known.values())).shape[0] if known else 0
         return np.stack([known[k] for k in keys]) if keys else np.empty((0, dims), np.float32)

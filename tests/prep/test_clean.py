@@ -62,6 +62,14 @@ def test_strip_markup_keeps_headings_list_items_and_table_cells_apart():
         ("Made of premium<br>cotton for comfort.", "Made of premium\ncotton for comfort."),
         ("<ul><li>soft cotton</li><li>machine wash</li></ul>", "soft cotton.\nmachine wash."),
         ("<p>Icon \ue000font</p>", "Icon font."),  # a private-use character is no break
+        ("<p>Icon &#xe000;font</p>", "Icon font."),  # nor one written as an entity
+        ("Soft<br><br>washable", "Soft.\nwashable."),  # two line breaks end a paragraph
+        (  # a table in a cell
+            "<table><tr><td><table><tr><td>a</td><td>b</td></tr></table></td><td>c</td></tr></table>",
+            "a: b: c.",
+        ),
+        ('<p><img src="a.jpg"></p>', ""),  # markup that shows nothing (it crashed)
+        ("<ul><li></li></ul><p>&nbsp;</p><br/>", ""),
     ],
 )
 def test_strip_markup_reads_cells_terms_and_line_breaks_as_shown(html, shown):

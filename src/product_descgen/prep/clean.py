@@ -26,6 +26,8 @@ _BLOCKS = [
 _BLOCK, _LINE = "\ue000", "\ue001"
 _BREAK_SPLIT = re.compile(f"([{_BLOCK}{_LINE}])")
 _STRAY_END = re.compile(r"(?i)<\s*/\s*(p|div|li)\s*>")  # one without its start tag too
+_LINE_BREAK = re.compile(r"(?i)<\s*br\b[^>]*>")  # replaced before parsing: linear in their number
+_MARK_ENTITY = re.compile(r"(?i)&#(?:x0*e00[01]|0*5734[45]);")  # a marker written as an entity
 _ENDERS = tuple(".!?:;,…")  # a line ending in one of these needs no full stop
 NAME_AND_VALUE = 2  # a table row of two cells reads "name: value"
 
@@ -48,7 +50,7 @@ def _name_and_value(parts: list[str]) -> str:
 def _pairs(soup: Any) -> None:
     """Each table row as its cells' :func:`_name_and_value`; each definition term joined to
     its definition ("<dt>Width</dt><dd>50 cm</dd>": "Width: 50 cm")."""
-    for row in soup.find_all("tr"):
+    for row in reversed(soup.find_all("tr")):  # a table nested in a cell first
         row.string = _name_and_value(
             [_inline(c) for c in row.find_all(["td", "th"], recursive=False)]
         )
@@ -66,13 +68,14 @@ def _lines(shown: str, sentences: bool) -> str:
     parts = _BREAK_SPLIT.split(shown)
     lines: list[str] = []
     block_after: list[bool] = []
-    for piece, mark in zip(parts[0::2], [*parts[1::2], _BLOCK], strict=True):
+    marks = [*parts[1::2], _BLOCK]
+    for piece, mark, before in zip(parts[0::2], marks, [_BLOCK, *marks], strict=False):
         if piece.strip():
             lines.append(piece.strip())
             block_after.append(mark == _BLOCK)
-        elif lines and mark == _BLOCK:
+        elif lines and (mark == _BLOCK or before == _LINE):  # two <br> in a row end a block
             block_after[-1] = True
-    if not sentences:
+    if not sentences or not lines:
         return "\n".join(lines)
     ended = []
     for line, block, after in zip(lines, block_after, [*lines[1:], ""], strict=True):
@@ -95,16 +98,15 @@ def strip_markup(text: str, sentences: bool = False) -> str:
         return text.replace("\xa0", " ")
     from bs4 import BeautifulSoup, Comment, MarkupResemblesLocatorWarning
 
-    text = text.replace(_BLOCK, "").replace(_LINE, "")
+    text = _MARK_ENTITY.sub("", text.replace(_BLOCK, "").replace(_LINE, ""))
+    text = _LINE_BREAK.sub(_LINE, _STRAY_END.sub(_BLOCK, text))
     with warnings.catch_warnings():  # a short text can look like a file name or a URL
         warnings.simplefilter("ignore", MarkupResemblesLocatorWarning)
-        soup = BeautifulSoup(_STRAY_END.sub(_BLOCK, text), "html.parser")
+        soup = BeautifulSoup(text, "html.parser")
     for code in soup(["script", "style"]):
         code.decompose()
     for comment in soup.find_all(string=lambda node: isinstance(node, Comment)):
         comment.extract()
-    for line_break in soup.find_all("br"):
-        line_break.replace_with(_LINE)
     for block in soup.find_all(_BLOCKS):
         block.insert_before(_BLOCK)
         block.insert_after(_BLOCK)

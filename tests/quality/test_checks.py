@@ -15,6 +15,7 @@ from product_descgen.quality.checks import (
     check_truncated,
     check_unsupported_numbers,
     copied_share,
+    word_count,
     words,
 )
 
@@ -185,17 +186,24 @@ def test_a_description_that_mostly_repeats_the_original_is_flagged():
 def test_words_are_counted_in_any_script():
     """The gate counted ASCII letters only: "mérinos" was two words, a Japanese text none
     (always too_short), and Devanagari's vowel signs split its words. (A character a word made
-    Japanese endings such as "ています" a looping phrase.)"""
+    Japanese endings such as "ています" a looping phrase; pairs of characters as tokens hid a
+    copied phrase that started one character later.)"""
     assert words("Le pull en mérinos hält Getränke, l'été") == [
         "Le", "pull", "en", "mérinos", "hält", "Getränke", "l'été",
     ]  # fmt: skip
     assert words("सूती कुर्ता, 100% cotton") == ["सूती", "कुर्ता", "100", "cotton"]
-    assert words("綿のシャツ 2枚") == ["綿の", "シャ", "ツ", "2", "枚"]  # two characters a word
+    # a character a token, so phrases match wherever they start; two characters a word in lengths
+    assert words("綿のシャツ 2枚") == ["綿", "の", "シ", "ャ", "ツ", "2", "枚"]
+    assert word_count("綿のシャツ 2枚") == 4 and word_count("コーヒー") == 2  # ー is a character
     japanese = "このマグカップは丈夫な陶器でできています。電子レンジでも使えます。"
     assert codes(check_length(japanese, GateParams(min_words=10, max_words=30))) == []
     more = "食洗機にも対応しています。軽くて持ちやすいデザインになっています。"
     # sentences ending alike ("ています") are no looping phrase
     assert codes(check_repetition(japanese + more, GateParams())) == []
+    copied = "白い丈夫な陶器のマグカップで毎日のコーヒーが楽しめます。"
+    assert (
+        copied_share(copied, "大きな丈夫な陶器のマグカップで毎日のコーヒーが楽しめます。", 5) > 0.5
+    )
     assert codes(check_truncated(japanese, "stop")) == []
     assert codes(check_truncated("電子レンジでも使え", "stop")) == ["truncated"]
     repeated = "丈夫な陶器のマグです。丈夫な陶器のマグです。"

@@ -23,6 +23,7 @@ from product_descgen.quality.checks import (
     check_repetition,
     check_truncated,
     unsupported_numbers,
+    word_count,
     words,
 )
 from product_descgen.quality.claims import ClaimParams, lexicon_for
@@ -120,7 +121,7 @@ def key_attribute_values(
                 continue
             text = str(value).strip()
             key = text.casefold()
-            n = len(words(text))
+            n = word_count(text)
             if key in ignored or key in seen or not n or n > params.max_attribute_value_words:
                 continue
             seen.add(key)
@@ -206,7 +207,7 @@ def score_items(items: pd.DataFrame, embedder: Any, params: MetricsParams) -> pd
             "system": item.system,
             "product_id": item.product_id,
             "category": item.category,
-            "words": len(words(text)),
+            "words": word_count(text),
             "rouge_l": math.nan,
             "chrf": math.nan,
             "embedding_cosine": math.nan,

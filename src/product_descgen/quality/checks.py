@@ -5,6 +5,7 @@ Used as the quality gate on teacher outputs and on the student's descriptions al
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 
@@ -18,13 +19,15 @@ from product_descgen.quality.off_product import OffProductParams
 Problem = tuple[str, str]
 
 # A word in a script written with spaces: letters, digits and their marks (Devanagari's vowel
-# signs), with inner apostrophes and hyphens. Chinese and Japanese, written without spaces,
-# count two characters as a word (about their characters per word), so lengths and repeated
-# phrases are measured on the same scale as in English.
-_UNSPACED = r"\p{Han}\p{Hiragana}\p{Katakana}"
+# signs), with inner apostrophes and hyphens. In Chinese and Japanese, written without spaces,
+# each character is a token (phrases match wherever they start) and two characters count as a
+# word in lengths (:func:`word_count`), about their characters per word.
+_UNSPACED = r"\p{Han}\p{Hiragana}\p{Katakana}\u30fc\uff70\uff9e\uff9f"  # with the long-vowel marks
 _WORD = regex.compile(
-    rf"[{_UNSPACED}]{{1,2}}|[\p{{L}}\p{{N}}](?:(?![{_UNSPACED}])[\p{{L}}\p{{N}}\p{{M}}'’\-])*"
+    rf"[{_UNSPACED}]|[\p{{L}}\p{{N}}](?:(?![{_UNSPACED}])[\p{{L}}\p{{N}}\p{{M}}'’\-])*"
 )
+_UNSPACED_CHAR = regex.compile(rf"[{_UNSPACED}]")
+UNSPACED_CHARS_PER_WORD = 2
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])\s*")
 # a number, and what follows it: a word (``10 mm``, ``10-inch``, ``90 minutes``), % or an inch mark
 _NUMBER = re.compile(r"(?<![\w.])(\d+(?:[.,]\d+)*)(?:\s*-?\s*([A-Za-z]{1,7}\b|%|[\"”]))?")
@@ -94,7 +97,19 @@ MIN_SENTENCE_WORDS = 3  # shorter repeated fragments ("Yes.") are not a repeated
 
 
 def words(text: str) -> list[str]:
+    """The text's word tokens (a Chinese or Japanese character each)."""
     return _WORD.findall(text)
+
+
+def _unspaced(tokens: list[str]) -> int:
+    return sum(1 for t in tokens if _UNSPACED_CHAR.fullmatch(t))
+
+
+def word_count(text: str) -> int:
+    """How many words the text has, two Chinese or Japanese characters counting as one."""
+    tokens = words(text)
+    unspaced = _unspaced(tokens)
+    return len(tokens) - unspaced + math.ceil(unspaced / UNSPACED_CHARS_PER_WORD)
 
 
 def check_empty(text: str) -> list[Problem]:
@@ -111,7 +126,7 @@ def check_truncated(text: str, finish_reason: str | None) -> list[Problem]:
 
 
 def check_length(text: str, params: GateParams) -> list[Problem]:
-    n = len(words(text))
+    n = word_count(text)
     problems = []
     if n < params.min_words:
         problems.append(("too_short", f"{n} words < {params.min_words}"))
@@ -126,13 +141,15 @@ def check_length(text: str, params: GateParams) -> list[Problem]:
 def check_repetition(text: str, params: GateParams) -> list[Problem]:
     problems = []
     sentences = [
-        s.strip().casefold() for s in _SENTENCE.split(text) if len(words(s)) >= MIN_SENTENCE_WORDS
+        s.strip().casefold() for s in _SENTENCE.split(text) if word_count(s) >= MIN_SENTENCE_WORDS
     ]
     repeated = [s for s, n in Counter(sentences).items() if n > 1]
     if repeated:
         problems.append(("repeated_sentence", repeated[0][:80]))
     tokens = [w.casefold() for w in words(text)]
-    size = params.ngram_size
+    # a phrase of ngram_size words: twice as many tokens in Chinese or Japanese characters
+    mostly_unspaced = _unspaced(tokens) * 2 > len(tokens)
+    size = params.ngram_size * (UNSPACED_CHARS_PER_WORD if mostly_unspaced else 1)
     grams = Counter(tuple(tokens[i : i + size]) for i in range(len(tokens) - size + 1))
     looping = [g for g, n in grams.items() if n >= params.max_ngram_repeats]
     if looping:

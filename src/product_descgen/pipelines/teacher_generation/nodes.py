@@ -11,7 +11,7 @@ from product_descgen.callstore import CallStore
 from product_descgen.llm.backends import Connection
 from product_descgen.prep.split import SPLITS, apportion
 from product_descgen.prompting import PromptSet
-from product_descgen.quality.checks import words
+from product_descgen.quality.checks import word_count
 from product_descgen.quality.gate import OutputFields, gate_problems
 from product_descgen.teacher.config import TeacherParams
 from product_descgen.teacher.generate import generate_step
@@ -116,7 +116,7 @@ def gate_teacher_outputs(
             f"rejected by reason: {reasons.head(6).to_dict()} (see teacher_rejections)"
         )
     accepted_frame = pd.DataFrame(accepted, columns=DISTILL_COLUMNS)
-    accepted_frame["target_words"] = accepted_frame["target"].map(lambda t: len(words(t)))
+    accepted_frame["target_words"] = accepted_frame["target"].map(word_count)
     rejected_frame = pd.DataFrame(
         rejected, columns=["product_id", "split", "reasons", "detail", "draft", "text"]
     )

@@ -104,6 +104,10 @@ def test_names_are_read_whole_in_any_script_and_the_check_can_be_turned_off():
     assert catalogue_lexicon(ClaimParams(), prose).names("parked on Straße today") == []
     decomposed = unicodedata.normalize("NFD", "made in the city of Besançon")
     assert lexicon.names(decomposed) == [unicodedata.normalize("NFD", "Besançon")]
+    # the text and the product's data in different forms of one accent name one place
+    source = "Product: Mug\nAttributes:\n- Origin: Besançon\nOriginal description: x"
+    nfd = unicodedata.normalize("NFD", "A mug made in the city of Besançon.")
+    assert unsupported_claims(nfd, source, lexicon=lexicon) == []
 
 
 def test_the_catalogues_own_materials_and_colours_extend_the_lexicon():

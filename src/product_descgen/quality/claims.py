@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -349,6 +350,11 @@ def attribute_vocabulary(attributes: Iterable[str | dict | None]) -> dict[str, l
     return {kind: sorted(values) for kind, values in found.items()}
 
 
+def _nfc(text: str) -> str:
+    """Unicode's composed form: an accent written apart from its letter reads as the letter."""
+    return unicodedata.normalize("NFC", text)
+
+
 def catalogue_lexicon(params: ClaimParams, products: pd.DataFrame) -> Lexicon:
     """The lexicon extended with the catalogue's own vocabulary: the material and colour names
     and the brand names (ordinary words left out) of ``products`` (``attributes`` and
@@ -362,7 +368,9 @@ def catalogue_lexicon(params: ClaimParams, products: pd.DataFrame) -> Lexicon:
         "colours": [*params.colours, *uncommon_names(vocabulary["colours"], texts)],
     })  # fmt: skip
     brands = uncommon_names(attribute_brands(products["attributes"]), texts)
-    ordinary = {w.casefold() for t in texts if isinstance(t, str) for w in _ORDINARY.findall(t)}
+    ordinary = {
+        w.casefold() for t in texts if isinstance(t, str) for w in _ORDINARY.findall(_nfc(t))
+    }
     return build_lexicon(extended, brands, ordinary if params.names else set())
 
 
@@ -472,6 +480,7 @@ def unsupported_claims(text: str, source: str, lexicon: Lexicon | None = None) -
     nothing; a claim its line denies says so. A term right after a negation is no claim, in
     the text ("not microwave safe") as in the product's text (where it supports nothing)."""
     lexicon = lexicon or default_lexicon()
+    text, source = _nfc(text), _nfc(source)  # "é" one character or "e" with an accent alike
     denials = split_denials(source, lexicon)
     source, denied = denials.source, denials.terms
     text = denials.without_pairs(text)  # a text reciting "Belt Included No" claims nothing

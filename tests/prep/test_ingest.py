@@ -154,7 +154,7 @@ def test_attributes_come_from_columns_of_their_own():
     with pytest.raises(ValueError, match=r"attributes: null leaves products without attributes"):
         ColumnMapping(attributes=None)
     # a batch of new products may lack some attribute columns, not all of them
-    new = raw.drop(columns="Sizes").assign(Tags=[[], ["warm"], [], []])
+    new = raw.drop(columns="Sizes").assign(Tags=[[], ["warm"], [None], [pd.NaT]])
     tagged = SHOP_COLUMNS.model_copy(update={"attribute_columns": {"Tag": "Tags", "Size": "Sizes"}})
     kept, _ = ingest(new, tagged, FMT, LIMITS, source="new_products")
     assert [p["attributes"] for p in kept] == [{"Tag": '["warm"]'}]  # an empty list is no value

@@ -93,8 +93,14 @@ def check_columns(
 
 
 def _is_missing(value: Any) -> bool:
-    """None, NaN, or pandas' NA (a nullable or Arrow-backed column's empty cell)."""
-    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+    """None, NaN, or pandas' NA or NaT (a nullable, Arrow-backed or datetime column's empty
+    cell)."""
+    return (
+        value is None
+        or value is pd.NA
+        or value is pd.NaT
+        or (isinstance(value, float) and math.isnan(value))
+    )
 
 
 def cell_text(value: Any) -> str:
@@ -147,7 +153,9 @@ def add_attribute(attributes: dict[str, str], key: str, value: Any) -> None:
     is no attribute."""
     if hasattr(value, "tolist"):  # a numpy array (or scalar) from Parquet
         value = value.tolist()
-    empty = isinstance(value, (list, dict)) and not value
+    empty = isinstance(value, (list, dict)) and not any(
+        not _is_missing(v) for v in (value.values() if isinstance(value, dict) else value)
+    )  # [], {}, [None]
     if _is_missing(value) or empty or not str(value).strip():
         return
     # a nested value reaches the model as JSON, not as a Python repr

@@ -97,6 +97,7 @@ class CachedEmbedder:
                     self._write(self.path, fresh)
                 except (OSError, sqlite3.Error) as err:
                     logger.warning("embedding cache %s unwritable (%s): not kept", self.path, err)
-        logger.info("Embedded %d texts: %d new to the cache", len(texts), len(new))
+        if self.path is not None:
+            logger.info("Embedded %d texts: %d new to the cache", len(texts), len(new))
         dims = next(iter(known.values())).shape[0] if known else 0
         return np.stack([known[k] for k in keys]) if keys else np.empty((0, dims), np.float32)

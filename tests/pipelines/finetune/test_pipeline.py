@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -182,5 +183,8 @@ def test_killed_training_resumes_from_its_last_checkpoint(project_copy, tiny_mod
     # the checkpoint, probed on resume, describes what the killed run's probe described
     again = probes.loc[probes["epoch"] == checkpointed, "output"].tolist()
     assert any(again)
-    if unprobed is not None:
+    if unprobed is None:  # said, not passed over silently
+        warnings.warn("the kill came before the probe of the checkpointed epoch: its texts were "
+                      "not compared with the resumed run's", stacklevel=1)  # fmt: skip
+    else:
         assert again == [output["output"] for output in unprobed["outputs"]]

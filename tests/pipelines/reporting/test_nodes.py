@@ -1,4 +1,5 @@
-"""The report's notes: what a reader must know beside the figures."""
+"""The report's checks and notes: a report is of one training and one evaluation, and says what a
+reader must know beside the figures."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import json
 import pandas as pd
 import pytest
 
-from product_descgen.evaluation.stamp import HISTORY_KEY, history_digest
+from product_descgen.evaluation.stamp import HISTORY_KEY, history_digest, texts_stamp
 from product_descgen.pipelines.reporting.nodes import (
     ReportingParams,
+    check_one_evaluation,
     check_one_training,
     write_report_notes,
 )
@@ -60,3 +62,20 @@ def test_the_training_charted_is_the_one_that_wrote_the_newest_adapter(tmp_path)
     assert checked is history and vices["epochs"] == 2
     with pytest.raises(ValueError, match=r"not of the training that wrote student_adapter \("):
         check_one_training(str(tmp_path), history.iloc[:1], {})
+
+
+def test_the_evaluation_reported_is_one_of_these_texts_and_references(tmp_path):
+    outputs = pd.DataFrame({"product_id": ["a"], "text": ["A red mug."]})
+    eval_set = pd.DataFrame({"product_id": ["a"], "reference": ["A mug in red."]})
+    scored = texts_stamp(outputs, eval_set)
+    summaries = {
+        "eval_metrics": scored, "speed_summary": {}, "human_preference": scored,
+        "judge_preference": scored,
+    }  # fmt: skip
+    adapter = str(tmp_path)  # no fingerprint kept in the outputs: any adapter passes
+    assert check_one_evaluation(outputs, adapter, eval_set, **summaries) == summaries
+    newer = eval_set.assign(reference=["A tall red mug."])
+    with pytest.raises(ValueError, match=r"^eval_metrics, human_preference, judge_preference were"):
+        check_one_evaluation(outputs, adapter, newer, **summaries)
+    with pytest.raises(TypeError, match=r"takes the summaries"):
+        check_one_evaluation(outputs, adapter, eval_set, **summaries, judge_verdicts={})

@@ -183,6 +183,9 @@ def pick_report_numbers(evaluation: dict[str, dict[str, Any]]) -> list[dict[str,
     )
 
 
+SUMMARIES = ("eval_metrics", "speed_summary", "human_preference", "judge_preference")
+
+
 def check_one_evaluation(
     student_outputs: pd.DataFrame,
     student_adapter: str,
@@ -195,6 +198,10 @@ def check_one_evaluation(
     evaluation run stopped part-way leaves a mix of two), that student being the newest
     trained one, whose training the report charts (a finetune run after the evaluation): what
     every evaluation figure, chart and MLflow metric of the report is taken from."""
+    if set(summaries) != set(SUMMARIES):
+        raise TypeError(
+            f"check_one_evaluation takes the summaries {SUMMARIES}, got {sorted(summaries)}"
+        )
     require_trained_student(student_outputs, model_fingerprint(student_adapter))
     require_one_evaluation(student_outputs, summaries, eval_set)
     return summaries

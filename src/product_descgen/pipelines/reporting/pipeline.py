@@ -55,16 +55,8 @@ def create_pipeline(**kwargs) -> Pipeline:
                 nodes.check_one_evaluation,
                 {
                     name: name
-                    for name in (
-                        "student_outputs",
-                        "student_adapter",
-                        "eval_set",
-                        "eval_metrics",
-                        "speed_summary",
-                        "human_preference",
-                        "judge_preference",
-                    )
-                },  # fmt: skip
+                    for name in ("student_outputs", "student_adapter", "eval_set", *nodes.SUMMARIES)
+                },
                 "evaluation_summaries",
                 name="check_one_evaluation_node",
             ),

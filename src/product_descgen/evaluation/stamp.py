@@ -38,13 +38,18 @@ def student_identity(model_id: str, served: list[str | None], template: str, set
     return _digest([model_id, served, template, settings])
 
 
-def texts_digest(student_outputs: pd.DataFrame) -> str:
-    """The student texts an output was computed from, whatever their row order."""
+def _texts_by_product(frame: pd.DataFrame, column: str) -> str:
+    """The digest of each product's text in ``column``, whatever the row order."""
     rows = sorted(
         (str(p), t if isinstance(t, str) else None)
-        for p, t in zip(student_outputs["product_id"], student_outputs["text"], strict=True)
+        for p, t in zip(frame["product_id"], frame[column], strict=True)
     )
     return _digest(rows)
+
+
+def texts_digest(student_outputs: pd.DataFrame) -> str:
+    """The student texts an output was computed from, whatever their row order."""
+    return _texts_by_product(student_outputs, "text")
 
 
 def history_digest(history: pd.DataFrame) -> str:
@@ -75,11 +80,7 @@ def require_one_training(
 
 def references_digest(eval_set: pd.DataFrame) -> str:
     """The teacher references a student was scored against, whatever their row order."""
-    rows = sorted(
-        (str(p), t if isinstance(t, str) else None)
-        for p, t in zip(eval_set["product_id"], eval_set["reference"], strict=True)
-    )
-    return _digest(rows)
+    return _texts_by_product(eval_set, "reference")
 
 
 def texts_stamp(

@@ -30,6 +30,15 @@ HISTORY_FILE = "epoch_history.jsonl"
 RUN_NAME = "run"  # Ludwig's experiment directory inside the work dir
 
 
+def _progress(run_dir: Path) -> dict[str, Any] | None:
+    """Ludwig's training progress file in ``run_dir``, read (None: missing or unreadable)."""
+    try:
+        progress = json.loads((run_dir / "model" / "training_progress.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return progress if isinstance(progress, dict) else None
+
+
 def resumable(run_dir: Path) -> bool:
     """Whether ``run_dir`` holds what Ludwig resumes from: its training progress, readable,
     and latest checkpoint (a run killed before its first checkpoint has neither, one killed
@@ -39,13 +48,10 @@ def resumable(run_dir: Path) -> bool:
     progress = model / "training_progress.json"
     if not (progress.is_file() and (model / "training_checkpoints" / "latest.ckpt").is_file()):
         return False
-    try:
-        return isinstance(json.loads(progress.read_text()).get("epoch"), int)
-    except (OSError, ValueError, AttributeError):
-        logger.warning(
-            "%s is unreadable (the run stopped while writing it): training anew", progress
-        )
-        return False
+    if isinstance((_progress(run_dir) or {}).get("epoch"), int):
+        return True
+    logger.warning("%s is unreadable (the run stopped while writing it): training anew", progress)
+    return False
 
 
 def training_fingerprint(
@@ -76,8 +82,8 @@ def probe_fingerprint(prompts: list[str], settings: Any, vice_params: Any) -> st
 def checkpointed_epochs(run_dir: Path) -> int:
     """Epochs finished in the checkpoint Ludwig resumes (its training progress file)."""
     try:
-        return int(json.loads((run_dir / "model" / "training_progress.json").read_text())["epoch"])
-    except (OSError, ValueError, KeyError, TypeError):
+        return int((_progress(run_dir) or {})["epoch"])
+    except (ValueError, KeyError, TypeError):
         return 0
 
 

@@ -273,10 +273,11 @@ def ingest(
         named = set(columns.attribute_columns.values())
         if columns.attributes is None and named <= set(absent):  # no attribute column at all
             absent = [column for column in absent if column not in named]
-    check_columns(raw.assign(**dict.fromkeys(absent)), columns, source, given=list(raw.columns))
+    given = list(raw.columns)
     if absent:
         logger.info("%s: no row has %s: empty for every row", source, ", ".join(absent))
         raw = raw.assign(**dict.fromkeys(absent))
+    check_columns(raw, columns, source, given=given)
     kept: list[dict[str, Any]] = []
     quarantined: list[dict[str, Any]] = []
     seen: dict[str, int] = {}

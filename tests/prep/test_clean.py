@@ -68,6 +68,12 @@ def test_strip_markup_keeps_headings_list_items_and_table_cells_apart():
             "<table><tr><td><table><tr><td>a</td><td>b</td></tr></table></td><td>c</td></tr></table>",
             "a: b: c.",
         ),
+        # end tags left out, as HTML5 allows: cells and rows close as a browser closes them
+        ("<table><tr><td>Colour<td>Red<tr><td>Size<td>M</table>", "Colour: Red.\nSize: M."),
+        ("<table><td>Colour</td><td>Red</td></table>", "Colour: Red."),  # no row written
+        ("<table><td>a<td>b<tr><td>c<td>d</table>", "a: b.\nc: d."),
+        ("<table><tr><th>Fit<td><b>Relaxed<td>Cotton</b></table>", "Fit, Relaxed, Cotton."),
+        ("<p>x<td>y</p>", "xy."),  # a cell outside any table is ignored, as browsers do
         ('<p><img src="a.jpg"></p>', ""),  # markup that shows nothing (it crashed)
         ("<ul><li></li></ul><p>&nbsp;</p><br/>", ""),
     ],

@@ -47,6 +47,26 @@ def _name_and_value(parts: list[str]) -> str:
     return ", ".join(parts)
 
 
+def _close_cells(soup: Any) -> None:
+    """Table cells and rows as HTML5 builds them where end tags are left out (html.parser
+    nests "<td>Colour<td>Red" as a cell in a cell): a cell or row opened inside another is
+    moved after it, and cells outside any row get one, as a browser's table shows them."""
+    for tag in soup.find_all(["tr", "td", "th"]):  # document order: outer ones first
+        closes = ("tr", "td", "th") if tag.name == "tr" else ("td", "th")
+        holder = None  # the outermost element of its own table that it closes
+        for parent in tag.parents:
+            if parent.name == "table":
+                break
+            holder = parent if parent.name in closes else holder
+        if holder is not None:
+            holder.insert_after(tag.extract())
+    for cell in soup.find_all(["td", "th"]):
+        if cell.parent.name in ("table", "thead", "tbody", "tfoot"):
+            row = cell.wrap(soup.new_tag("tr"))
+            while getattr(row.next_sibling, "name", None) in ("td", "th"):
+                row.append(row.next_sibling.extract())
+
+
 def _pairs(soup: Any) -> None:
     """Each table row as its cells' :func:`_name_and_value`; each definition term joined to
     its definition ("<dt>Width</dt><dd>50 cm</dd>": "Width: 50 cm")."""
@@ -107,6 +127,7 @@ def strip_markup(text: str, sentences: bool = False) -> str:
         code.decompose()
     for comment in soup.find_all(string=lambda node: isinstance(node, Comment)):
         comment.extract()
+    _close_cells(soup)
     for block in soup.find_all(_BLOCKS):
         block.insert_before(_BLOCK)
         block.insert_after(_BLOCK)

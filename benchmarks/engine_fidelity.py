@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shutil
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from speed_comparison import flipkart_items  # noqa: E402
-from speed_setup import load_speed_jobs, newest_student_adapter  # noqa: E402
+from speed_setup import gate_texts, load_speed_jobs, newest_student_adapter  # noqa: E402
 
 from product_descgen.evaluation import speed  # noqa: E402
 from product_descgen.evaluation.inference import student_requests  # noqa: E402
@@ -122,13 +121,13 @@ def gate_rates(teacher_job, student_job, models: ModelsParams) -> dict:
             hf_dir = str(base_model_dir(adapter))
         reference = job.model_copy(update={"connection": REFERENCE, "model_dir": hf_dir,
                                            "adapter": adapter})  # fmt: skip
-        rates = {
-            "transformers float32": speed.run_isolated(reference, 7200)["gate_pass_rate"],
-            f"openvino {job.connection.serving}": speed.run_isolated(job, 7200)["gate_pass_rate"],
-        }
+        results = [speed.run_isolated(reference, 7200), speed.run_isolated(job, 7200)]
+        gate_texts(results, job.items)
+        labels = ("transformers float32", f"openvino {job.connection.serving}")
+        rates = {label: r["gate_pass_rate"] for label, r in zip(labels, results, strict=True)}
         ref_rate, engine_rate = rates.values()
         n = len(job.items)
-        band = 2 * math.sqrt((ref_rate * (1 - ref_rate) + engine_rate * (1 - engine_rate)) / n)
+        band = speed.difference_band(ref_rate, engine_rate, n)
         out[job.system] = {**rates, "difference": engine_rate - ref_rate, "noise_band": band,
                            "n": n}  # fmt: skip
     return out

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from speed_comparison import flipkart_items  # noqa: E402
-from speed_setup import load_speed_jobs  # noqa: E402
+from speed_setup import gate_texts, load_speed_jobs  # noqa: E402
 
 from product_descgen.evaluation import speed  # noqa: E402
 
@@ -41,7 +41,7 @@ def main() -> None:
     for job in (teacher_job, student_job):
         for precision in PRECISIONS:
             connection = job.connection.model_copy(update={"precision": precision})
-            change = {**update, "connection": connection, "return_texts": True}
+            change = {**update, "connection": connection}
             jobs.append(job.model_copy(update=change))
     results = []
     for round_ in range(args.rounds):
@@ -49,6 +49,7 @@ def main() -> None:
             result = speed.run_isolated(job, 7200)
             key = f"{job.system} {job.connection.precision}"
             results.append({**result, "system": key, "round": round_})
+    gate_texts(results, items)
     texts: dict[str, list] = {}
     for r in results:
         texts.setdefault(r["system"], []).append(r.pop("texts"))

@@ -30,7 +30,7 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from speed_setup import ROOT, load_speed_jobs, newest_student_adapter  # noqa: E402
+from speed_setup import ROOT, gate_texts, load_speed_jobs, newest_student_adapter  # noqa: E402
 
 from product_descgen.evaluation import cost, speed  # noqa: E402
 from product_descgen.pipelines.data_prep import nodes as prep  # noqa: E402
@@ -106,6 +106,7 @@ def main() -> None:
     teacher_job = teacher_job.model_copy(update=update)
     student_job = student_job.model_copy(update=update)
     rounds = speed.run_pairs((teacher_job, student_job), args.pairs, timeout_s=7200)
+    gate_texts(rounds, items)
     table = speed.summarise_rounds(rounds)
     by_system = {row["system"]: row for row in table.to_dict(orient="records")}
     p = evaluation.speed

@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pandas as pd
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -14,7 +16,7 @@ from kedro.framework.session import KedroSession  # noqa: E402
 from kedro.framework.startup import bootstrap_project  # noqa: E402
 
 from product_descgen.evaluation.config import EvaluationParams  # noqa: E402
-from product_descgen.evaluation.speed import SpeedJob  # noqa: E402
+from product_descgen.evaluation.speed import SpeedJob, gate_outputs  # noqa: E402
 from product_descgen.pipelines.evaluation import nodes  # noqa: E402
 from product_descgen.runtime import RuntimeParams, set_threads  # noqa: E402
 from product_descgen.teacher.config import TeacherParams  # noqa: E402
@@ -44,6 +46,16 @@ def load_speed_jobs(
     teacher_job = nodes.teacher_speed_job(examples, prompts, teacher_llm, teacher, evaluation)
     student_job = nodes.student_speed_job(examples, served, teacher, evaluation)
     return evaluation, teacher_job, student_job
+
+
+def gate_texts(results: list[dict], items: list[dict]) -> pd.DataFrame:
+    """The speed results' delivered texts through the teacher's quality gate, as the speed node
+    gates them (each result gets its ``gate_pass_rate``), against ``items`` as the catalogue."""
+    bootstrap_project(ROOT)
+    with KedroSession.create(project_path=ROOT) as session:
+        params = session.load_context().catalog.load("parameters")
+    teacher = TeacherParams.model_validate(params["teacher_generation"])
+    return gate_outputs(results, pd.DataFrame(items), teacher.gate, teacher.embedding_model)
 
 
 def newest_student_adapter() -> str:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 import yaml
 
 from product_descgen.evaluation.speed import (
     SpeedJob,
+    difference_band,
+    gate_outputs,
     peak_mb,
     reset_peak,
     round_ratios,
@@ -15,6 +18,7 @@ from product_descgen.evaluation.speed import (
 )
 from product_descgen.llm.backends import Connection
 from product_descgen.llm.types import GenerationSettings
+from product_descgen.quality.checks import GateParams, check_description
 from tests.conftest import PROJECT_ROOT
 
 ITEMS = [{"product_id": f"p{i}", "input_text": f"Product: Mug {i}\n- Color: Red",
@@ -58,7 +62,9 @@ def test_each_system_is_measured_in_its_own_process(system, tiny_model_dir):
     steps = ("draft", "refine") if system == "teacher" else ("describe",)
     for step in steps:
         assert result[f"{step}_prompt_tokens"] > 0 and result[f"{step}_generated_tokens"] > 0
-    assert 0 <= result["gate_pass_rate"] <= 1 and result["load_average"] >= 0
+    assert result["load_average"] >= 0
+    assert result["product_ids"] == [item["product_id"] for item in ITEMS]
+    assert len(result["texts"]) == len(result["finish"]) == len(ITEMS)
 
 
 def test_a_failing_worker_reports_its_error(tmp_path):
@@ -120,3 +126,33 @@ def test_machines_that_hold_no_process_fail_after_the_first_round(monkeypatch):
     big = [{"name": "big", "memory_gb": 4, "price_per_hour": 0.1}]
     runs = speed.run_pairs(("teacher", "student"), 3, 60, lambda r: cost.check_machines(r, big))
     assert len(runs) == 6
+
+
+def test_delivered_texts_go_through_the_gate_the_teacher_and_describe_use():
+    """Not the rule checks alone: a fluent text about another product passes those, and the
+    gate's off-product check (against the catalogue) rejects it."""
+    from tests.quality.test_off_product import ITEMS as PRODUCTS
+    from tests.quality.test_off_product import TEXTS
+
+    catalogue = pd.DataFrame(
+        {"product_id": list(PRODUCTS), "input_text": [f"Product: {v}" for v in PRODUCTS.values()]}
+    )
+    ids = ["kettle", "ring", "earphones"]
+    about_a_tent = "Pitch this roomy tent at the campsite and sleep soundly under the stars."
+    teacher = {"system": "teacher", "serving": "s", "round": 0, "product_ids": ids,
+               "texts": [TEXTS["kettle"], TEXTS["ring"], about_a_tent],
+               "finish": ["stop"] * 3}  # fmt: skip
+    student = teacher | {"system": "student", "texts": [TEXTS["kettle"], None, about_a_tent]}
+    gate = GateParams(min_words=5)
+    inputs = dict(zip(catalogue["product_id"], catalogue["input_text"], strict=True))
+    assert not check_description(teacher["texts"][2], inputs["earphones"], gate, "stop")
+
+    results = [teacher, student]
+    outputs = gate_outputs(results, catalogue, gate, None)
+    assert outputs["passed"].tolist() == [True, True, False, True, False, False]
+    assert outputs["reasons"].tolist()[2] == "off_product"
+    assert outputs["reasons"].tolist()[4] == "generation_failed"
+    assert [r["gate_pass_rate"] for r in results] == [2 / 3, 1 / 3]
+    assert set(outputs.columns) >= {"round", "system", "product_id", "text", "finish_reason"}
+    assert difference_band(0.5, 0.25, 8) == pytest.approx(0.4677, abs=1e-4)
+    assert difference_band(None, 0.25, 8) is None

@@ -53,6 +53,9 @@ def test_speed_figures_from_too_few_products_are_marked_indicative():
     gated = enough | {"teacher_gate_pass_rate": 0.25, "student_gate_pass_rate": 0.625}
     rows = {r["label"]: r["value"] for r in key_numbers(METRICS, gated, NO_HUMANS, {})}
     assert rows[GATE] == "62% / 25%"
+    gated |= {"gate_noise_band": 0.165}  # two standard errors of the difference, 64 products
+    rows = {r["label"]: r["value"] for r in key_numbers(METRICS, gated, NO_HUMANS, {})}
+    assert rows[GATE] == "62% / 25% (a difference within ±16% is noise)"
 
 
 def test_a_disabled_judge_rejected_ratings_and_the_test_size_are_said():

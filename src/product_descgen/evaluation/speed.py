@@ -19,6 +19,7 @@ import ctypes
 import gc
 import json
 import logging
+import math
 import os
 import statistics
 import subprocess
@@ -27,7 +28,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -42,9 +43,13 @@ from product_descgen.runtime import LOG_FORMAT, threads
 from product_descgen.step_runner import step_requests
 from product_descgen.teacher.generate import draft_variables, refine_variables
 
+if TYPE_CHECKING:
+    from product_descgen.quality.checks import GateParams
+
 logger = logging.getLogger(__name__)
 
 MB = 1024 * 1024
+DELIVERED = ("product_ids", "texts", "finish")  # a result's texts, not figures of the run
 
 
 class SpeedJob(BaseModel):
@@ -66,8 +71,6 @@ class SpeedJob(BaseModel):
     template: str | None = None
     generation: GenerationSettings | None = None
     warmup_items: list[dict[str, Any]] = []  # served before the clock starts, not measured
-    gate: dict[str, Any] | None = None  # quality gate thresholds: pass rate beside throughput
-    return_texts: bool = False  # add the final texts to the result (benchmarks compare them)
 
 
 def _status_kb(field: str) -> int:
@@ -176,16 +179,33 @@ def _tokens(served: Served) -> dict[str, float]:
     return out
 
 
-def gate_pass_rate(texts: list, items: list[dict[str, Any]], finish: list, gate: Any) -> float:
-    """Share of the delivered texts that pass the quality gate."""
-    from product_descgen.quality.checks import GateParams, check_description
+def gate_outputs(
+    results: list[dict[str, Any]],
+    catalogue: pd.DataFrame,
+    gate: GateParams,
+    embedding_model: str | None,
+) -> pd.DataFrame:
+    """Every text ``results`` delivered (:func:`measure`'s results), through the quality gate
+    as the teacher's gate and describe check theirs (:func:`product_descgen.quality.gate.
+    gate_problems`: the off-product check and the lexicon against ``catalogue``, which holds
+    the measured products); one row per result and product. Each result gets its
+    ``gate_pass_rate``."""
+    from product_descgen.quality.gate import OutputFields, gate_problems
 
-    params = GateParams.model_validate(gate or {})
-    passed = [
-        not check_description(text, item["input_text"], params, reason)
-        for text, item, reason in zip(texts, items, finish, strict=True)
-    ]
-    return sum(passed) / len(passed) if passed else float("nan")
+    inputs = catalogue.set_index(catalogue["product_id"].astype(str))["input_text"]
+    rows = [
+        {"result": i, "round": r.get("round"), "system": r["system"], "serving": r["serving"],
+         "product_id": pid, "input_text": inputs[str(pid)], "text": text, "finish_reason": end}
+        for i, r in enumerate(results)
+        for pid, text, end in zip(r["product_ids"], r["texts"], r["finish"], strict=True)
+    ]  # fmt: skip
+    found = gate_problems(rows, OutputFields(), catalogue, gate, embedding_model)
+    frame = pd.DataFrame(rows).drop(columns="input_text")
+    frame["passed"] = [not problems for problems in found]
+    frame["reasons"] = [",".join(dict.fromkeys(code for code, _ in p)) for p in found]
+    for i, result in enumerate(results):
+        result["gate_pass_rate"] = float(frame.loc[frame["result"] == i, "passed"].mean())
+    return frame
 
 
 def _import_libraries(job: SpeedJob) -> None:
@@ -253,7 +273,6 @@ def measure(job: SpeedJob) -> dict[str, Any]:
         if tokens["final_text_tokens"]
         else float("nan"),
         **tokens,
-        "gate_pass_rate": gate_pass_rate(served["texts"], job.items, served["finish"], job.gate),
         "latency_p50_s": float(np.percentile(served["latency"], 50)),
         "latency_p95_s": float(np.percentile(served["latency"], 95)),
         "rss_before_load_mb": base,
@@ -261,7 +280,10 @@ def measure(job: SpeedJob) -> dict[str, Any]:
         "model_peak_mb": peak - base,
         "process_peak_mb": peak,
         **gpu_memory_mb(),
-        **({"texts": served["texts"]} if job.return_texts else {}),
+        # DELIVERED: what was served, for the quality gate (gate_outputs)
+        "product_ids": [item["product_id"] for item in job.items],
+        "texts": served["texts"],
+        "finish": served["finish"],
     }
 
 
@@ -314,10 +336,15 @@ def run_pairs(
     return results
 
 
+def round_figures(results: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per system and round: every figure of :func:`measure` (the texts left out)."""
+    return pd.DataFrame([{k: v for k, v in r.items() if k not in DELIVERED} for r in results])
+
+
 def summarise_rounds(results: list[dict[str, Any]]) -> pd.DataFrame:
     """One row per system: the median of every numeric figure over the rounds, with the
     minimum and maximum of the headline ones."""
-    frame = pd.DataFrame(results)
+    frame = round_figures(results)
     rows = []
     for system, part in frame.groupby("system", sort=False):
         numeric = part.select_dtypes("number").drop(columns=["round"])
@@ -333,6 +360,14 @@ def summarise_rounds(results: list[dict[str, Any]]) -> pd.DataFrame:
         rows.append({"system": system, "serving": first["serving"], "backend": first["backend"],
                      "rounds": len(part), **row})  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def difference_band(first: float | None, second: float | None, n: int) -> float | None:
+    """The noise band of a difference of two pass rates, each on the same ``n`` products: two
+    standard errors (a difference within it is no evidence of one)."""
+    if first is None or second is None or not n:
+        return None
+    return 2 * math.sqrt((first * (1 - first) + second * (1 - second)) / n)
 
 
 def round_ratios(results: list[dict[str, Any]]) -> list[float]:

@@ -63,13 +63,19 @@ def key_numbers(
          "over 80% lower"),
         ("Quality gate pass rate, student / teacher pipeline (speed-test products)",
          f"{_pct(speed_summary.get('student_gate_pass_rate'))} / "
-         f"{_pct(speed_summary.get('teacher_gate_pass_rate'))}{few}", ""),
+         f"{_pct(speed_summary.get('teacher_gate_pass_rate'))}{_band(speed_summary)}{few}", ""),
         ("Tie or student preferred (human raters)", share(human), "60%"),
         ("Tie or student preferred (LLM judge, both orders)", share(judge), "60%"),
         ("Student format compliance", _pct(student.get("format_compliance")) + tested, ""),
         ("Student ROUGE-L vs teacher", _num(student.get("rouge_l")) + tested, ""),
     ]  # fmt: skip
     return [{"label": a, "value": b, "reference": c} for a, b, c in rows]
+
+
+def _band(speed_summary: dict[str, Any]) -> str:
+    """The noise band of the gate pass rates' difference, where the summary has one."""
+    band = speed_summary.get("gate_noise_band")
+    return f" (a difference within ±{band:.0%} is noise)" if band is not None else ""
 
 
 def _invalid(summary: dict[str, Any]) -> str:

@@ -17,7 +17,8 @@ ATTRIBUTES = [
 
 
 def write_test_sets(project: Path, n: int = 4) -> pd.DataFrame:
-    """``distill_test`` (teacher references) and ``test_examples`` (attributes) for n products."""
+    """``distill_test`` (teacher references), ``test_examples`` (attributes) and
+    ``model_inputs`` (the catalogue the speed test's gate checks against) for n products."""
     rows = []
     for i in range(n):
         attributes = ATTRIBUTES[i % len(ATTRIBUTES)]
@@ -37,9 +38,9 @@ def write_test_sets(project: Path, n: int = 4) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     model_input = project / "data" / "05_model_input"
     frame.drop(columns="attributes").to_parquet(model_input / "distill_test.parquet")
-    frame[["product_id", "title", "category", "attributes", "audience", "input_text"]].to_parquet(
-        model_input / "test_examples.parquet"
-    )
+    examples = frame[["product_id", "title", "category", "attributes", "audience", "input_text"]]
+    examples.to_parquet(model_input / "test_examples.parquet")
+    examples.to_parquet(project / "data" / "04_feature" / "model_inputs.parquet")
     return frame
 
 

@@ -243,7 +243,7 @@ def teacher_speed_job(
     return speed.SpeedJob(
         system="teacher", connection=speed_teacher_llm, model_dir=speed_teacher_llm.model_dir,
         prompts=teacher_prompts, rules=teacher.rules.model_dump(), draft=teacher.draft,
-        refine=teacher.refine, items=items, warmup_items=warmup, gate=teacher.gate.model_dump(),
+        refine=teacher.refine, items=items, warmup_items=warmup,
     )  # fmt: skip
 
 
@@ -260,21 +260,27 @@ def student_speed_job(
     return speed.SpeedJob(
         system="student", connection=s.connection, model_dir=s.model_dir, adapter=s.adapter,
         template=s.template, generation=s.settings, items=items, warmup_items=warmup,
-        gate=teacher.gate.model_dump(),
     )  # fmt: skip
 
 
 def measure_speed(
-    teacher_job: speed.SpeedJob, student_job: speed.SpeedJob, params: EvaluationParams
-) -> tuple[pd.DataFrame, dict[str, Any]]:
+    teacher_job: speed.SpeedJob,
+    student_job: speed.SpeedJob,
+    model_inputs: pd.DataFrame,
+    teacher: TeacherParams,
+    params: EvaluationParams,
+) -> tuple[pd.DataFrame, dict[str, Any], pd.DataFrame, pd.DataFrame]:
     """Teacher pipeline vs student on the same test products: alternated rounds, each system
-    in a fresh process; medians over the rounds with their spread."""
+    in a fresh process; medians over the rounds with their spread, every round's figures, and
+    every delivered text through the teacher's quality gate (``model_inputs``: the catalogue
+    it checks against)."""
     p = params.speed
     machines = [m.model_dump() for m in p.machines]
     runs = speed.run_pairs(
         (teacher_job, student_job), p.pairs, p.timeout_s,
         check_first=lambda first: cost.check_machines(first, machines),
     )  # fmt: skip
+    outputs = speed.gate_outputs(runs, model_inputs, teacher.gate, teacher.embedding_model)
     by_system = {row["system"]: row for row in speed.summarise_rounds(runs).to_dict("records")}
     table = cost.speed_table(by_system["teacher"], by_system["student"], machines=machines)
     summary = cost.compare(table)
@@ -285,6 +291,9 @@ def measure_speed(
     ratios, n = speed.round_ratios(runs), len(teacher_job.items)
     summary |= {
         "throughput_ratio_min": min(ratios), "throughput_ratio_max": max(ratios),
+        "gate_noise_band": speed.difference_band(
+            summary["teacher_gate_pass_rate"], summary["student_gate_pass_rate"], n
+        ),
         "sample": {"products": n, "rounds": p.pairs, "min_products": p.min_products,
                    "enough": n >= p.min_products},
     }  # fmt: skip
@@ -306,4 +315,4 @@ def measure_speed(
             "Speed test on %d products (min_products %d): its figures are indicative only",
             n, p.min_products,
         )  # fmt: skip
-    return table, summary
+    return table, summary, speed.round_figures(runs), outputs

@@ -106,8 +106,14 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),  # fmt: skip
             Node(
                 nodes.measure_speed,
-                ["speed_teacher_job", "speed_student_job", "params:evaluation"],
-                ["speed_table", "speed_summary"],
+                [
+                    "speed_teacher_job",
+                    "speed_student_job",
+                    "model_inputs",
+                    "params:teacher_generation",
+                    "params:evaluation",
+                ],
+                ["speed_table", "speed_summary", "speed_rounds", "speed_outputs"],
                 name="measure_speed_node",
             ),
         ],

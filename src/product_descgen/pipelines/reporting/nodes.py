@@ -122,11 +122,14 @@ def write_report_notes(
     teacher_gate = speed_summary.get("teacher_gate_pass_rate")
     student_gate = speed_summary.get("student_gate_pass_rate")
     if teacher_gate is not None and student_gate is not None:
+        band = speed_summary.get("gate_noise_band")
         notes.append(
             "The quality figures compare texts on test products whose teacher text passed the "
-            "quality gate, so the teacher's are of its accepted texts only; on the speed test's "
-            f"products the gate passed {teacher_gate:.0%} of the teacher pipeline's texts and "
-            f"{student_gate:.0%} of the student's."
+            "quality gate, so the teacher's are of its accepted texts only. Of the texts both "
+            "systems wrote in the speed test (their own generation, not the distillation set's: "
+            f"speed_outputs) the gate passed {teacher_gate:.0%} of the teacher pipeline's and "
+            f"{student_gate:.0%} of the student's"
+            + (f" (a difference within ±{band:.0%} is noise)." if band is not None else ".")
         )
     flagged = vice_report.get("flagged_epochs", [])
     if flagged:

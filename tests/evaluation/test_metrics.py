@@ -96,10 +96,12 @@ def test_diversity_by_hand():
     assert d["n"] == 3
 
 
-def test_diversity_phrase_needs_two_texts():
+def test_diversity_phrase_and_opening_need_two_texts():
     d = m.diversity(["a b a b", "c d"], P)  # "a b" repeats, but only within one text
     assert d["repeated_phrase_share"] == 0.0
-    assert d["opening_share"] == pytest.approx(1 / 2)
+    assert d["opening_share"] == 0.0  # no two open alike (it read 1/2: any opening was "top")
+    assert m.diversity(["a b c"], P)["opening_share"] == 0.0  # one text (it read 1.0)
+    assert m.diversity(["a b c", "a b d", "e f"], P)["opening_share"] == pytest.approx(2 / 3)
     assert d["distinct_2"] == pytest.approx(3 / 4)  # ab, ba, ab, cd
     empty = m.diversity([], P)
     assert empty == {"distinct_1": 0.0, "distinct_2": 0.0, "opening_share": 0.0,
@@ -175,7 +177,7 @@ def test_aggregate_overall_and_per_category():
     assert student["unsupported_claims_per_item"] == pytest.approx(1 / 2)
     assert student["unsupported_item_share"] == pytest.approx(1 / 2)
     assert student["format_compliance"] == 1.0 and student["failure_share"] == 0.0
-    assert (student["n"], student["mean_words"], student["opening_share"]) == (2, 4.0, 0.5)
+    assert (student["n"], student["mean_words"], student["opening_share"]) == (2, 4.0, 0.0)
     assert student["distinct_1"] == pytest.approx(7 / 8)  # only "a" repeats among 8 words
     base = result["overall"]["base_student"]
     assert base["rouge_l"] == pytest.approx((0 + 4 / 9) / 2)

@@ -54,7 +54,7 @@ class MetricsParams(BaseModel):
     gate: GateParams = Field(default_factory=GateParams)  # format compliance: words, paragraphs
 
 
-MIN_SHARING_TEXTS = 2  # a phrase counts as repeated when at least this many texts share it
+MIN_SHARING_TEXTS = 2  # an opening or phrase counts as repeated when this many texts share it
 
 
 def embedder_dir(embedding_model: str | None) -> str:
@@ -168,7 +168,9 @@ def format_problems(
 
 
 def diversity(texts: list[str], params: MetricsParams) -> dict[str, float]:
-    """distinct-1/2, the share of the most common opening and of the most common phrase."""
+    """distinct-1/2, the share of the most common opening and of the most common phrase, each
+    0 unless at least ``MIN_SHARING_TEXTS`` texts share it (of texts that all open differently,
+    or of a single text, "the most common opening" is any one of them: no vice)."""
     texts = [_text(t) for t in texts]
     tokens = [[w.casefold() for w in words(t)] for t in texts]
     out: dict[str, float] = {}
@@ -179,9 +181,9 @@ def diversity(texts: list[str], params: MetricsParams) -> dict[str, float]:
     if texts:
         t = ViceThresholds(opening_words=params.opening_words, phrase_words=params.phrase_words)
         vices = detect_vices(texts, [""] * len(texts), texts, t)
-        out["opening_share"] = float(vices["opening_share"])
-        if round(vices["repeated_phrase_share"] * len(texts)) >= MIN_SHARING_TEXTS:
-            out["repeated_phrase_share"] = float(vices["repeated_phrase_share"])
+        for share in ("opening_share", "repeated_phrase_share"):
+            if round(vices[share] * len(texts)) >= MIN_SHARING_TEXTS:
+                out[share] = float(vices[share])
     out["n"] = len(texts)
     return out
 

@@ -97,8 +97,8 @@ QUALITY_METRICS = {
     "rouge_l": "ROUGE-L F1 vs teacher", "chrf": "chrF vs teacher (/100)",
     "embedding_cosine": "embedding cosine vs teacher", "attribute_coverage": "attribute coverage",
     "format_compliance": "format compliance",
-    "unsupported_item_share": "items with unsupported claims",
-    "distinct_2": "distinct-2", "opening_share": "share with the top opening",
+    "unsupported_item_share": "items with unsupported claims (lower is better)",
+    "distinct_2": "distinct-2", "opening_share": "share with a shared opening (lower is better)",
 }  # fmt: skip
 
 

@@ -4,7 +4,7 @@ Given the descriptions a model wrote for a fixed probe set, it measures
 * ``opening_share``: the share of outputs that open with the most common first words,
 * ``repeated_phrase_share``: the share of outputs containing the most common phrase
   (an n-gram shared across outputs that is not in their inputs),
-* ``length_drift``: mean output length relative to the reference texts (1.0 = same),
+* ``length_drift``: mean output length over the reference texts' mean, less one (0 = same),
 * ``format_violation_share``: the share failing the format checks (markup, price, first person,
   prompt echo),
 * ``self_repetition_share``: the share that repeat themselves inside one text (a sentence said

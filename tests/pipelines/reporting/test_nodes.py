@@ -13,6 +13,7 @@ from product_descgen.pipelines.reporting.nodes import (
     ReportingParams,
     check_one_evaluation,
     check_one_training,
+    collect_key_metrics,
     write_report_notes,
 )
 from product_descgen.training.contract import CONTRACT_FILE
@@ -32,7 +33,8 @@ def test_too_few_speed_test_products_make_the_speed_figures_indicative():
     found = notes({}, {"headline": ["Throughput: 5.2x"], "sample": sample})
     assert found[0] == (
         "Speed, memory and cost measured on 8 products, fewer than the 64 the comparison needs "
-        "(evaluation.speed.min_products): those figures are indicative only."
+        "(evaluation.speed.min_products): those figures are indicative only (with few products "
+        "in flight the throughput ratio has read higher than on 64: docs/benchmarks.md)."
     )
     assert found[1] == "Throughput: 5.2x"
     enough = {"headline": ["Throughput: 5.2x"], "sample": sample | {"products": 64, "enough": True}}
@@ -56,6 +58,23 @@ def test_the_gate_pass_rates_say_what_the_teachers_quality_figures_are_of():
         "student's (a difference within ±47% is noise)."
     ]
     assert notes({}, rates)[0].endswith("62% of the student's.")  # a summary without a band
+
+
+def test_mlflow_metrics_carry_the_gate_rates_and_the_sample_sizes_they_stand_on():
+    speed = {"throughput_ratio": 4.1, "memory_reduction": 0.43, "cost_reduction": 0.76,
+             "tokens_per_s_ratio": 2.2, "teacher_gate_pass_rate": 0.25,
+             "student_gate_pass_rate": 0.5, "gate_noise_band": 0.47,
+             "sample": {"products": 8, "min_products": 64, "enough": False}}  # fmt: skip
+    metrics = {"overall": {"student": {"rouge_l": 0.2}},
+               "size": {"test_items": 2, "min_test_items": 30, "enough": False}}  # fmt: skip
+    evaluation = {"speed_summary": speed, "eval_metrics": metrics, "human_preference": {},
+                  "judge_preference": {}}  # fmt: skip
+    logged = {k: v["value"] for k, v in collect_key_metrics(evaluation).items()}
+    assert logged["speed.student_gate_pass_rate"] == 0.5
+    assert logged["speed.gate_noise_band"] == 0.47
+    assert (logged["speed.products"], logged["speed.enough"]) == (8, 0)
+    assert (logged["quality.test_items"], logged["quality.enough"]) == (2, 0)
+    assert logged["quality.student.rouge_l"] == 0.2
 
 
 def test_the_training_charted_is_the_one_that_wrote_the_newest_adapter(tmp_path):

@@ -82,11 +82,19 @@ def plot_cost_speed(speed_table: pd.DataFrame, evaluation: dict[str, dict[str, A
 
 def collect_key_metrics(evaluation: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
     """Headline numbers as MLflow metrics (``{name: {"value": v, "step": 0}}``), from
-    :func:`check_one_evaluation`'s summaries: a mix of evaluations is never logged."""
+    :func:`check_one_evaluation`'s summaries, with the sample sizes they were measured on (and
+    whether those reach their floors: 0 is indicative): a mix of evaluations is never logged."""
+    speed_summary, size = evaluation["speed_summary"], evaluation["eval_metrics"].get("size", {})
     values: dict[str, Any] = {
-        f"speed.{k}": evaluation["speed_summary"][k]
-        for k in ("throughput_ratio", "memory_reduction", "cost_reduction", "tokens_per_s_ratio")
-    }
+        f"speed.{k}": speed_summary.get(k)
+        for k in ("throughput_ratio", "memory_reduction", "cost_reduction", "tokens_per_s_ratio",
+                  "teacher_gate_pass_rate", "student_gate_pass_rate", "gate_noise_band")
+    }  # fmt: skip
+    sample = speed_summary.get("sample", {})
+    values |= {
+        "speed.products": sample.get("products"), "speed.enough": sample.get("enough"),
+        "quality.test_items": size.get("test_items"), "quality.enough": size.get("enough"),
+    }  # fmt: skip
     for system, row in evaluation["eval_metrics"]["overall"].items():
         for metric in KEY_QUALITY:
             values[f"quality.{system}.{metric}"] = row.get(metric)
@@ -108,7 +116,9 @@ def write_report_notes(
     floors = [  # a figure measured on fewer items than its floor is indicative only
         (speed_summary.get("sample", {}), "products", "min_products",
          "Speed, memory and cost measured on {n} products, fewer than the {floor} the comparison "
-         "needs (evaluation.speed.min_products): those figures are indicative only."),
+         "needs (evaluation.speed.min_products): those figures are indicative only (with few "
+         "products in flight the throughput ratio has read higher than on 64: "
+         "docs/benchmarks.md)."),
         (eval_metrics.get("size", {}), "test_items", "min_test_items",
          "Evaluated on {n} test products, fewer than the {floor} the headline claims need "
          "(evaluation.min_test_items): every quality figure here is indicative only."),

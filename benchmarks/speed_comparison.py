@@ -122,6 +122,11 @@ def main() -> None:
     tokens = [c for c in table.columns if c.endswith(("_prompt_tokens", "_generated_tokens"))]
     print(table[columns].to_markdown(index=False, floatfmt=".3g"))  # noqa: T201
     print(table[["system", *tokens, "final_text_tokens"]].to_markdown(index=False))  # noqa: T201
+    rates = summary["teacher_gate_pass_rate"], summary["student_gate_pass_rate"]
+    summary |= {
+        "throughput_ratio_rounds": speed.round_ratios(rounds),
+        "gate_noise_band": speed.difference_band(*rates, len(teacher_job.items)),
+    }
     print(json.dumps({k: v for k, v in summary.items() if k != "headline"}, indent=1))  # noqa: T201
     if args.old_engine_src:
         from product_descgen.export.student import base_model_dir

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Serve a model with vLLM's OpenAI-compatible server, for `backend: openai` (conf/gpu).
 #
-#   bash scripts/serve_vllm.sh MODEL_DIR [NAME]
+#   bash scripts/serve_vllm.sh MODEL_DIR [NAME [VLLM_ARGS...]]
 #
 # MODEL_DIR: a Hugging Face model directory (the teacher, the judge or the student's base).
 # NAME: the model name clients ask for (`model:` in the catalog entry; default: the folder name).
+# VLLM_ARGS: passed on to `vllm serve` as given, e.g. the teacher's repetition penalty, which
+#   the OpenAI API cannot carry: --override-generation-config '{"repetition_penalty": 1.1}'.
 # Settings, from the environment (defaults in brackets):
 #   PORT [8000]  HOST [127.0.0.1]  DTYPE [bfloat16]  MAX_SEQS [64]  MAX_MODEL_LEN [4096]
 #   GPU_MEMORY_UTILIZATION [0.90]  TENSOR_PARALLEL [1]
@@ -20,7 +22,7 @@
 set -euo pipefail
 
 if [[ $# -lt 1 || $1 == -h || $1 == --help ]]; then
-  sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 fi
 MODEL_DIR=$1
@@ -50,6 +52,7 @@ if [[ -n ${LORA:-} ]]; then
   fi
   cmd+=(--enable-lora --lora-modules "$LORA" --max-lora-rank "${LORA_RANK:-16}")
 fi
+cmd+=("${@:3}")
 
 if [[ ${DRY_RUN:-0} == 1 ]]; then
   printf '%q ' "${cmd[@]}"

@@ -76,7 +76,8 @@ class FaultyServer:
     ``script``: modes served first, in order, before the random ones; besides the above:
     ``trickle`` (a valid answer sent a byte at a time), ``oversized`` (a 200 with a huge
     text), ``nochoices`` (a 200 with an empty choices list), ``echoauth`` (a 500 whose body
-    echoes the Authorization header), ``retryafter`` (a 429 asking to wait 1 s).
+    echoes the Authorization header), ``retryafter`` (a 429 asking to wait 1 s), ``404`` (a
+    path the server does not serve).
     """
 
     MODES = ("500", "429", "timeout", "drop", "badjson")
@@ -178,8 +179,12 @@ class FaultyServer:
 
     @staticmethod
     def _reply(mode: str, path: str, body: dict) -> tuple[str, bytes]:
-        if mode == "500":
-            return "500 Internal Server Error", b'{"error": {"message": "boom"}}'
+        failures = {
+            "500": ("500 Internal Server Error", b'{"error": {"message": "boom"}}'),
+            "404": ("404 Not Found", b'{"detail": "Not Found"}'),
+        }
+        if mode in failures:
+            return failures[mode]
         if mode in ("429", "retryafter"):
             return "429 Too Many Requests", b'{"error": {"message": "slow down"}}'
         if mode == "badjson":

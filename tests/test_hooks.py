@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from types import SimpleNamespace
 
+import pytest
+
 from product_descgen.hooks import PipelineTimingHooks, RunOutputsHooks
 from product_descgen.project_config import load_project_config
 
@@ -104,6 +106,29 @@ def test_an_interrupted_run_is_recorded_as_killed(tmp_path, monkeypatch):
         mlflow.set_tracking_uri(previous_uri)
     assert statuses == ["KILLED", "FINISHED"]
     assert len(registered) == 1  # one exit handler, however many runs
+
+
+def test_sigterm_during_a_run_interrupts_it_as_ctrl_c_does(monkeypatch):
+    """timeout, docker stop and schedulers send SIGTERM: it ended the process at once, with no
+    resume message and the MLflow run left RUNNING."""
+    import atexit
+    import os
+    import signal
+    import time
+
+    from product_descgen.hooks import MlflowInterruptHooks, terminate_as_interrupt
+
+    monkeypatch.setattr(atexit, "register", lambda *a, **k: None)  # not at the tests' exit
+    hooks, before = MlflowInterruptHooks(), signal.getsignal(signal.SIGTERM)
+    hooks.before_pipeline_run()
+    try:
+        assert signal.getsignal(signal.SIGTERM) is terminate_as_interrupt
+        with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)  # the handler runs at the next bytecode
+    finally:
+        hooks.on_pipeline_error()
+    assert signal.getsignal(signal.SIGTERM) is before  # restored once the run ends
 
 
 def test_a_run_needing_cuda_on_a_machine_without_it_fails_before_any_node(monkeypatch):

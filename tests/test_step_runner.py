@@ -48,6 +48,15 @@ def test_rows_failing_again_as_before_do_not_fail_the_re_run(tmp_path, caplog):
     assert "2 rows failed again with the error of an earlier run" in caplog.text
 
 
+def test_a_step_that_leaves_rows_failed_says_so(tmp_path, caplog):
+    store, backend = CallStore(tmp_path / "calls.sqlite"), Scripted()
+    with caplog.at_level("WARNING"):  # half failing is not most: the step goes on, and says so
+        done = run_step(requests(4, 4), lambda: backend, store, "draft", progress=False)
+    assert len(done) == 4
+    assert "teacher draft: 4 of 8 calls failed (4 with: BadRequestError" in caplog.text
+    assert "a re-run retries them" in caplog.text
+
+
 def test_a_dead_server_still_fails_a_re_run_loudly(tmp_path):
     store, backend = CallStore(tmp_path / "calls.sqlite"), Scripted()
     todo = requests(20, 2)

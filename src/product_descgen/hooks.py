@@ -1,12 +1,15 @@
 """Kedro hooks: wall time per pipeline, and where the run wrote what readers open, logged at the
 end of every run; every parameter, flattened, in the run's MLflow record; an interrupted run
-recorded as such."""
+(Ctrl-C, or SIGTERM as ``timeout``, ``docker stop`` and batch schedulers send) recorded as
+such."""
 
 from __future__ import annotations
 
 import atexit
 import logging
 import re
+import signal
+import threading
 import time
 from collections import defaultdict
 from typing import Any, NoReturn
@@ -268,15 +271,24 @@ class MlflowParamsHooks:
             self._logged = True
 
 
+def terminate_as_interrupt(signum: int, frame: Any) -> NoReturn:  # noqa: ARG001 - a handler
+    """SIGTERM ends a run as Ctrl-C does: the step says what it stored and that a re-run
+    resumes, and the run is recorded as KILLED (the default action ended the process at once,
+    leaving its MLflow run RUNNING)."""
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+
 class MlflowInterruptHooks:
-    """A run stopped by Ctrl-C is recorded in MLflow as ``KILLED``, not ``FINISHED``: Kedro
-    calls no hook for a ``KeyboardInterrupt`` (kedro-mlflow ends runs at a pipeline's end or
-    error), and MLflow ends a run still open at exit as finished, so an interrupted run's partial
-    metrics would compare as a complete run's."""
+    """A run stopped by Ctrl-C or SIGTERM is recorded in MLflow as ``KILLED``, not
+    ``FINISHED``: Kedro calls no hook for a ``KeyboardInterrupt`` (kedro-mlflow ends runs at a
+    pipeline's end or error), and MLflow ends a run still open at exit as finished, so an
+    interrupted run's partial metrics would compare as a complete run's. While a pipeline runs
+    (in the main thread), SIGTERM is :func:`terminate_as_interrupt`."""
 
     def __init__(self) -> None:
         self._running = False
         self._at_exit = False
+        self._sigterm: Any = None  # the handler before the run's
 
     @hook_impl
     def before_pipeline_run(self) -> None:
@@ -284,14 +296,22 @@ class MlflowInterruptHooks:
         if not self._at_exit:  # after MLflow's own exit handler: called before it
             atexit.register(self.end_interrupted_run)
             self._at_exit = True
+        if threading.current_thread() is threading.main_thread():
+            self._sigterm = signal.signal(signal.SIGTERM, terminate_as_interrupt)
 
     @hook_impl
     def after_pipeline_run(self) -> None:
-        self._running = False
+        self._ended()
 
     @hook_impl
     def on_pipeline_error(self) -> None:
+        self._ended()
+
+    def _ended(self) -> None:
         self._running = False
+        if self._sigterm is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._sigterm)
+            self._sigterm = None
 
     def end_interrupted_run(self) -> None:
         """At exit: the open MLflow run of a pipeline that neither ended nor failed."""

@@ -156,8 +156,8 @@ def run_step(
     except KeyboardInterrupt:
         stored = len(store.done(r.key for r in requests)) - len(done)
         logger.warning(
-            "%s interrupted: %d answers of this run stored, %d of %d requests done; a re-run "
-            "resumes from there", label or f"teacher {step}", stored,
+            "%s interrupted: %d answer%s of this run stored, %d of %d requests done; a re-run "
+            "resumes from there", label or f"teacher {step}", stored, "" if stored == 1 else "s",
             len(done) + stored, len(requests),
         )  # fmt: skip
         raise
@@ -188,6 +188,12 @@ def _generate(
                          failed, rate)  # fmt: skip
             watch.add(results)
     watch.check()
+    if watch.errors:  # fewer than most: each row's own problem, or a server down part way
+        error, count = watch.errors.most_common(1)[0]
+        logger.warning(
+            "%s: %d of %d calls failed (%d with: %s); a re-run retries them (the call log "
+            "has each error)", watch.what, sum(watch.errors.values()), watch.n, count, error,
+        )  # fmt: skip
     if watch.repeats:
         logger.warning(
             "%s: %d rows failed again with the error of an earlier run (each row's own problem; "

@@ -94,8 +94,8 @@ def test_a_dead_server_fails_the_step_loudly_with_its_error(tmp_path):
     assert len(store.calls()) == 6  # what was tried is on record
 
 
-def one_call(server, mode: str, **kwargs):
-    server.script = [mode]
+def one_call(server, mode: str | list[str], **kwargs):
+    server.script = [mode] if isinstance(mode, str) else list(mode)  # then answers
     backend = OpenAIBackend(
         server.base_url, "m", GenerationSettings(max_new_tokens=50), api_key="sk-secret-123",
         retry=RetryPolicy(backoff_s=0.01, backoff_max_s=5.0, **kwargs),
@@ -117,6 +117,23 @@ def test_retry_after_is_honoured():
         result = one_call(server, "retryafter", max_attempts=2)
         assert result.ok and result.attempts == 2
         assert server.times[1] - server.times[0] >= 0.95  # it asked for one second
+
+
+def test_rate_limits_are_waited_out_not_taken_for_a_dead_server():
+    with FaultyServer(fail_share=0.0) as server:
+        started = time.monotonic()  # more 429s in a row than server_max_failures
+        result = one_call(
+            server, ["retryafter"] * 4, max_attempts=6, server_max_failures=2, server_rest_s=20
+        )
+        assert result.ok and result.attempts == 5
+        assert time.monotonic() - started < 10  # four 1 s waits, no 20 s rest
+
+
+def test_an_error_that_is_not_retried_names_the_server_and_a_likely_cause():
+    with FaultyServer(fail_share=0.0) as server:
+        result = one_call(server, "404", max_attempts=3)
+        assert not result.ok and result.attempts == 1
+        assert server.base_url in result.error and "does base_url end in /v1" in result.error
 
 
 def test_an_oversized_answer_is_a_failure_not_a_cached_success():

@@ -41,6 +41,18 @@ def test_a_failing_server_rests_then_is_tried_again():
     assert asyncio.run(scenario()) == ["a", "a", "a", "a", "ab"]
 
 
+def test_a_rest_is_said_once_not_at_every_failure(caplog):
+    async def scenario() -> None:
+        pool = ServerPool([Server("a", None)], 4, max_failures=2, rest_s=0.2)
+        held = [await pool.acquire() for _ in range(4)]  # four calls in flight, all failing
+        for server in held:
+            await pool.release(server, failed=True)
+
+    with caplog.at_level("WARNING"):
+        asyncio.run(scenario())
+    assert caplog.text.count("resting") == 1
+
+
 def test_all_servers_resting_waits_for_the_first_rest_to_end():
     async def scenario() -> float:
         pool = ServerPool([Server("a", None)], 1, max_failures=1, rest_s=0.3)

@@ -45,6 +45,20 @@ def is_transient(err: BaseException) -> bool:
     return False
 
 
+def server_down(err: BaseException) -> bool:
+    """A transient failure that says the server is not serving (no answer, or a 5xx), so the
+    pool rests it; a 429 is a server up and busy: retried after its Retry-After."""
+    status = getattr(err, "status_code", None)
+    return is_transient(err) and status != HTTPStatus.TOO_MANY_REQUESTS
+
+
+def hint(err: BaseException) -> str:
+    """What a non-retried error most likely means, where it is a common setting mistake."""
+    if isinstance(err, openai.NotFoundError):
+        return "; does base_url end in /v1, and does the server serve this model?"
+    return ""
+
+
 def retry_after_s(err: BaseException | None) -> float | None:
     """The server's ``Retry-After`` (seconds) on a 429 or 503, if it sent one."""
     response = getattr(err, "response", None)
@@ -114,14 +128,13 @@ class OpenAIBackend:
         return params
 
     async def _call(self, pool: ServerPool, request: Request) -> Result:
-        attempts, url = 0, ""
-        started = time.perf_counter()
+        attempts, url, started = 0, "", 0.0
 
         async def once() -> Any:
-            nonlocal attempts, url
+            nonlocal attempts, url, started
             attempts += 1
             server = await pool.acquire()
-            url = server.url
+            url, started = server.url, started or time.perf_counter()  # sent: the clock starts
             client = server.client
             if request.messages is not None:
                 call = client.chat.completions.create(
@@ -132,7 +145,7 @@ class OpenAIBackend:
             try:
                 response = await asyncio.wait_for(call, self.retry.timeout_s)  # the whole call
             except Exception as err:
-                await pool.release(server, failed=is_transient(err))
+                await pool.release(server, failed=server_down(err))
                 raise
             await pool.release(server, failed=False)
             return response
@@ -181,10 +194,10 @@ class OpenAIBackend:
             return Result(
                 key=request.key,
                 text=None,
-                latency_s=time.perf_counter() - started,
+                latency_s=time.perf_counter() - started if started else 0.0,
                 attempts=attempts,
-                error=redact(  # a server's failure names the server
-                    f"{type(err).__name__}: {err}" + (f" ({url})" if is_transient(err) else ""),
+                error=redact(  # a server's answer names the server
+                    f"{type(err).__name__}: {err}" + (f" ({url}{hint(err)})" if url else ""),
                     [self.api_key],
                 )[:300],
                 meta=request.meta,

@@ -72,9 +72,11 @@ class ServerPool:
             else:
                 server.failures += 1
                 if server.failures >= self.max_failures:
-                    server.resting_until = time.monotonic() + self.rest_s
-                    logger.warning(
-                        "%s: %d failed calls in a row, resting %.0f s",
-                        server.url, server.failures, self.rest_s,
-                    )  # fmt: skip
+                    now = time.monotonic()
+                    if server.resting_until <= now:  # said once a rest, not at every failure
+                        logger.warning(
+                            "%s: %d failed calls in a row (no answer or a 5xx), resting %.0f s",
+                            server.url, server.failures, self.rest_s,
+                        )  # fmt: skip
+                    server.resting_until = now + self.rest_s
             self._changed.notify_all()

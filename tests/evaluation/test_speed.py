@@ -154,5 +154,7 @@ def test_delivered_texts_go_through_the_gate_the_teacher_and_describe_use():
     assert outputs["reasons"].tolist()[4] == "generation_failed"
     assert [r["gate_pass_rate"] for r in results] == [2 / 3, 1 / 3]
     assert set(outputs.columns) >= {"round", "system", "product_id", "text", "finish_reason"}
+    with pytest.raises(ValueError, match="1 measured products are not in the catalogue"):
+        gate_outputs([teacher | {"product_ids": ["kettle", "ring", "gone"]}], catalogue, gate, None)
     assert difference_band(0.5, 0.25, 8) == pytest.approx(0.4677, abs=1e-4)
     assert difference_band(None, 0.25, 8) is None

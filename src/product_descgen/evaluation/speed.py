@@ -193,6 +193,12 @@ def gate_outputs(
     from product_descgen.quality.gate import OutputFields, gate_problems
 
     inputs = catalogue.set_index(catalogue["product_id"].astype(str))["input_text"]
+    unknown = {str(p) for r in results for p in r["product_ids"]} - set(inputs.index)
+    if unknown:
+        raise ValueError(
+            f"{len(unknown)} measured products are not in the catalogue the gate checks against "
+            f"(e.g. {sorted(unknown)[:3]}): re-run data_prep, or measure products it holds"
+        )
     rows = [
         {"result": i, "round": r.get("round"), "system": r["system"], "serving": r["serving"],
          "product_id": pid, "input_text": inputs[str(pid)], "text": text, "finish_reason": end}

@@ -113,14 +113,8 @@ class OpenVINOBackend:
         return config
 
     def _result(self, request: Request, prompt_len: int, outputs: list, seconds: float) -> Result:
-        import openvino_genai as ov_genai
-
-        if outputs:
-            tokens, reason = list(outputs[0].generated_ids), outputs[0].finish_reason
-            finish = {
-                ov_genai.GenerationFinishReason.STOP: "stop",
-                ov_genai.GenerationFinishReason.LENGTH: "length",
-            }.get(reason, str(reason).rsplit(".", 1)[-1].lower())
+        if outputs:  # GenerationFinishReason STOP, LENGTH: "stop", "length"
+            tokens, finish = list(outputs[0].generated_ids), outputs[0].finish_reason.name.lower()
         elif self.settings.stop:
             # OpenVINO GenAI 2026.4 returns no output when the first generated token completes
             # a stop string: the text is empty, as every backend gives it.

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from product_descgen.callstore import CallStore, cache_key
 from product_descgen.llm.backends import Backend
-from product_descgen.llm.types import GenerationSettings, Request, Result
+from product_descgen.llm.types import GenerationSettings, Request, Result, error_cause
 from product_descgen.prompting import PromptSet, render
 
 logger = logging.getLogger(__name__)
@@ -51,12 +51,14 @@ class FailureWatch:
         self.what, self.min_rows, self.known = what, min_rows, known or {}
         self.n, self.errors, self.repeats = 0, Counter[str | None](), list[str]()
         self.streak: tuple[str | None, int] = (None, 0)  # the error of the last calls, how many
+        self.examples: dict[str | None, str | None] = {}  # each cause as first recorded
 
     def add(self, results: list[Result], final: bool = False) -> None:
         for r in results:
+            cause = error_cause(r.error)  # one cause on several servers is one error
             if (
                 not r.ok
-                and self.known.get(r.key) == r.error
+                and error_cause(self.known.get(r.key)) == cause
                 and not (r.error or "").startswith(SERVER_ERRORS)
             ):
                 self.repeats.append(r.error or "")
@@ -65,9 +67,10 @@ class FailureWatch:
             if r.ok:
                 self.streak = (None, 0)
                 continue
-            self.errors[r.error] += 1
+            self.errors[cause] += 1
+            self.examples.setdefault(cause, r.error)
             error, count = self.streak
-            self.streak = (r.error, count + 1 if error == r.error else 1)
+            self.streak = (cause, count + 1 if error == cause else 1)
             if self.streak[1] >= self.streak_rows:
                 raise RuntimeError(
                     f"{self.what}: the last {self.streak[1]} calls failed with: {r.error}"
@@ -79,7 +82,9 @@ class FailureWatch:
             return
         error, count = self.errors.most_common(1)[0]
         if count == self.n or ((self.n >= self.min_rows or final) and count * 2 > self.n):
-            raise RuntimeError(f"{self.what}: {count} of {self.n} calls failed with: {error}")
+            raise RuntimeError(
+                f"{self.what}: {count} of {self.n} calls failed with: {self.examples[error]}"
+            )
 
 
 def keyed(requests: Sequence[Request], **identity: Any) -> list[Request]:
@@ -189,7 +194,8 @@ def _generate(
             watch.add(results)
     watch.check()
     if watch.errors:  # fewer than most: each row's own problem, or a server down part way
-        error, count = watch.errors.most_common(1)[0]
+        cause, count = watch.errors.most_common(1)[0]
+        error = watch.examples[cause]
         logger.warning(
             "%s: %d of %d calls failed (%d with: %s); a re-run retries them (the call log "
             "has each error)", watch.what, sum(watch.errors.values()), watch.n, count, error,

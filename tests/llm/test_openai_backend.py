@@ -42,7 +42,7 @@ def test_unreachable_server_is_recorded_not_raised():
     )  # fmt: skip
     [[result]] = list(backend.generate([Request(key="k", prompt="x")]))
     assert not result.ok and result.attempts == 2 and "Connection" in result.error
-    assert result.error.endswith("(http://127.0.0.1:9/v1)")  # which server, in the step's error
+    assert result.error.endswith("[server http://127.0.0.1:9/v1]")  # which server, in the error
 
 
 def test_faults_end_done_or_recorded_and_rerun_completes(tmp_path):

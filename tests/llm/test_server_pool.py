@@ -82,6 +82,38 @@ def test_calls_go_around_a_dead_server(tmp_path):
     assert sum(r.attempts > 1 for r in results) <= 2 + (2 - 1)
 
 
+def test_a_server_answering_429_is_paused_and_the_calls_go_to_the_others():
+    with FaultyServer(fail_share=1.0, modes=("retryafter",)) as busy, FaultyServer(0.0) as free:
+        backend = OpenAIBackend(
+            [busy.base_url, free.base_url], "m", GenerationSettings(max_new_tokens=5),
+            concurrency=2, retry=RetryPolicy(max_attempts=5, backoff_s=0.01, backoff_max_s=2.0),
+        )  # fmt: skip
+        requests = [Request(key=f"k{i}", prompt=f"item {i}") for i in range(20)]
+        results = [r for batch in backend.generate(requests) for r in batch]
+    # paused after each 429 and rested (30 s) after three, as another server is up: a 429 not
+    # counted against the server let it draw the retries (they failed)
+    assert all(r.ok for r in results)
+    assert busy.seen["retryafter"] <= 4 and len(free.answered) == 20
+
+
+def test_one_cause_on_several_servers_fails_the_step_as_one_error(tmp_path):
+    servers = [FaultyServer(fail_share=1.0, modes=("404",)) for _ in range(3)]
+    for server in servers:
+        server.__enter__()
+    try:
+        backend = OpenAIBackend(
+            [s.base_url for s in servers], "m", GenerationSettings(max_new_tokens=5),
+            retry=RetryPolicy(max_attempts=1),
+        )  # fmt: skip
+        store = CallStore(tmp_path / "calls.sqlite")
+        requests = [Request(key=f"k{i}", prompt=f"item {i}") for i in range(12)]
+        with pytest.raises(RuntimeError, match=r"calls failed with: NotFoundError.*\[server"):
+            run_step(requests, lambda: backend, store, "draft", progress=False)
+    finally:
+        for server in servers:
+            server.__exit__(None, None, None)
+
+
 def test_several_servers_in_one_setting():
     connection = Connection(backend="openai", model="m", base_url="http://a/v1, http://b/v1")
     assert connection.base_url == ["http://a/v1", "http://b/v1"]

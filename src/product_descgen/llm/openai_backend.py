@@ -29,7 +29,14 @@ from tenacity import (
 )
 
 from product_descgen.llm.server_pool import Server, ServerPool
-from product_descgen.llm.types import GenerationSettings, Request, Result, RetryPolicy, cut_at_stop
+from product_descgen.llm.types import (
+    GenerationSettings,
+    Request,
+    Result,
+    RetryPolicy,
+    cut_at_stop,
+    error_text,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -45,11 +52,9 @@ def is_transient(err: BaseException) -> bool:
     return False
 
 
-def server_down(err: BaseException) -> bool:
-    """A transient failure that says the server is not serving (no answer, or a 5xx), so the
-    pool rests it; a 429 is a server up and busy: retried after its Retry-After."""
-    status = getattr(err, "status_code", None)
-    return is_transient(err) and status != HTTPStatus.TOO_MANY_REQUESTS
+def rate_limited(err: BaseException) -> bool:
+    """A 429: the server is up and asks for a pause (its Retry-After)."""
+    return getattr(err, "status_code", None) == HTTPStatus.TOO_MANY_REQUESTS
 
 
 def hint(err: BaseException) -> str:
@@ -145,7 +150,10 @@ class OpenAIBackend:
             try:
                 response = await asyncio.wait_for(call, self.retry.timeout_s)  # the whole call
             except Exception as err:
-                await pool.release(server, failed=server_down(err))
+                pause = min(retry_after_s(err) or self.retry.backoff_s, self.retry.backoff_max_s)
+                await pool.release(
+                    server, failed=is_transient(err), pause_s=pause if rate_limited(err) else 0.0
+                )
                 raise
             await pool.release(server, failed=False)
             return response
@@ -196,10 +204,10 @@ class OpenAIBackend:
                 text=None,
                 latency_s=time.perf_counter() - started if started else 0.0,
                 attempts=attempts,
-                error=redact(  # a server's answer names the server
-                    f"{type(err).__name__}: {err}" + (f" ({url}{hint(err)})" if url else ""),
-                    [self.api_key],
-                )[:300],
+                error=error_text(  # a server's answer names the server
+                    redact(f"{type(err).__name__}: {err}", [self.api_key]),
+                    redact(url + hint(err), [self.api_key]) if url else "",
+                ),
                 meta=request.meta,
             )
 

@@ -63,20 +63,28 @@ class ServerPool:
                 with contextlib.suppress(TimeoutError):  # on timeout: a server's rest is over
                     await asyncio.wait_for(self._changed.wait(), wake)
 
-    async def release(self, server: Server, failed: bool) -> None:
-        """Free the slot; ``failed``: the call met a transient failure (a server problem)."""
+    async def release(self, server: Server, failed: bool, pause_s: float = 0.0) -> None:
+        """Free the slot; ``failed``: the call met a transient failure (a server problem);
+        ``pause_s``: the server asked for a pause (a 429's Retry-After): it gets no calls for
+        that long, and its rest, when it comes, lasts only that long if no other server is up
+        (a lone rate-limited server is waited for, not rested)."""
         async with self._changed:
             server.in_flight -= 1
+            now = time.monotonic()
+            resting = server.resting_until > now
+            if pause_s:
+                server.resting_until = max(server.resting_until, now + pause_s)
             if not failed:
                 server.failures = 0
             else:
                 server.failures += 1
                 if server.failures >= self.max_failures:
-                    now = time.monotonic()
-                    if server.resting_until <= now:  # said once a rest, not at every failure
+                    others_up = any(s.resting_until <= now for s in self.servers if s is not server)
+                    rest = self.rest_s if others_up or not pause_s else pause_s
+                    if not resting:  # said once a rest, not at every failure
                         logger.warning(
-                            "%s: %d failed calls in a row (no answer or a 5xx), resting %.0f s",
-                            server.url, server.failures, self.rest_s,
+                            "%s: %d failed calls in a row%s, resting %.0f s", server.url,
+                            server.failures, " (429: rate limited)" if pause_s else "", rest,
                         )  # fmt: skip
-                    server.resting_until = now + self.rest_s
+                    server.resting_until = max(server.resting_until, now + rest)
             self._changed.notify_all()

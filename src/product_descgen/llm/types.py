@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,6 +86,22 @@ class Result:
     @property
     def ok(self) -> bool:
         return self.error is None and self.text is not None
+
+
+SERVER_NOTE = re.compile(r" \[server [^\]]*\]$")  # error_text's note: where, and a likely cause
+
+
+def error_text(message: str, server: str = "", limit: int = 300) -> str:
+    """A failed call's error as recorded: ``message`` (its kind and text) within ``limit``
+    characters, and the server that answered (with a likely cause) kept whole after it (a long
+    body no longer cuts it off): :func:`error_cause` drops it again."""
+    note = f" [server {server}]" if server else ""
+    return message[: max(limit - len(note), 40)] + note
+
+
+def error_cause(error: str | None) -> str | None:
+    """A recorded error without its server note: one cause met on several servers is one."""
+    return SERVER_NOTE.sub("", error) if error else error
 
 
 def cut_at_stop(text: str, stop: list[str]) -> tuple[str, bool]:

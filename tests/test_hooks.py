@@ -84,6 +84,7 @@ def test_an_interrupted_run_is_recorded_as_killed(tmp_path, monkeypatch):
     )  # fmt: skip
     previous_uri = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mlflow.set_experiment("interrupted")  # not an earlier test's experiment, unknown here
     hooks = MlflowInterruptHooks()
     statuses = []
 
@@ -112,23 +113,25 @@ def test_sigterm_during_a_run_interrupts_it_as_ctrl_c_does(monkeypatch):
     """timeout, docker stop and schedulers send SIGTERM: it ended the process at once, with no
     resume message and the MLflow run left RUNNING."""
     import atexit
-    import os
     import signal
-    import time
 
-    from product_descgen.hooks import MlflowInterruptHooks, terminate_as_interrupt
+    from product_descgen.hooks import MlflowInterruptHooks
 
     monkeypatch.setattr(atexit, "register", lambda *a, **k: None)  # not at the tests' exit
     hooks, before = MlflowInterruptHooks(), signal.getsignal(signal.SIGTERM)
-    hooks.before_pipeline_run()
     try:
-        assert signal.getsignal(signal.SIGTERM) is terminate_as_interrupt
-        with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
-            os.kill(os.getpid(), signal.SIGTERM)
-            time.sleep(1)  # the handler runs at the next bytecode
+        hooks.before_pipeline_run()
+        assert signal.getsignal(signal.SIGTERM) == hooks.terminate_as_interrupt
+        handler = signal.getsignal(signal.SIGTERM)  # called as the signal would call it: a
+        with pytest.raises(KeyboardInterrupt, match="SIGTERM"):  # real one ends the tests if
+            handler(signal.SIGTERM, None)  # the handler is missing (checked with timeout -s TERM)
+        assert signal.getsignal(signal.SIGTERM) is before  # a second SIGTERM acts as before
+        hooks.before_pipeline_run()  # Ctrl-C: no hook ends the run, the handler stays
+        hooks.before_pipeline_run()  # a later run in this process (a notebook)
+        hooks.after_pipeline_run()
+        assert signal.getsignal(signal.SIGTERM) is before  # not lost to the run's own
     finally:
-        hooks.on_pipeline_error()
-    assert signal.getsignal(signal.SIGTERM) is before  # restored once the run ends
+        signal.signal(signal.SIGTERM, before)
 
 
 def test_a_run_needing_cuda_on_a_machine_without_it_fails_before_any_node(monkeypatch):

@@ -271,19 +271,12 @@ class MlflowParamsHooks:
             self._logged = True
 
 
-def terminate_as_interrupt(signum: int, frame: Any) -> NoReturn:  # noqa: ARG001 - a handler
-    """SIGTERM ends a run as Ctrl-C does: the step says what it stored and that a re-run
-    resumes, and the run is recorded as KILLED (the default action ended the process at once,
-    leaving its MLflow run RUNNING)."""
-    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
-
-
 class MlflowInterruptHooks:
     """A run stopped by Ctrl-C or SIGTERM is recorded in MLflow as ``KILLED``, not
     ``FINISHED``: Kedro calls no hook for a ``KeyboardInterrupt`` (kedro-mlflow ends runs at a
     pipeline's end or error), and MLflow ends a run still open at exit as finished, so an
     interrupted run's partial metrics would compare as a complete run's. While a pipeline runs
-    (in the main thread), SIGTERM is :func:`terminate_as_interrupt`."""
+    (in the main thread), SIGTERM is :meth:`terminate_as_interrupt`."""
 
     def __init__(self) -> None:
         self._running = False
@@ -296,8 +289,18 @@ class MlflowInterruptHooks:
         if not self._at_exit:  # after MLflow's own exit handler: called before it
             atexit.register(self.end_interrupted_run)
             self._at_exit = True
-        if threading.current_thread() is threading.main_thread():
-            self._sigterm = signal.signal(signal.SIGTERM, terminate_as_interrupt)
+        main = threading.current_thread() is threading.main_thread()
+        if main and signal.getsignal(signal.SIGTERM) != self.terminate_as_interrupt:
+            self._sigterm = signal.signal(signal.SIGTERM, self.terminate_as_interrupt)
+
+    def terminate_as_interrupt(self, signum: int, frame: Any) -> NoReturn:  # noqa: ARG002
+        """SIGTERM ends a run as Ctrl-C does: the step says what it stored and that a re-run
+        resumes, and the run is recorded as KILLED (the default action ended the process at
+        once, leaving its MLflow run RUNNING). The handler before the run's is back at once: a
+        second SIGTERM acts as it did, and a later run in this process (a notebook) finds it."""
+        self._ended()
+        self._running = True  # still open: end_interrupted_run records it as KILLED
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
     @hook_impl
     def after_pipeline_run(self) -> None:

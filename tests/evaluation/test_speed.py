@@ -156,5 +156,6 @@ def test_delivered_texts_go_through_the_gate_the_teacher_and_describe_use():
     assert set(outputs.columns) >= {"round", "system", "product_id", "text", "finish_reason"}
     with pytest.raises(ValueError, match="1 measured products are not in the catalogue"):
         gate_outputs([teacher | {"product_ids": ["kettle", "ring", "gone"]}], catalogue, gate, None)
-    assert difference_band(0.5, 0.25, 8) == pytest.approx(0.4677, abs=1e-4)
+    assert difference_band(0.5, 0.25, 8) == pytest.approx(0.4290, abs=1e-4)  # 5/10 and 3/10
+    assert difference_band(0.0, 0.0, 8) == pytest.approx(0.2683, abs=1e-4)  # 1/10 each: not ±0
     assert difference_band(None, 0.25, 8) is None

@@ -71,6 +71,7 @@ def test_strip_markup_keeps_headings_list_items_and_table_cells_apart():
         # end tags left out, as HTML5 allows: cells and rows close as a browser closes them
         ("<table><tr><td>Colour<td>Red<tr><td>Size<td>M</table>", "Colour: Red.\nSize: M."),
         ("<table><td>Colour</td><td>Red</td></table>", "Colour: Red."),  # no row written
+        ("<table>\n <td>Colour</td>\n <td>Red</td>\n</table>", "Colour: Red."),  # indented
         ("<table><td>a<td>b<tr><td>c<td>d</table>", "a: b.\nc: d."),
         ("<table><tr><th>Fit<td><b>Relaxed<td>Cotton</b></table>", "Fit, Relaxed, Cotton."),
         ("<p>x<td>y</p>", "xy."),  # a cell outside any table is ignored, as browsers do

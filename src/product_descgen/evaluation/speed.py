@@ -179,6 +179,17 @@ def _tokens(served: Served) -> dict[str, float]:
     return out
 
 
+def check_catalogue(product_ids: list[Any], catalogue: pd.DataFrame) -> None:
+    """Fails, naming them, when products to be gated are not in the gate's catalogue (checked
+    before the measurement too: a speed test runs for minutes)."""
+    unknown = {str(p) for p in product_ids} - set(catalogue["product_id"].astype(str))
+    if unknown:
+        raise ValueError(
+            f"{len(unknown)} measured products are not in the catalogue the gate checks against "
+            f"(e.g. {sorted(unknown)[:3]}): re-run data_prep, or measure products it holds"
+        )
+
+
 def gate_outputs(
     results: list[dict[str, Any]],
     catalogue: pd.DataFrame,
@@ -192,13 +203,8 @@ def gate_outputs(
     ``gate_pass_rate``."""
     from product_descgen.quality.gate import OutputFields, gate_problems
 
+    check_catalogue([p for r in results for p in r["product_ids"]], catalogue)
     inputs = catalogue.set_index(catalogue["product_id"].astype(str))["input_text"]
-    unknown = {str(p) for r in results for p in r["product_ids"]} - set(inputs.index)
-    if unknown:
-        raise ValueError(
-            f"{len(unknown)} measured products are not in the catalogue the gate checks against "
-            f"(e.g. {sorted(unknown)[:3]}): re-run data_prep, or measure products it holds"
-        )
     rows = [
         {"result": i, "round": r.get("round"), "system": r["system"], "serving": r["serving"],
          "product_id": pid, "input_text": inputs[str(pid)], "text": text, "finish_reason": end}
@@ -370,10 +376,13 @@ def summarise_rounds(results: list[dict[str, Any]]) -> pd.DataFrame:
 
 def difference_band(first: float | None, second: float | None, n: int) -> float | None:
     """The noise band of a difference of two pass rates, each on the same ``n`` products: two
-    standard errors (a difference within it is no evidence of one)."""
+    standard errors (a difference within it is no evidence of one), Agresti and Caffo's
+    (a pass and a fail added to each side), so rates of 0 or 1 on a few products get a band,
+    not ±0."""
     if first is None or second is None or not n:
         return None
-    return 2 * math.sqrt((first * (1 - first) + second * (1 - second)) / n)
+    adjusted = [(rate * n + 1) / (n + 2) for rate in (first, second)]
+    return 2 * math.sqrt(sum(p * (1 - p) for p in adjusted) / (n + 2))
 
 
 def round_ratios(results: list[dict[str, Any]]) -> list[float]:

@@ -63,8 +63,10 @@ def _close_cells(soup: Any) -> None:
     for cell in soup.find_all(["td", "th"]):
         if cell.parent.name in ("table", "thead", "tbody", "tfoot"):
             row = cell.wrap(soup.new_tag("tr"))
-            while getattr(row.next_sibling, "name", None) in ("td", "th"):
-                row.append(row.next_sibling.extract())
+            for sibling in row.find_next_siblings():  # elements: the spaces between are left
+                if sibling.name not in ("td", "th"):
+                    break
+                row.append(sibling.extract())
 
 
 def _pairs(soup: Any) -> None:

@@ -276,6 +276,7 @@ def measure_speed(
     it checks against)."""
     p = params.speed
     machines = [m.model_dump() for m in p.machines]
+    speed.check_catalogue([item["product_id"] for item in teacher_job.items], model_inputs)
     runs = speed.run_pairs(
         (teacher_job, student_job), p.pairs, p.timeout_s,
         check_first=lambda first: cost.check_machines(first, machines),
